@@ -149,8 +149,13 @@ def test_source_inside_the_ct_and_detector_facing_away_raise():
     preset_geometry("ap").check_against_volume(ijk_to_ras, size)
     with pytest.raises(XreconInputError, match="inside the CT"):
         preset_geometry("ap", source_to_isocenter_mm=50, source_to_detector_mm=1000).check_against_volume(ijk_to_ras, size)
+    # a detector plane that clips the air corners of the CT box is allowed (rays stop at the detector) ...
+    preset_geometry("ap", source_to_isocenter_mm=900, source_to_detector_mm=950).check_against_volume(ijk_to_ras, size)
+    # ... but not one in front of the CT's centre
+    beyond = ijk_to_ras.copy()
+    beyond[1, 3] -= 250.0  # move the volume 250 mm posterior, past an AP detector 100 mm behind the isocentre
     with pytest.raises(XreconInputError, match="between source and detector"):
-        preset_geometry("ap", source_to_isocenter_mm=900, source_to_detector_mm=950).check_against_volume(ijk_to_ras, size)
+        preset_geometry("ap", source_to_isocenter_mm=900, source_to_detector_mm=1000).check_against_volume(beyond, size)
     ap = preset_geometry("ap")
     facing_away = ProjectionGeometry.from_dict({
         **ap.to_dict(),

@@ -13,9 +13,9 @@ import SimpleITK as sitk
 
 from SyntheticDataGenLib.errors import XreconInputError
 
-from .commands import info
+from .commands import info, render
 
-COMMANDS = (info,)
+COMMANDS = (info, render)
 
 
 def build_parser() -> argparse.ArgumentParser:

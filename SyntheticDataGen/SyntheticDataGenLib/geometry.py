@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .atomic_io import write_text_atomically
 from .errors import XreconInputError
 
 PRESETS = ("ap", "pa", "lateral-left", "lateral-right")
@@ -193,7 +193,10 @@ class ProjectionGeometry:
 
     # --- checks against a CT ------------------------------------------------------------
     def check_against_volume(self, ijk_to_ras: np.ndarray, size_ijk) -> None:
-        """Raise unless the volume lies between source and detector with the source outside it.
+        """Raise unless the source is outside the volume and its centre lies between source and detector.
+
+        A detector plane that clips the volume's corners is allowed: a CT's field of view is a
+        box with much air around the patient, and rays are integrated only up to the detector.
 
         Args:
             ijk_to_ras: 4×4 matrix from voxel indices to RAS mm.
@@ -214,9 +217,9 @@ class ProjectionGeometry:
         if centre_along_beam <= 0:
             raise XreconInputError(
                 "geometry: the detector faces away from the CT (the CT lies behind the source)")
-        if along_beam.max() >= self.source_to_detector_mm:
+        if centre_along_beam >= self.source_to_detector_mm:
             raise XreconInputError(
-                "geometry: the detector plane cuts through or lies in front of the CT; "
+                "geometry: the CT's centre lies beyond the detector plane; "
                 "the patient must lie between source and detector")
 
     # --- serialisation ------------------------------------------------------------------
@@ -245,10 +248,7 @@ class ProjectionGeometry:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the geometry as JSON, atomically."""
-        path = Path(path)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as stream:
-            json.dump(self.to_dict(), stream, indent=2)
-        os.replace(stream.name, path)
+        write_text_atomically(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ProjectionGeometry":

@@ -1,0 +1,93 @@
+"""``xrecon render``: one view of a CT: DRR, per-structure masks and depth maps, landmarks, geometry."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from .case_arguments import add_case_arguments, load_case
+from .geometry_arguments import add_geometry_arguments, geometry_from_arguments
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "render", help="render one view: DRR, masks, front/back depth maps, landmarks",
+        description="Render a DRR of a CT for one projection geometry, and for each structure its mask and "
+                    "front/back depth maps (mm from the source). Writes OUT/drr.nrrd (line integral, "
+                    "dimensionless), OUT/mask_<s>.nrrd, OUT/front_<s>.nrrd, OUT/back_<s>.nrrd, "
+                    "OUT/landmarks.mrk.json (with --landmarks) and OUT/geometry.json. Each image lies on the "
+                    "detector plane in RAS, so Slicer shows it in place next to the CT. Nothing is written "
+                    "unless everything succeeds.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_case_arguments(parser)
+    add_geometry_arguments(parser)
+    parser.add_argument("--landmarks", metavar="MRK_JSON", help="3D landmarks (Slicer .mrk.json) to project")
+    physics = parser.add_argument_group("attenuation")
+    physics.add_argument("--attenuation", choices=("linear", "two-material"), default="linear",
+                         help="HU to attenuation model")
+    energy = physics.add_mutually_exclusive_group()
+    energy.add_argument("--energy-kev", type=float, default=60.0, help="effective photon energy")
+    energy.add_argument("--kvp", type=float, help="tube voltage; sets the effective energy to 0.4 x kVp")
+    physics.add_argument("--bone-density", type=float, default=1.0, help="multiplier of the HU above water")
+    physics.add_argument("--bone-only", action="store_true",
+                         help="render only the selected structures (a bone-only image)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.set_defaults(run=run)
+
+
+def file_stem(structure: str) -> str:
+    """A structure name made safe for a file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", structure)
+
+
+def run(args: argparse.Namespace) -> int:
+    # heavy imports here, so that `xrecon --help` and light commands start fast
+    import numpy as np
+    import SimpleITK as sitk
+    import torch
+    from tqdm import tqdm
+
+    from SyntheticDataGenLib.atomic_io import staged_output
+    from SyntheticDataGenLib.attenuation import effective_energy_kev, hu_to_mu
+    from SyntheticDataGenLib.ct_io import ijk_to_ras
+    from SyntheticDataGenLib.depth import render_depth
+    from SyntheticDataGenLib.detector_images import write_detector_image
+    from SyntheticDataGenLib.drr import render_drr, restrict_to_structures
+    from SyntheticDataGenLib.errors import XreconInputError
+    from SyntheticDataGenLib.landmarks import (detector_points_ras, project_landmarks, read_markups_json,
+                                               write_markups_json)
+
+    ct, segmentation = load_case(args)
+    matrix = ijk_to_ras(ct)
+    geometry = geometry_from_arguments(args, ct)
+    geometry.check_against_volume(matrix, ct.GetSize())
+    structures = segmentation.select(args.structures) if segmentation else []
+    landmarks = read_markups_json(args.landmarks) if args.landmarks else None
+    if args.bone_only and not structures:
+        raise XreconInputError("--bone-only needs --labels (or --case) and at least one structure")
+    device = torch.device(args.device)
+    energy = effective_energy_kev(args.kvp) if args.kvp else args.energy_kev
+    mu = hu_to_mu(torch.from_numpy(sitk.GetArrayFromImage(ct).astype(np.float32)).to(device),
+                  model=args.attenuation, energy_kev=energy, bone_density=args.bone_density)
+    if args.bone_only:
+        mu = restrict_to_structures(mu, [segmentation.mask_array(name) for name in structures])
+    drr = render_drr(mu, matrix, geometry)[0]
+    depths = {name: render_depth(segmentation.mask_array(name), matrix, geometry, device=device)
+              for name in tqdm(structures, desc="depth maps", unit="structure", disable=len(structures) < 4)}
+    with staged_output(args.out) as staging:
+        write_detector_image(staging / "drr.nrrd", drr, geometry)
+        for name, depth in depths.items():
+            stem = file_stem(name)
+            write_detector_image(staging / f"mask_{stem}.nrrd", depth.mask, geometry)
+            write_detector_image(staging / f"front_{stem}.nrrd", depth.front_mm, geometry)
+            write_detector_image(staging / f"back_{stem}.nrrd", depth.back_mm, geometry)
+        if landmarks is not None:
+            labels, points = landmarks
+            uv, visible = project_landmarks(points, geometry)
+            on_detector = np.where(visible[:, None], detector_points_ras(uv, geometry), np.nan)  # NaN: undefined
+            write_markups_json(staging / "landmarks.mrk.json", labels, on_detector)
+        geometry.save(staging / "geometry.json")
+    print(f"wrote {args.out}: drr.nrrd, {len(depths)} structure(s), geometry.json")
+    return 0
+

@@ -1,0 +1,46 @@
+"""Writing files and folders so that a failure or an interruption leaves nothing half-written."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import XreconInputError
+
+
+@contextlib.contextmanager
+def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out_dir``; on success its files move into ``out_dir``.
+
+    Each file lands with an atomic rename, after all of them were written; on an exception the
+    temporary folder is removed and ``out_dir`` is left as it was.
+    """
+    out_dir = Path(out_dir)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    except OSError as error:
+        raise XreconInputError(f"cannot write to {out_dir}: {error.strerror or error}") from None
+    try:
+        yield staging
+        out_dir.mkdir(exist_ok=True)
+        for item in sorted(staging.iterdir()):
+            os.replace(item, out_dir / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> None:
+    """Write a text file through a temporary file and an atomic rename (permissions as umask allows)."""
+    path = Path(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".partial",
+                                     delete=False, encoding="utf-8") as stream:
+        stream.write(text)
+    os.chmod(stream.name, 0o666 & ~umask)
+    os.replace(stream.name, path)
