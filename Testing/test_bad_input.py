@@ -1,10 +1,8 @@
 """Bad input to ``xrecon``: a non-zero exit and a one-line message, never a traceback."""
 
 import gzip
-import shutil
 
 import numpy as np
-import pytest
 import SimpleITK as sitk
 
 from conftest import run_xrecon

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from reference_depth import marching_cubes_surface, reference_depths
 from SyntheticDataGenLib.ct_io import ijk_to_ras, read_ct

@@ -35,12 +35,23 @@ def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:
-    """Write a text file through a temporary file and an atomic rename (permissions as umask allows)."""
+    """Write a text file through a temporary file and an atomic rename, so readers never see half of it.
+
+    Permissions follow the umask, as for a plain ``open``; a file that cannot be written raises
+    XreconInputError and leaves no temporary file behind.
+    """
     path = Path(path)
     umask = os.umask(0)
     os.umask(umask)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".partial",
-                                     delete=False, encoding="utf-8") as stream:
-        stream.write(text)
-    os.chmod(stream.name, 0o666 & ~umask)
-    os.replace(stream.name, path)
+    temporary = None
+    try:
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".partial",
+                                         delete=False, encoding="utf-8") as stream:
+            temporary = stream.name
+            stream.write(text)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except OSError as error:
+        if temporary is not None and os.path.exists(temporary):
+            os.unlink(temporary)
+        raise XreconInputError(f"cannot write {path}: {error.strerror or error}") from None

