@@ -67,12 +67,13 @@ def plan_rays(ijk_to_ras: np.ndarray, geometries: Sequence[ProjectionGeometry],
         source = ras_to_ijk[:3, :3] @ geometry.source_ras_mm + ras_to_ijk[:3, 3]
         sources.append(np.broadcast_to(source, centres.shape))
         directions.append(centres @ ras_to_ijk[:3, :3].T + ras_to_ijk[:3, 3] - source)
+    axis = slice_axis(ijk_to_ras, geometries[0])
+    for direction in directions:  # each ray must cross the slices in its geometry's one direction
+        if not (np.all(direction[:, axis] > 0) or np.all(direction[:, axis] < 0)):
+            raise XreconInputError("the detector's field of view is too wide (a cone angle over 90 degrees)")
     source_index = np.concatenate(sources)
     direction_index = np.concatenate(directions)
-    axis = slice_axis(ijk_to_ras, geometries[0])
     along = direction_index[:, axis]
-    if not (np.all(along > 0) or np.all(along < 0)):
-        raise XreconInputError("the detector's field of view is too wide (a cone angle over 90 degrees)")
     length_mm = np.linalg.norm(direction_index @ ijk_to_ras[:3, :3].T, axis=1)
     step_mm = length_mm / np.abs(along)
     as_tensor = lambda array: torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32, device=device)  # noqa: E731
@@ -94,6 +95,27 @@ def as_slices(volume: torch.Tensor, axis: int) -> torch.Tensor:
     """
     order = {0: (3, 0, 1, 2), 1: (2, 0, 1, 3), 2: (1, 0, 2, 3)}[axis]
     return volume.permute(order).contiguous()
+
+
+class SliceStacks:
+    """A (C, K, J, I) volume and its slice stacks, each made on first use and kept.
+
+    Rendering many views of one CT re-uses the stacks instead of re-ordering the volume each time.
+    """
+
+    def __init__(self, volume: torch.Tensor):
+        self.volume = volume
+        self._stacks: dict[int, torch.Tensor] = {}
+
+    @property
+    def size_ijk(self) -> tuple[int, int, int]:
+        return (self.volume.shape[3], self.volume.shape[2], self.volume.shape[1])
+
+    def along(self, axis: int) -> torch.Tensor:
+        """The (N_axis, C, H, W) stack of slices across ``axis`` (see :func:`as_slices`)."""
+        if axis not in self._stacks:
+            self._stacks[axis] = as_slices(self.volume, axis)
+        return self._stacks[axis]
 
 
 def sample_slices(slices: torch.Tensor, rays: SliceRays, first: int, stop: int,
