@@ -119,3 +119,24 @@ def test_a_detector_facing_away_is_refused(tmp_path):
     assert result.returncode == 2 and "faces away" in result.stderr
     assert not (tmp_path / "away").exists()
     del ct
+
+
+def test_physics_options_change_the_drr(tmp_path):
+    common = ["--case", "abdomen-pelvis", "--detector-size-px", "48", "48", "--pixel-spacing-mm", "8", "8"]
+    images = {}
+    for name, extra in {"default": [], "two-material 60 kVp": ["--attenuation", "two-material", "--kvp", "60"],
+                        "bone only": ["--structures", "femur_left,femur_right", "--bone-only"]}.items():
+        result = run_xrecon("render", *common, *extra, "--out", tmp_path / name.replace(" ", "_"))
+        assert result.returncode == 0, result.stderr
+        images[name] = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / name.replace(" ", "_") / "drr.nrrd")))[0]
+    assert images["two-material 60 kVp"].max() > images["default"].max() * 1.05  # 24 keV: bone attenuates more
+    bone = images["bone only"]
+    assert (bone == 0).mean() > 0.7 and bone.max() > 0 and np.all(bone <= images["default"] + 1e-4)
+
+
+@pytest.mark.slow
+def test_bench_drr_runs_and_reports_accuracy():
+    result = run_xrecon("bench", "drr", "--size", "48", "--repeats", "1", "--batch", "2", "--reference-pixels", "40")
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("xrecon:"))
+    assert "DRR/s" in line and float(line.split("NCC ")[1].split(",")[0]) >= 0.999

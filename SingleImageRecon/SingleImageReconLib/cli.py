@@ -13,9 +13,9 @@ import SimpleITK as sitk
 
 from SyntheticDataGenLib.errors import XreconInputError
 
-from .commands import info, render
+from .commands import bench, info, render
 
-COMMANDS = (info, render)
+COMMANDS = (info, render, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -69,11 +69,6 @@ def _bisect(volume: torch.Tensor, rays: SliceRays, t_outside: torch.Tensor, t_in
     return (t_outside + t_inside) / 2
 
 
-def _select(rays: SliceRays, keep: torch.Tensor) -> SliceRays:
-    return SliceRays(rays.axis, rays.source_index[keep], rays.direction_index[keep], rays.step_mm[keep],
-                     rays.length_mm[keep])
-
-
 def render_depth(mask_kji: np.ndarray, ijk_to_ras: np.ndarray, geometry: ProjectionGeometry,
                  device: torch.device | str = "cpu") -> DepthMap:
     """Mask and front/back depth maps (H, W) of one structure for one geometry.
@@ -105,7 +100,7 @@ def render_depth(mask_kji: np.ndarray, ijk_to_ras: np.ndarray, geometry: Project
     if not hit.any():
         return DepthMap(mask.view(height, width), front.view(height, width), back.view(height, width))
     inside = inside[:, hit]
-    rays = _select(rays, hit)
+    rays = rays.subset(hit)
     first = inside.float().argmax(dim=0)
     last = inside.shape[0] - 1 - inside.flip(0).float().argmax(dim=0)
     # along the ray, slice indices run forwards or backwards: the front is the smaller t

@@ -20,7 +20,7 @@ from .slice_sampler import SliceStacks, plan_rays, sample_slices, slice_axis
 
 def render_drr(mu_kji: torch.Tensor | SliceStacks, ijk_to_ras: np.ndarray,
                geometries: ProjectionGeometry | Sequence[ProjectionGeometry],
-               slices_per_chunk: int = 8) -> torch.Tensor:
+               slices_per_chunk: int = 4) -> torch.Tensor:
     """Line integrals Σ μ·Δl for one geometry or a batch of them.
 
     Args:
@@ -52,11 +52,15 @@ def render_drr(mu_kji: torch.Tensor | SliceStacks, ijk_to_ras: np.ndarray,
         by_axis.setdefault(slice_axis(ijk_to_ras, geometry), []).append(index)
     for axis, members in by_axis.items():
         rays = plan_rays(ijk_to_ras, [geometries[i] for i in members], device=device)
+        meeting = rays.meeting(stacks.size_ijk)  # rays that miss the CT stay 0 and cost nothing
+        rays = rays.subset(meeting)
         slices = stacks.along(axis)
         total = torch.zeros(rays.step_mm.shape, dtype=torch.float32, device=device)
         for _, samples in sample_slices(slices, rays, 0, slices.shape[0], slices_per_chunk):
             total += samples[:, 0].sum(dim=0)
-        result[members] = (total * rays.step_mm).view(len(members), -1)
+        line_integrals = torch.zeros(meeting.shape, dtype=torch.float32, device=device)
+        line_integrals[meeting] = total * rays.step_mm
+        result[members] = line_integrals.view(len(members), -1)
     return result.view(len(geometries), height, width)
 
 

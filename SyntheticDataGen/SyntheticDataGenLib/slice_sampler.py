@@ -49,6 +49,28 @@ class SliceRays:
         """Continuous index of the points at parameters t (..., P) -> (..., P, 3)."""
         return self.source_index + t[..., None] * self.direction_index
 
+    def subset(self, keep: torch.Tensor) -> "SliceRays":
+        """The rays selected by a (P,) boolean mask or index tensor."""
+        return SliceRays(self.axis, self.source_index[keep], self.direction_index[keep], self.step_mm[keep],
+                         self.length_mm[keep])
+
+    def meeting(self, size_ijk) -> torch.Tensor:
+        """(P,) True for rays whose source-to-pixel segment meets the volume's interpolant.
+
+        The interpolant of an (n_i, n_j, n_k) grid with zeros outside is non-zero only inside
+        the open index box (-1, n) along each axis.
+        """
+        low = torch.full((3,), -1.0, device=self.source_index.device)
+        high = torch.tensor(size_ijk, dtype=torch.float32, device=self.source_index.device)
+        with torch.no_grad():
+            inverse = 1.0 / self.direction_index  # ±inf along axes a ray does not move in
+            t_a = (low - self.source_index) * inverse
+            t_b = (high - self.source_index) * inverse
+            t_a, t_b = torch.nan_to_num(t_a, nan=-torch.inf), torch.nan_to_num(t_b, nan=torch.inf)
+            entry = torch.minimum(t_a, t_b).amax(dim=1).clamp(min=0.0)
+            exit_ = torch.maximum(t_a, t_b).amin(dim=1).clamp(max=1.0)
+        return entry < exit_
+
 
 def plan_rays(ijk_to_ras: np.ndarray, geometries: Sequence[ProjectionGeometry],
               pixels_uv: np.ndarray | None = None, device: torch.device | str = "cpu") -> SliceRays:
