@@ -18,7 +18,6 @@ are medians after a warm-up; the last lines give one ratio per peer, measured in
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -151,7 +150,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{peer}-{renderer}: {peer_time * 1e3:.0f} ms per DRR; peak extra memory "
                   f"{peak_extra_mb(baseline):.0f} MiB; {accuracy(image)}; NCC with xrecon {ncc(image, ours):.6f}")
             ratios.append((f"{peer}-{renderer}", peer_time / ours_time, ncc(image, ours)))
-            del drr
     for name, ratio, agreement in ratios:
         print(f"speedup vs {name}: {ratio:.1f}x (NCC {agreement:.4f})")
     return 0
