@@ -108,3 +108,15 @@ def test_impossible_geometry_is_refused():
     with pytest.raises(XreconInputError, match="inside the CT"):
         render_drr(mu, matrix, preset_geometry("ap", isocenter_ras_mm=centre, source_to_isocenter_mm=50,
                                                source_to_detector_mm=500))
+
+
+def test_slabs_stay_close_to_every_slice_and_are_not_used_when_rays_are_clipped():
+    ct, matrix, mu, centre = load("chest")
+    geometry = preset_geometry("ap", isocenter_ras_mm=centre, size_px=(128, 128), pixel_spacing_mm=(3.2, 3.2))
+    exact = render_drr(mu, matrix, geometry, max_slab_shift_voxels=0)[0]
+    slabs = render_drr(mu, matrix, geometry)[0]
+    assert not torch.equal(exact, slabs), "the chest AP view is rendered with slabs"
+    assert float(torch.linalg.norm(slabs - exact) / torch.linalg.norm(exact)) < 2e-3
+    clipped = preset_geometry("ap", isocenter_ras_mm=centre, source_to_isocenter_mm=900, source_to_detector_mm=1000,
+                              size_px=(64, 64), pixel_spacing_mm=(4, 4))
+    torch.testing.assert_close(render_drr(mu, matrix, clipped), render_drr(mu, matrix, clipped, max_slab_shift_voxels=0))

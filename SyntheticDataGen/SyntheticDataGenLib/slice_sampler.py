@@ -49,6 +49,18 @@ class SliceRays:
         """Continuous index of the points at parameters t (..., P) -> (..., P, 3)."""
         return self.source_index + t[..., None] * self.direction_index
 
+    @staticmethod
+    def concatenate(parts: Sequence["SliceRays"]) -> "SliceRays":
+        """The rays of several plans of the same slice axis, in order."""
+        return SliceRays(parts[0].axis, *(torch.cat([getattr(part, name) for part in parts]) for name in
+                                          ("source_index", "direction_index", "step_mm", "length_mm")))
+
+    def spans(self, first: float, last: float) -> bool:
+        """True when every ray's source-to-pixel segment covers the slice positions first..last."""
+        ends = torch.stack([self.source_index[:, self.axis], self.source_index[:, self.axis]
+                            + self.direction_index[:, self.axis]])
+        return bool(ends.min(dim=0).values.max() < first and ends.max(dim=0).values.min() > last)
+
     def subset(self, keep: torch.Tensor) -> "SliceRays":
         """The rays selected by a (P,) boolean mask or index tensor."""
         return SliceRays(self.axis, self.source_index[keep], self.direction_index[keep], self.step_mm[keep],
@@ -127,30 +139,44 @@ class SliceStacks:
 
     def __init__(self, volume: torch.Tensor):
         self.volume = volume
-        self._stacks: dict[int, torch.Tensor] = {}
+        self._stacks: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
     def size_ijk(self) -> tuple[int, int, int]:
         return (self.volume.shape[3], self.volume.shape[2], self.volume.shape[1])
 
-    def along(self, axis: int) -> torch.Tensor:
-        """The (N_axis, C, H, W) stack of slices across ``axis`` (see :func:`as_slices`)."""
-        if axis not in self._stacks:
-            self._stacks[axis] = as_slices(self.volume, axis)
-        return self._stacks[axis]
+    def along(self, axis: int, merge: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Slices across ``axis``, each the mean of ``merge`` neighbours, and their positions.
+
+        Returns:
+            (N, C, H, W) stack (see :func:`as_slices`) and (N,) float positions along the axis,
+            in voxel index units: merged slab n stands at ``merge·n + (merge - 1)/2``. The
+            volume is padded with zero slices to a whole number of slabs, so ``merge`` times the
+            sum over slabs equals the sum over slices.
+        """
+        if (axis, merge) not in self._stacks:
+            stack = as_slices(self.volume, axis)
+            if merge > 1:
+                padding = -stack.shape[0] % merge
+                stack = torch.cat([stack, stack.new_zeros((padding, *stack.shape[1:]))])
+                stack = stack.view(-1, merge, *stack.shape[1:]).mean(dim=1)
+            positions = torch.arange(stack.shape[0], dtype=torch.float32, device=stack.device) * merge + (merge - 1) / 2
+            self._stacks[(axis, merge)] = (stack, positions)
+        return self._stacks[(axis, merge)]
 
 
-def sample_slices(slices: torch.Tensor, rays: SliceRays, first: int, stop: int,
-                  chunk: int = 32) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Samples of every ray on slices ``first``..``stop-1``, a chunk of slices at a time.
+def sample_slices(slices: torch.Tensor, positions: torch.Tensor, rays: SliceRays,
+                  chunk: int = 4) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Samples of every ray on each slice, a chunk of slices at a time.
 
     Only the part of each ray between its source and its pixel counts: samples outside it are 0
     (they matter where a CT's air corners reach past the detector plane or behind the source).
 
     Args:
-        slices: (N, C, H, W) from :func:`as_slices`.
+        slices: (N, C, H, W) from :func:`as_slices` or :meth:`SliceStacks.along`.
+        positions: (N,) where each slice stands along ``rays.axis``, in voxel index units.
     Yields:
-        (slice positions (S,), samples (S, C, P)).
+        (positions (S,), samples (S, C, P)).
     """
     axis = rays.axis
     low, high = sorted({0, 1, 2} - {axis})  # W follows `low`, H follows `high`
@@ -162,9 +188,9 @@ def sample_slices(slices: torch.Tensor, rays: SliceRays, first: int, stop: int,
     # slice positions strictly between each ray's source (t = 0) and pixel (t = 1)
     ends = torch.stack([rays.source_index[:, axis], rays.source_index[:, axis] + rays.direction_index[:, axis]])
     lower, upper = ends.min(dim=0).values, ends.max(dim=0).values
-    clip = bool(lower.max() >= first or upper.min() <= stop - 1)
-    for begin in range(first, stop, chunk):
-        position = torch.arange(begin, min(begin + chunk, stop), device=slices.device, dtype=torch.float32)
+    clip = bool(lower.max() >= positions.min() or upper.min() <= positions.max())
+    for begin in range(0, len(positions), chunk):
+        position = positions[begin:begin + chunk]
         grid = torch.addcmul(start, position[:, None, None], per_slice)  # (S, P, 2)
         if clip:
             outside = (position[:, None] <= lower) | (position[:, None] >= upper)
@@ -172,6 +198,12 @@ def sample_slices(slices: torch.Tensor, rays: SliceRays, first: int, stop: int,
         samples = F.grid_sample(slices[begin:begin + len(position)], grid[:, None], mode="bilinear",
                                 padding_mode="zeros", align_corners=True)
         yield position, samples[:, :, 0, :]
+
+
+def in_plane_shift_per_slice(rays: SliceRays) -> float:
+    """The largest in-plane move (voxels) of any ray from one slice to the next."""
+    other = [axis for axis in range(3) if axis != rays.axis]
+    return float((rays.direction_index[:, other] / rays.direction_index[:, rays.axis:rays.axis + 1]).abs().max())
 
 
 def sample_points(volume: torch.Tensor, points_index: torch.Tensor) -> torch.Tensor:
