@@ -44,50 +44,38 @@ def file_stem(structure: str) -> str:
 def run(args: argparse.Namespace) -> int:
     # heavy imports here, so that `xrecon --help` and light commands start fast
     import numpy as np
-    import SimpleITK as sitk
     import torch
-    from tqdm import tqdm
 
     from SyntheticDataGenLib.atomic_io import staged_output
-    from SyntheticDataGenLib.attenuation import effective_energy_kev, hu_to_mu
-    from SyntheticDataGenLib.ct_io import ijk_to_ras
-    from SyntheticDataGenLib.depth import render_depth
+    from SyntheticDataGenLib.attenuation import effective_energy_kev
     from SyntheticDataGenLib.detector_images import write_detector_image
-    from SyntheticDataGenLib.drr import render_drr, restrict_to_structures
     from SyntheticDataGenLib.errors import XreconInputError
     from SyntheticDataGenLib.landmarks import (detector_points_ras, project_landmarks, read_markups_json,
                                                write_markups_json)
+    from SyntheticDataGenLib.view import CaseVolume, render_view
 
     ct, segmentation = load_case(args)
-    matrix = ijk_to_ras(ct)
     geometry = geometry_from_arguments(args, ct)
-    geometry.check_against_volume(matrix, ct.GetSize())
-    structures = segmentation.select(args.structures) if segmentation else []
     landmarks = read_markups_json(args.landmarks) if args.landmarks else None
-    if args.bone_only and not structures:
-        raise XreconInputError("--bone-only needs --labels (or --case) and at least one structure")
-    device = torch.device(args.device)
-    energy = effective_energy_kev(args.kvp) if args.kvp else args.energy_kev
-    mu = hu_to_mu(torch.from_numpy(sitk.GetArrayFromImage(ct).astype(np.float32)).to(device),
-                  model=args.attenuation, energy_kev=energy, bone_density=args.bone_density)
-    if args.bone_only:
-        mu = restrict_to_structures(mu, [segmentation.mask_array(name) for name in structures])
-    drr = render_drr(mu, matrix, geometry)[0]
-    depths = {name: render_depth(segmentation.mask_array(name), matrix, geometry, device=device)
-              for name in tqdm(structures, desc="depth maps", unit="structure", disable=len(structures) < 4)}
+    if args.bone_only and segmentation is None:
+        raise XreconInputError("--bone-only needs --labels (or --case)")
+    case = CaseVolume.from_ct(ct, segmentation, args.structures,
+                              model=args.attenuation, bone_density=args.bone_density, bone_only=args.bone_only,
+                              energy_kev=effective_energy_kev(args.kvp) if args.kvp else args.energy_kev,
+                              device=torch.device(args.device))
+    view = render_view(case, geometry)
     with staged_output(args.out) as staging:
-        write_detector_image(staging / "drr.nrrd", drr, geometry)
-        for name, depth in depths.items():
+        write_detector_image(staging / "drr.nrrd", view.line_integral, geometry)
+        for index, name in enumerate(view.names):
             stem = file_stem(name)
-            write_detector_image(staging / f"mask_{stem}.nrrd", depth.mask, geometry)
-            write_detector_image(staging / f"front_{stem}.nrrd", depth.front_mm, geometry)
-            write_detector_image(staging / f"back_{stem}.nrrd", depth.back_mm, geometry)
+            write_detector_image(staging / f"mask_{stem}.nrrd", view.masks[index], geometry)
+            write_detector_image(staging / f"front_{stem}.nrrd", view.front_mm[index], geometry)
+            write_detector_image(staging / f"back_{stem}.nrrd", view.back_mm[index], geometry)
         if landmarks is not None:
             labels, points = landmarks
             uv, visible = project_landmarks(points, geometry)
             on_detector = np.where(visible[:, None], detector_points_ras(uv, geometry), np.nan)  # NaN: undefined
             write_markups_json(staging / "landmarks.mrk.json", labels, on_detector)
         geometry.save(staging / "geometry.json")
-    print(f"wrote {args.out}: drr.nrrd, {len(depths)} structure(s), geometry.json")
+    print(f"wrote {args.out}: drr.nrrd, {len(view.names)} structure(s), geometry.json")
     return 0
-

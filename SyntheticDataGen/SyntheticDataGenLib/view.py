@@ -1,0 +1,84 @@
+"""One view of a case: its DRR and every structure's mask and depth maps, rendered together.
+
+:class:`CaseVolume` holds what is worth preparing once per CT (attenuation, slice stacks, masks);
+:func:`render_view` renders one geometry from it. The ``xrecon render`` and ``generate``
+commands and the Slicer module all go through here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from .attenuation import hu_to_mu
+from .ct_io import ijk_to_ras
+from .depth import render_depth
+from .drr import render_drr, restrict_to_structures
+from .geometry import ProjectionGeometry
+from .labels import Segmentation
+from .slice_sampler import SliceStacks
+
+
+@dataclass
+class CaseVolume:
+    """A CT ready to render: attenuation μ (1/mm) as slice stacks, and structure masks.
+
+    Attributes:
+        stacks: μ as (1, K, J, I) slice stacks (see :class:`.slice_sampler.SliceStacks`).
+        ijk_to_ras: 4×4 voxel index -> RAS mm.
+        masks: structure name -> (K, J, I) boolean mask, in the order targets are stacked.
+    """
+
+    stacks: SliceStacks
+    ijk_to_ras: np.ndarray
+    masks: dict[str, np.ndarray]
+
+    @classmethod
+    def from_ct(cls, ct: sitk.Image, segmentation: Segmentation | None = None, structures: list[str] | None = None,
+                *, model: str = "linear", energy_kev: float = 60.0, bone_density: float = 1.0,
+                bone_only: bool = False, device: torch.device | str = "cpu") -> "CaseVolume":
+        """Prepare a CT (HU) and the named structures (None: every non-empty one; [] for none)."""
+        names = [] if segmentation is None or structures == [] else segmentation.select(structures)
+        masks = {name: segmentation.mask_array(name) for name in names}
+        mu = hu_to_mu(torch.from_numpy(sitk.GetArrayFromImage(ct).astype(np.float32)).to(device),
+                      model=model, energy_kev=energy_kev, bone_density=bone_density)
+        if bone_only:
+            mu = restrict_to_structures(mu, list(masks.values()))
+        return cls(SliceStacks(mu[None]), ijk_to_ras(ct), masks)
+
+    @property
+    def size_ijk(self) -> tuple[int, int, int]:
+        return self.stacks.size_ijk
+
+
+@dataclass
+class View:
+    """A rendered view; images are (H, W), target stacks (S, H, W) in ``names`` order.
+
+    Attributes:
+        line_integral: DRR Σ μ·Δl (dimensionless).
+        names: structure names.
+        masks: True where a pixel's ray hits the structure.
+        front_mm, back_mm: distance from the source to the first entry / last exit (0 off the mask).
+    """
+
+    line_integral: torch.Tensor
+    names: list[str]
+    masks: torch.Tensor
+    front_mm: torch.Tensor
+    back_mm: torch.Tensor
+
+
+def render_view(case: CaseVolume, geometry: ProjectionGeometry) -> View:
+    """DRR and all structures' masks and depth maps for one geometry (checked against the CT first)."""
+    geometry.check_against_volume(case.ijk_to_ras, case.size_ijk)
+    device = case.stacks.volume.device
+    line_integral = render_drr(case.stacks, case.ijk_to_ras, geometry)[0]
+    depths = [render_depth(mask, case.ijk_to_ras, geometry, device=device) for mask in case.masks.values()]
+    empty = torch.zeros((0, geometry.height, geometry.width), device=device)
+    stack = lambda images: torch.stack(images) if images else empty  # noqa: E731
+    return View(line_integral, list(case.masks), stack([d.mask for d in depths]).bool(),
+                stack([d.front_mm for d in depths]), stack([d.back_mm for d in depths]))
