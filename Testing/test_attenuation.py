@@ -41,3 +41,15 @@ def test_tube_voltage_and_bad_parameters():
         hu_to_mu(torch.zeros(1), bone_density=0.0)
     with pytest.raises(XreconInputError, match="unknown attenuation model"):
         hu_to_mu(torch.zeros(1), model="spectral")
+
+
+@pytest.mark.parametrize("model", ["linear", "two-material"])
+def test_basis_volumes_rebuild_every_model_at_any_energy_and_density(model):
+    from SyntheticDataGenLib.attenuation import basis_volumes, mu_weights
+
+    hu = torch.linspace(-1500, 3000, 301)
+    basis = basis_volumes(hu)
+    for energy, density in [(30.0, 1.0), (60.0, 0.7), (110.0, 1.4)]:
+        w0, w1 = mu_weights(model=model, energy_kev=energy, bone_density=density)
+        torch.testing.assert_close(w0 * basis[0] + w1 * basis[1],
+                                   hu_to_mu(hu, model=model, energy_kev=energy, bone_density=density))

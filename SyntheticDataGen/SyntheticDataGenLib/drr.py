@@ -45,7 +45,15 @@ def render_drr(mu_kji: torch.Tensor | SliceStacks, ijk_to_ras: np.ndarray,
     or has the CT's centre beyond the detector.
     """
     stacks = mu_kji if isinstance(mu_kji, SliceStacks) else SliceStacks(mu_kji.to(torch.float32)[None])
+    return render_line_integrals(stacks, ijk_to_ras, geometries, max_slab_shift_voxels, slices_per_chunk)[:, 0]
+
+
+def render_line_integrals(stacks: SliceStacks, ijk_to_ras: np.ndarray,
+                          geometries: ProjectionGeometry | Sequence[ProjectionGeometry],
+                          max_slab_shift_voxels: float = 1.0, slices_per_chunk: int = 4) -> torch.Tensor:
+    """Line integrals of every channel of a (C, K, J, I) volume: (B, C, H, W). See :func:`render_drr`."""
     device = stacks.volume.device
+    channels = stacks.volume.shape[0]
     if isinstance(geometries, ProjectionGeometry):
         geometries = [geometries]
     sizes = {g.size_px for g in geometries}
@@ -54,7 +62,7 @@ def render_drr(mu_kji: torch.Tensor | SliceStacks, ijk_to_ras: np.ndarray,
     width, height = sizes.pop()
     for geometry in geometries:
         geometry.check_against_volume(ijk_to_ras, stacks.size_ijk)
-    result = torch.empty((len(geometries), height * width), dtype=torch.float32, device=device)
+    result = torch.empty((len(geometries), channels, height * width), dtype=torch.float32, device=device)
     groups: dict[tuple[int, int], list[tuple[int, SliceRays]]] = {}
     for index, geometry in enumerate(geometries):
         rays = plan_rays(ijk_to_ras, [geometry], device=device)
@@ -64,13 +72,13 @@ def render_drr(mu_kji: torch.Tensor | SliceStacks, ijk_to_ras: np.ndarray,
         meeting = rays.meeting(stacks.size_ijk)  # rays that miss the CT stay 0 and cost nothing
         rays = rays.subset(meeting)
         slices, positions = stacks.along(axis, merge)
-        total = torch.zeros(rays.step_mm.shape, dtype=torch.float32, device=device)
+        total = torch.zeros((channels, len(rays.step_mm)), dtype=torch.float32, device=device)
         for _, samples in sample_slices(slices, positions, rays, slices_per_chunk):
-            total += samples[:, 0].sum(dim=0)
-        line_integrals = torch.zeros(meeting.shape, dtype=torch.float32, device=device)
-        line_integrals[meeting] = total * rays.step_mm * merge
-        result[[index for index, _ in members]] = line_integrals.view(len(members), -1)
-    return result.view(len(geometries), height, width)
+            total += samples.sum(dim=0)
+        line_integrals = torch.zeros((channels, len(meeting)), dtype=torch.float32, device=device)
+        line_integrals[:, meeting] = total * (rays.step_mm * merge)
+        result[[index for index, _ in members]] = line_integrals.view(channels, len(members), -1).transpose(0, 1)
+    return result.view(len(geometries), channels, height, width)
 
 
 def _slab_size(rays: SliceRays, size_ijk, max_shift_voxels: float) -> int:
@@ -85,9 +93,9 @@ def _slab_size(rays: SliceRays, size_ijk, max_shift_voxels: float) -> int:
     return 1 << (slabs.bit_length() - 1)  # 1, 2 or 4: few stacks to keep per axis
 
 
-def restrict_to_structures(mu_kji: torch.Tensor, masks_kji: Sequence[np.ndarray | torch.Tensor]) -> torch.Tensor:
-    """μ inside the union of structure masks and 0 elsewhere: a bone-only image when rendered."""
-    union = torch.zeros(mu_kji.shape, dtype=torch.bool, device=mu_kji.device)
+def restrict_to_structures(volume: torch.Tensor, masks_kji: Sequence[np.ndarray | torch.Tensor]) -> torch.Tensor:
+    """A (..., K, J, I) volume inside the union of structure masks, 0 elsewhere: a bone-only image."""
+    union = torch.zeros(volume.shape[-3:], dtype=torch.bool, device=volume.device)
     for mask in masks_kji:
-        union |= torch.as_tensor(np.asarray(mask), device=mu_kji.device).bool()
-    return mu_kji * union
+        union |= torch.as_tensor(np.asarray(mask), device=volume.device).bool()
+    return volume * union

@@ -1,8 +1,9 @@
 """One view of a case: its DRR and every structure's mask and depth maps, rendered together.
 
-:class:`CaseVolume` holds what is worth preparing once per CT (attenuation, slice stacks, masks);
-:func:`render_view` renders one geometry from it. The ``xrecon render`` and ``generate``
-commands and the Slicer module all go through here.
+:class:`CaseVolume` holds what is worth preparing once per CT (the two attenuation basis volumes
+as slice stacks, and the structure masks); :func:`render_view` renders one geometry from it, at
+any energy and bone density, since the DRR is a weighted sum of two basis DRRs. The
+``xrecon render`` and ``generate`` commands and the Slicer module all go through here.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from .attenuation import hu_to_mu
+from .attenuation import DEFAULT_ENERGY_KEV, basis_volumes, mu_weights
 from .ct_io import ijk_to_ras
 from .depth import render_depth
-from .drr import render_drr, restrict_to_structures
+from .drr import render_line_integrals, restrict_to_structures
 from .geometry import ProjectionGeometry
 from .labels import Segmentation
 from .slice_sampler import SliceStacks
@@ -24,10 +25,10 @@ from .slice_sampler import SliceStacks
 
 @dataclass
 class CaseVolume:
-    """A CT ready to render: attenuation μ (1/mm) as slice stacks, and structure masks.
+    """A CT ready to render: its two attenuation basis volumes as slice stacks, and structure masks.
 
     Attributes:
-        stacks: μ as (1, K, J, I) slice stacks (see :class:`.slice_sampler.SliceStacks`).
+        stacks: (2, K, J, I) basis volumes (see :func:`.attenuation.basis_volumes`) as slice stacks.
         ijk_to_ras: 4×4 voxel index -> RAS mm.
         masks: structure name -> (K, J, I) boolean mask, in the order targets are stacked.
     """
@@ -38,16 +39,17 @@ class CaseVolume:
 
     @classmethod
     def from_ct(cls, ct: sitk.Image, segmentation: Segmentation | None = None, structures: list[str] | None = None,
-                *, model: str = "linear", energy_kev: float = 60.0, bone_density: float = 1.0,
-                bone_only: bool = False, device: torch.device | str = "cpu") -> "CaseVolume":
-        """Prepare a CT (HU) and the named structures (None: every non-empty one; [] for none)."""
+                *, bone_only: bool = False, device: torch.device | str = "cpu") -> "CaseVolume":
+        """Prepare a CT (HU) and the named structures (None: every non-empty one; [] for none).
+
+        ``bone_only`` keeps attenuation inside the structures only (a bone-only image).
+        """
         names = [] if segmentation is None or structures == [] else segmentation.select(structures)
         masks = {name: segmentation.mask_array(name) for name in names}
-        mu = hu_to_mu(torch.from_numpy(sitk.GetArrayFromImage(ct).astype(np.float32)).to(device),
-                      model=model, energy_kev=energy_kev, bone_density=bone_density)
+        basis = basis_volumes(torch.from_numpy(sitk.GetArrayFromImage(ct).astype(np.float32)).to(device))
         if bone_only:
-            mu = restrict_to_structures(mu, list(masks.values()))
-        return cls(SliceStacks(mu[None]), ijk_to_ras(ct), masks)
+            basis = restrict_to_structures(basis, list(masks.values()))
+        return cls(SliceStacks(basis), ijk_to_ras(ct), masks)
 
     @property
     def size_ijk(self) -> tuple[int, int, int]:
@@ -72,11 +74,16 @@ class View:
     back_mm: torch.Tensor
 
 
-def render_view(case: CaseVolume, geometry: ProjectionGeometry) -> View:
-    """DRR and all structures' masks and depth maps for one geometry (checked against the CT first)."""
-    geometry.check_against_volume(case.ijk_to_ras, case.size_ijk)
+def render_view(case: CaseVolume, geometry: ProjectionGeometry, *, model: str = "linear",
+                energy_kev: float = DEFAULT_ENERGY_KEV, bone_density: float = 1.0) -> View:
+    """DRR and all structures' masks and depth maps for one geometry (checked against the CT first).
+
+    ``model``, ``energy_kev`` and ``bone_density`` choose the attenuation (see :mod:`.attenuation`).
+    """
+    weights = mu_weights(model=model, energy_kev=energy_kev, bone_density=bone_density)
+    basis = render_line_integrals(case.stacks, case.ijk_to_ras, geometry)[0]
+    line_integral = weights[0] * basis[0] + weights[1] * basis[1]
     device = case.stacks.volume.device
-    line_integral = render_drr(case.stacks, case.ijk_to_ras, geometry)[0]
     depths = [render_depth(mask, case.ijk_to_ras, geometry, device=device) for mask in case.masks.values()]
     empty = torch.zeros((0, geometry.height, geometry.width), device=device)
     stack = lambda images: torch.stack(images) if images else empty  # noqa: E731

@@ -59,11 +59,10 @@ def run(args: argparse.Namespace) -> int:
     landmarks = read_markups_json(args.landmarks) if args.landmarks else None
     if args.bone_only and segmentation is None:
         raise XreconInputError("--bone-only needs --labels (or --case)")
-    case = CaseVolume.from_ct(ct, segmentation, args.structures,
-                              model=args.attenuation, bone_density=args.bone_density, bone_only=args.bone_only,
-                              energy_kev=effective_energy_kev(args.kvp) if args.kvp else args.energy_kev,
+    case = CaseVolume.from_ct(ct, segmentation, args.structures, bone_only=args.bone_only,
                               device=torch.device(args.device))
-    view = render_view(case, geometry)
+    view = render_view(case, geometry, model=args.attenuation, bone_density=args.bone_density,
+                       energy_kev=effective_energy_kev(args.kvp) if args.kvp else args.energy_kev)
     with staged_output(args.out) as staging:
         write_detector_image(staging / "drr.nrrd", view.line_integral, geometry)
         for index, name in enumerate(view.names):
