@@ -169,3 +169,22 @@ def test_preset_rejects_unknown_names_and_impossible_distances():
         preset_geometry("oblique")
     with pytest.raises(XreconInputError, match="source-to-isocentre"):
         preset_geometry("ap", source_to_isocenter_mm=1200, source_to_detector_mm=1000)
+
+
+def test_detector_rotation_zoom_and_mirror_keep_the_centre_and_do_what_they_say():
+    from SyntheticDataGenLib.geometry import mirror_detector, rotate_detector, zoom_detector
+
+    base = preset_geometry("ap", size_px=(200, 100))
+    point = np.array([[30.0, 0.0, 0.0]])  # towards the patient's right: image left of centre
+    (u0, v0), = base.project(point)[0]
+    centre = np.array([(200 - 1) / 2, (100 - 1) / 2])
+    for changed in (rotate_detector(base, 90), zoom_detector(base, 2.0), mirror_detector(base)):
+        np.testing.assert_allclose(changed.detector_center_ras_mm, base.detector_center_ras_mm, atol=1e-9)
+        np.testing.assert_allclose(changed.project(np.zeros((1, 3)))[0][0], centre, atol=1e-9)
+    (u, v), = rotate_detector(base, 90).project(point)[0]
+    assert (u, v) == pytest.approx((centre[0], centre[1] + (centre[0] - u0)))  # anticlockwise: image left -> bottom
+    (u, v), = zoom_detector(base, 2.0).project(point)[0]
+    assert u - centre[0] == pytest.approx(2 * (u0 - centre[0]))
+    (u, v), = mirror_detector(base).project(point)[0]
+    assert u - centre[0] == pytest.approx(-(u0 - centre[0])) and v == pytest.approx(v0)
+    assert mirror_detector(mirror_detector(base)).to_dict() == {**base.to_dict(), "mirrored": False}

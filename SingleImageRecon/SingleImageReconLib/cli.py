@@ -13,9 +13,9 @@ import SimpleITK as sitk
 
 from SyntheticDataGenLib.errors import XreconInputError
 
-from .commands import bench, info, render
+from .commands import bench, generate, info, render
 
-COMMANDS = (info, render, bench)
+COMMANDS = (info, render, generate, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

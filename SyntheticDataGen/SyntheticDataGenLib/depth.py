@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from .geometry import ProjectionGeometry
-from .slice_sampler import SliceRays, as_slices, plan_rays, sample_points, sample_slices
+from .slice_sampler import SliceRays, SliceStacks, plan_rays, sample_points, sample_slices
 
 _LEVEL = 0.5
-_BISECTIONS = 12  # brackets one slice step wide: 2^-12 of a step is far below a voxel
+_BISECTIONS = 10  # brackets one slice step wide: 2^-10 of a step is far below a voxel
 
 
 @dataclass
@@ -37,22 +37,41 @@ class DepthMap:
     back_mm: torch.Tensor
 
 
-def _crop(mask_kji: np.ndarray, ijk_to_ras: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The structure's bounding box and the voxel-to-RAS matrix of that box."""
-    kji = np.nonzero(mask_kji)
-    low = [int(axis.min()) for axis in kji]
-    high = [int(axis.max()) + 1 for axis in kji]
-    crop = mask_kji[low[0]:high[0], low[1]:high[1], low[2]:high[2]]
-    shift = np.eye(4)
-    shift[:3, 3] = [low[2], low[1], low[0]]  # (i, j, k) of the box's first voxel
-    return crop, ijk_to_ras @ shift
+@dataclass
+class StructureBox:
+    """A structure's mask cropped to its bounding box, ready for many views.
+
+    Attributes:
+        occupancy: (1, k, j, i) float32 mask of the box.
+        ijk_to_ras: 4×4 voxel index of the box -> RAS mm.
+        stacks: the box's slice stacks, made on first use.
+    """
+
+    occupancy: torch.Tensor
+    ijk_to_ras: np.ndarray
+    stacks: SliceStacks
+
+    @classmethod
+    def from_mask(cls, mask_kji: np.ndarray, ijk_to_ras: np.ndarray, device: torch.device | str = "cpu"
+                  ) -> "StructureBox | None":
+        """The box of a (K, J, I) boolean mask on a grid; None for an empty mask."""
+        kji = np.nonzero(mask_kji)
+        if not kji[0].size:
+            return None
+        low = [int(axis.min()) for axis in kji]
+        high = [int(axis.max()) + 1 for axis in kji]
+        crop = np.asarray(mask_kji[low[0]:high[0], low[1]:high[1], low[2]:high[2]], dtype=np.float32)
+        shift = np.eye(4)
+        shift[:3, 3] = [low[2], low[1], low[0]]  # (i, j, k) of the box's first voxel
+        occupancy = torch.as_tensor(crop, device=device)[None]
+        return cls(occupancy, ijk_to_ras @ shift, SliceStacks(occupancy))
 
 
-def _pixels_reaching(box_ijk_to_ras: np.ndarray, shape_kji, geometry: ProjectionGeometry) -> np.ndarray:
+def _pixels_reaching(box: StructureBox, geometry: ProjectionGeometry) -> np.ndarray:
     """(N, 2) integer (u, v) of the pixels whose rays can meet the box (its interpolant reaches 1 voxel out)."""
-    size = np.array(shape_kji[::-1], dtype=np.float64)
+    size = np.array(box.stacks.size_ijk, dtype=np.float64)
     corners = np.array([[i, j, k] for i in (-1, size[0]) for j in (-1, size[1]) for k in (-1, size[2])])
-    uv, _ = geometry.project(corners @ box_ijk_to_ras[:3, :3].T + box_ijk_to_ras[:3, 3])
+    uv, _ = geometry.project(corners @ box.ijk_to_ras[:3, :3].T + box.ijk_to_ras[:3, 3])
     low = np.clip(np.floor(np.nanmin(uv, axis=0)), 0, [geometry.width - 1, geometry.height - 1]).astype(int)
     high = np.clip(np.ceil(np.nanmax(uv, axis=0)), 0, [geometry.width - 1, geometry.height - 1]).astype(int)
     v, u = np.mgrid[low[1]:high[1] + 1, low[0]:high[0] + 1]
@@ -78,41 +97,43 @@ def render_depth(mask_kji: np.ndarray, ijk_to_ras: np.ndarray, geometry: Project
         ijk_to_ras: 4×4 voxel index (i, j, k) -> RAS mm of that grid.
         geometry: the projection; call ``geometry.check_against_volume`` first for user input.
     """
+    return render_box_depth(StructureBox.from_mask(mask_kji, ijk_to_ras, device), geometry, device)
+
+
+def render_box_depth(box: StructureBox | None, geometry: ProjectionGeometry,
+                     device: torch.device | str = "cpu") -> DepthMap:
+    """:func:`render_depth` for a prepared box (None: an empty structure)."""
     height, width = geometry.height, geometry.width
     mask = torch.zeros(height * width, dtype=torch.bool, device=device)
     front = torch.zeros(height * width, dtype=torch.float32, device=device)
     back = torch.zeros(height * width, dtype=torch.float32, device=device)
-    if not np.any(mask_kji):
-        return DepthMap(mask.view(height, width), front.view(height, width), back.view(height, width))
-    crop, box_to_ras = _crop(np.asarray(mask_kji, dtype=bool), ijk_to_ras)
-    pixels = _pixels_reaching(box_to_ras, crop.shape, geometry)
-    volume = torch.as_tensor(crop, dtype=torch.float32, device=device)[None]
-    rays = plan_rays(box_to_ras, [geometry], pixels_uv=pixels.astype(np.float64), device=device)
-    slices = as_slices(volume, rays.axis)
-    # slices -1 and n are zero planes just outside the box: brackets may start or end there
-    positions, samples = [], []
-    slice_positions = torch.arange(slices.shape[0], dtype=torch.float32, device=device)
-    for position, sample in sample_slices(slices, slice_positions, rays, chunk=64):
-        positions.append(position)
-        samples.append(sample[:, 0] >= _LEVEL)
-    inside = torch.cat(samples)  # (S, P)
-    position = torch.cat(positions)
+    maps = DepthMap(mask.view(height, width), front.view(height, width), back.view(height, width))  # filled below
+    if box is None:
+        return maps
+    pixels = _pixels_reaching(box, geometry)
+    rays = plan_rays(box.ijk_to_ras, [geometry], pixels_uv=pixels.astype(np.float64), device=device)
+    slices, positions = box.stacks.along(rays.axis)
+    # beyond the box's first and last slices the occupancy is 0: brackets may reach there
+    inside = torch.cat([sample[:, 0] >= _LEVEL for _, sample in sample_slices(slices, positions, rays, chunk=64)])
     hit = inside.any(dim=0)
     if not hit.any():
-        return DepthMap(mask.view(height, width), front.view(height, width), back.view(height, width))
+        return maps
     inside = inside[:, hit]
     rays = rays.subset(hit)
     first = inside.float().argmax(dim=0)
     last = inside.shape[0] - 1 - inside.flip(0).float().argmax(dim=0)
+    along = rays.direction_index[:, rays.axis]
+    t_first = (positions[first] - rays.source_index[:, rays.axis]) / along
+    t_last = (positions[last] - rays.source_index[:, rays.axis]) / along
     # along the ray, slice indices run forwards or backwards: the front is the smaller t
-    t_first = rays.parameter(position)[first, torch.arange(first.numel(), device=device)]
-    t_last = rays.parameter(position)[last, torch.arange(last.numel(), device=device)]
     t_low_inside, t_high_inside = torch.minimum(t_first, t_last), torch.maximum(t_first, t_last)
-    one_slice = 1.0 / rays.direction_index[:, rays.axis].abs()  # change of t between two slices
-    t_front = _bisect(volume, rays, t_low_inside - one_slice, t_low_inside)
-    t_back = _bisect(volume, rays, t_high_inside + one_slice, t_high_inside)
+    one_slice = 1.0 / along.abs()  # change of t between two slices
+    both = SliceRays.concatenate([rays, rays])  # front and back crossings found in one pass
+    t = _bisect(box.occupancy, both, torch.cat([t_low_inside - one_slice, t_high_inside + one_slice]),
+                torch.cat([t_low_inside, t_high_inside]))
+    t_front, t_back = t[: len(along)], t[len(along):]
     index = torch.as_tensor(pixels[:, 1] * width + pixels[:, 0], device=device)[hit]
     mask[index] = True
     front[index] = t_front * rays.length_mm
     back[index] = t_back * rays.length_mm
-    return DepthMap(mask.view(height, width), front.view(height, width), back.view(height, width))
+    return maps

@@ -322,3 +322,35 @@ def preset_geometry(
                "source_to_isocenter_mm": float(source_to_isocenter_mm),
                "source_to_detector_mm": float(source_to_detector_mm)},
     )
+
+
+def _with_axes(geometry: ProjectionGeometry, u_axis: np.ndarray, v_axis: np.ndarray,
+               spacing=None, **extra) -> ProjectionGeometry:
+    """The same source and detector centre with new in-plane axes (and pixel spacing)."""
+    spacing = geometry.pixel_spacing_mm if spacing is None else np.asarray(spacing, dtype=np.float64)
+    centre = geometry.detector_center_ras_mm
+    origin = centre - (geometry.width - 1) / 2 * spacing[0] * u_axis - (geometry.height - 1) / 2 * spacing[1] * v_axis
+    return ProjectionGeometry(geometry.source_ras_mm, origin, u_axis, v_axis, spacing, geometry.size_px,
+                              extra={**geometry.extra, **extra})
+
+
+def rotate_detector(geometry: ProjectionGeometry, angle_deg: float) -> ProjectionGeometry:
+    """Turn the detector in its plane about its centre (positive: image content turns anticlockwise)."""
+    c, s = math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))
+    u_axis, v_axis = geometry.detector_u_ras, geometry.detector_v_ras
+    return _with_axes(geometry, c * u_axis + s * v_axis, -s * u_axis + c * v_axis,
+                      inplane_rotation_deg=float(angle_deg) + geometry.extra.get("inplane_rotation_deg", 0.0))
+
+
+def zoom_detector(geometry: ProjectionGeometry, factor: float) -> ProjectionGeometry:
+    """Magnify the image about the detector centre by shrinking the pixel pitch by ``factor``."""
+    if factor <= 0:
+        raise XreconInputError(f"zoom factor must be positive, got {factor:g}")
+    return _with_axes(geometry, geometry.detector_u_ras, geometry.detector_v_ras,
+                      geometry.pixel_spacing_mm / factor, zoom=float(factor) * geometry.extra.get("zoom", 1.0))
+
+
+def mirror_detector(geometry: ProjectionGeometry) -> ProjectionGeometry:
+    """Mirror the image left–right (u runs the other way), as a flipped radiograph would be."""
+    return _with_axes(geometry, -geometry.detector_u_ras, geometry.detector_v_ras,
+                      mirrored=not geometry.extra.get("mirrored", False))

@@ -16,7 +16,7 @@ import torch
 
 from .attenuation import DEFAULT_ENERGY_KEV, basis_volumes, mu_weights
 from .ct_io import ijk_to_ras
-from .depth import render_depth
+from .depth import StructureBox, render_box_depth
 from .drr import render_line_integrals, restrict_to_structures
 from .geometry import ProjectionGeometry
 from .labels import Segmentation
@@ -30,12 +30,12 @@ class CaseVolume:
     Attributes:
         stacks: (2, K, J, I) basis volumes (see :func:`.attenuation.basis_volumes`) as slice stacks.
         ijk_to_ras: 4×4 voxel index -> RAS mm.
-        masks: structure name -> (K, J, I) boolean mask, in the order targets are stacked.
+        boxes: structure name -> its mask cropped to its box, in the order targets are stacked.
     """
 
     stacks: SliceStacks
     ijk_to_ras: np.ndarray
-    masks: dict[str, np.ndarray]
+    boxes: dict[str, StructureBox]
 
     @classmethod
     def from_ct(cls, ct: sitk.Image, segmentation: Segmentation | None = None, structures: list[str] | None = None,
@@ -49,7 +49,9 @@ class CaseVolume:
         basis = basis_volumes(torch.from_numpy(sitk.GetArrayFromImage(ct).astype(np.float32)).to(device))
         if bone_only:
             basis = restrict_to_structures(basis, list(masks.values()))
-        return cls(SliceStacks(basis), ijk_to_ras(ct), masks)
+        matrix = ijk_to_ras(ct)
+        boxes = {name: StructureBox.from_mask(mask, matrix, device) for name, mask in masks.items()}
+        return cls(SliceStacks(basis), matrix, boxes)
 
     @property
     def size_ijk(self) -> tuple[int, int, int]:
@@ -84,8 +86,8 @@ def render_view(case: CaseVolume, geometry: ProjectionGeometry, *, model: str = 
     basis = render_line_integrals(case.stacks, case.ijk_to_ras, geometry)[0]
     line_integral = weights[0] * basis[0] + weights[1] * basis[1]
     device = case.stacks.volume.device
-    depths = [render_depth(mask, case.ijk_to_ras, geometry, device=device) for mask in case.masks.values()]
+    depths = [render_box_depth(box, geometry, device) for box in case.boxes.values()]
     empty = torch.zeros((0, geometry.height, geometry.width), device=device)
     stack = lambda images: torch.stack(images) if images else empty  # noqa: E731
-    return View(line_integral, list(case.masks), stack([d.mask for d in depths]).bool(),
+    return View(line_integral, list(case.boxes), stack([d.mask for d in depths]).bool(),
                 stack([d.front_mm for d in depths]), stack([d.back_mm for d in depths]))

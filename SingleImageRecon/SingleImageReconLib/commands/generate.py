@@ -1,0 +1,145 @@
+"""``xrecon generate``: a synthetic training set from a few CTs (reproducible, resumable, shardable)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .geometry_arguments import add_geometry_arguments
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N, got {text!r}") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"need 0 <= I < N, got {text!r}")
+    return index, count
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "generate", help="make a synthetic training set (DRRs + exact targets, augmented)",
+        description="Render VIEWS augmented radiographs per case with exact per-structure masks, front/back depth "
+                    "maps and projected landmarks. The same --seed gives identical files; --shard I/N renders a "
+                    "disjoint part (the union of all parts is the unsharded set); running again with the same "
+                    "options resumes. Cases: --case NAME for bundled samples, or --ct/--labels/--labels-table "
+                    "triples (repeat the options; the n-th of each belong together). A case's 3D landmarks are "
+                    "read from landmarks.mrk.json beside its CT when present. Validation cases (--holdout) are "
+                    "split by case, never by image.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    cases = parser.add_argument_group("cases")
+    cases.add_argument("--case", action="append", default=[], metavar="NAME", help="a bundled sample case")
+    cases.add_argument("--ct", action="append", default=[], metavar="FILE", help="a CT (NIfTI, NRRD, MHA, DICOM folder)")
+    cases.add_argument("--labels", action="append", default=[], metavar="FILE", help="its labels (label map or .seg.nrrd)")
+    cases.add_argument("--labels-table", action="append", default=[], metavar="CSV",
+                       help="its id,structure table (for label maps; give one per --ct, or none for .seg.nrrd)")
+    cases.add_argument("--holdout", action="append", default=[], metavar="NAME", help="a validation case")
+    cases.add_argument("--structures", type=lambda text: [s for s in text.split(",") if s], metavar="A,B,...",
+                       help="target structures, in channel order (default: every structure of any case)")
+    add_geometry_arguments(parser)
+    augmentation = parser.add_argument_group("augmentation")
+    augmentation.add_argument("--preset", default="heavy", choices=("none", "light", "heavy"))
+    for group in ("geometric", "physics", "style", "anatomy"):
+        augmentation.add_argument(f"--{group}", type=float, default=1.0, metavar="STRENGTH",
+                                  help=f"scale the preset's {group} augmentation (0 = off)")
+    augmentation.add_argument("--views-per-anatomy", type=int, default=4,
+                              help="views rendered from each deformed anatomy")
+    parser.add_argument("--views", type=int, required=True, help="samples per case")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N")
+    parser.add_argument("--preview", action="store_true", help="also write OUT/preview.png, 32 samples with targets")
+    parser.add_argument("--progress", choices=("bar", "lines", "none"), default="bar",
+                        help="'lines' prints 'progress DONE/TOTAL' lines on stdout, for other programs")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", required=True, metavar="DATASET")
+    parser.set_defaults(run=run)
+
+
+def case_sources(args: argparse.Namespace) -> list:
+    """The cases named on the command line, with their split."""
+    from SyntheticDataGenLib.errors import XreconInputError
+    from SyntheticDataGenLib.generation import CaseSource
+    from SyntheticDataGenLib.sample_data import sample_case
+
+    sources = []
+    for name in args.case:
+        case = sample_case(name)
+        sources.append((name, case.ct_path, case.labels_path, case.table_path))
+    if args.labels and len(args.labels) != len(args.ct):
+        raise XreconInputError("give one --labels per --ct")
+    if args.labels_table and len(args.labels_table) != len(args.ct):
+        raise XreconInputError("give one --labels-table per --ct (or none, for .seg.nrrd labels)")
+    for index, ct in enumerate(args.ct):
+        path = Path(ct)
+        stem = path.name.split(".")[0]
+        name = path.name if path.is_dir() else path.parent.name if stem in ("ct", "image", "volume") else stem
+        labels = Path(args.labels[index]) if args.labels else None
+        table = Path(args.labels_table[index]) if args.labels_table else None
+        sources.append((name, path, labels, table))
+    names = [source[0] for source in sources]
+    unknown = set(args.holdout) - set(names)
+    if unknown:
+        raise XreconInputError(f"--holdout {', '.join(sorted(unknown))} is not among the cases: {', '.join(names)}")
+    result = []
+    for name, ct, labels, table in sources:
+        landmarks = (ct.parent if ct.is_file() else ct) / "landmarks.mrk.json"
+        result.append(CaseSource(name, ct, labels, table, "validation" if name in args.holdout else "train",
+                                 landmarks if landmarks.is_file() else None))
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from SyntheticDataGenLib.augmentation import preset
+    from SyntheticDataGenLib.errors import XreconInputError
+    from SyntheticDataGenLib.generation import BaseView, CaseLoader, GenerationSettings, generate_dataset
+
+    if args.views < 1 or args.views_per_anatomy < 1:
+        raise XreconInputError("--views and --views-per-anatomy must be at least 1")
+    if args.geometry.endswith(".json"):
+        raise XreconInputError("generate varies a preset view; give --geometry ap|pa|lateral-left|lateral-right")
+    cases = case_sources(args)
+    if not cases:
+        raise XreconInputError("name at least one case (--case NAME or --ct FILE --labels FILE)")
+    structures = args.structures
+    if structures is None:
+        loader = CaseLoader([])
+        structures = []
+        for case in cases:
+            _, segmentation, _, _ = loader.raw(case)
+            present = segmentation.select(None) if segmentation else []
+            structures += [name for name in present if name not in structures]
+    augmentation = preset(args.preset).scaled(geometric=args.geometric, physics=args.physics, style=args.style,
+                                              anatomy=args.anatomy)
+    settings = GenerationSettings(
+        structures=structures, views_per_case=args.views, seed=args.seed, augmentation=augmentation,
+        augmentation_name=args.preset, views_per_anatomy=args.views_per_anatomy,
+        base_view=BaseView(args.geometry, args.lao, args.cranial, args.source_to_isocenter_mm,
+                           args.source_to_detector_mm, tuple(args.detector_size_px), tuple(args.pixel_spacing_mm)))
+
+    bar = None
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal bar
+        if args.progress == "lines":
+            print(f"progress {done}/{total}", flush=True)
+        elif args.progress == "bar":
+            if bar is None:
+                bar = tqdm(total=total, initial=done, unit="sample", desc="generate", dynamic_ncols=True)
+            bar.update(done - bar.n)
+
+    written = generate_dataset(args.out, cases, settings, shard=args.shard, command=["xrecon", *sys.argv[1:]],
+                               device=torch.device(args.device), on_progress=on_progress)
+    if bar is not None:
+        bar.close()
+    if args.preview:
+        from SyntheticDataGenLib.preview import contact_sheet
+
+        contact_sheet(args.out, Path(args.out) / "preview.png")
+    print(f"{args.out}: {written} new sample(s); shard {args.shard[0]}/{args.shard[1]} complete", file=sys.stderr)
+    return 0

@@ -1,0 +1,93 @@
+"""Reading a synthetic training set made by :mod:`.generation` as a ``torch.utils.data.Dataset``."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import XreconInputError
+from .generation import SAMPLE_ARRAYS, SCHEMA_VERSION, read_manifests
+
+
+def read_header(dataset_dir: str | os.PathLike) -> dict:
+    """``dataset.json`` of a dataset, checked for its schema version."""
+    path = Path(dataset_dir) / "dataset.json"
+    try:
+        header = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise XreconInputError(f"{dataset_dir} is not a dataset (no dataset.json)") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise XreconInputError(f"cannot read {path}: {error}") from None
+    if header.get("schema_version") != SCHEMA_VERSION:
+        raise XreconInputError(f"{dataset_dir} has schema version {header.get('schema_version')}; this xrecon "
+                               f"reads version {SCHEMA_VERSION} (make the dataset again with this version)")
+    return header
+
+
+def load_sample(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The arrays of one sample file (no pickled objects are loaded)."""
+    with np.load(path, allow_pickle=False) as arrays:
+        return {name: arrays[name] for name in arrays.files}
+
+
+@dataclass(frozen=True)
+class IntensityJitter:
+    """Cheap augmentation done while training, on the image only (targets stay exact).
+
+    gamma and contrast are drawn uniformly from their ranges; noise is Gaussian with a standard
+    deviation drawn from [0, noise_sigma]; the image stays in [0, 1].
+    """
+
+    gamma: tuple[float, float] = (0.8, 1.25)
+    contrast: tuple[float, float] = (0.8, 1.2)
+    noise_sigma: float = 0.02
+
+    def __call__(self, image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        draw = torch.rand(3, generator=generator)
+        gamma = self.gamma[0] + (self.gamma[1] - self.gamma[0]) * draw[0]
+        contrast = self.contrast[0] + (self.contrast[1] - self.contrast[0]) * draw[1]
+        image = image.clamp(0, 1) ** gamma
+        image = (image - image.mean()) * contrast + image.mean()
+        noise = torch.randn(image.shape, generator=generator) * (self.noise_sigma * draw[2])
+        return (image + noise).clamp(0, 1)
+
+
+class SyntheticXrayDataset(torch.utils.data.Dataset):
+    """Samples of one split as tensors.
+
+    Each item is a dict: ``image`` (1, H, W) float32 in [0, 1]; ``masks`` (S, H, W) float32;
+    ``front_mm``, ``back_mm`` (S, H, W) float32; ``present`` (S,) bool; ``geometry`` (the
+    sample's projection geometry as a dict); ``id``. ``structures`` lists the S channels.
+    """
+
+    def __init__(self, dataset_dir: str | os.PathLike, split: str | None = "train",
+                 jitter: IntensityJitter | None = None, seed: int = 0):
+        self.root = Path(dataset_dir)
+        self.header = read_header(self.root)
+        self.structures: list[str] = self.header["settings"]["structures"]
+        rows = read_manifests(self.root)
+        self.rows = [row for row in rows if split is None or row["split"] == split]
+        self.jitter = jitter
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.rows[index]
+        arrays = load_sample(self.root / row["file"])
+        missing = {"image", "masks", "front_mm", "back_mm", "present"} - set(arrays)
+        if missing:
+            raise XreconInputError(f"{row['file']} lacks {', '.join(sorted(missing))}; expected {list(SAMPLE_ARRAYS)}")
+        image = torch.from_numpy(arrays["image"])[None]
+        if self.jitter is not None:
+            generator = torch.Generator().manual_seed(hash((self.seed, row["id"])) & 0x7FFFFFFF)
+            image = self.jitter(image, generator)
+        return {"id": row["id"], "image": image, "masks": torch.from_numpy(arrays["masks"]).float(),
+                "front_mm": torch.from_numpy(arrays["front_mm"]), "back_mm": torch.from_numpy(arrays["back_mm"]),
+                "present": torch.from_numpy(arrays["present"]), "geometry": row["geometry"]}

@@ -1,0 +1,384 @@
+"""Make a synthetic training set: many augmented radiographs with exact targets from a few CTs.
+
+A dataset is one folder::
+
+    dataset.json                   schema version, settings, cases and their split, the command line
+    manifest.jsonl                 one JSON line per sample (manifest.shard-I-of-N.jsonl when sharded)
+    samples/<case>/<view>.npz      image and targets (see :data:`SAMPLE_ARRAYS`)
+
+Every sample's randomness comes from its own seed (dataset seed, case name, view index), so
+the same seed gives identical bytes whatever the shard or the order, and ``--shard I/N`` splits
+the work into disjoint parts whose union is the unsharded set. Views of one case come in
+groups that share a deformed anatomy (preparing a deformed CT costs more than rendering it);
+a shard takes whole groups. Samples are written atomically, then logged in the manifest, so
+an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from .atomic_io import write_text_atomically
+from .augmentation import AugmentationConfig, sample_anatomy, sample_augmentation
+from .ct_io import read_ct
+from .detector import add_scatter, collimate, gamma_correct, gaussian_blur, invert, poisson_noise
+from .errors import XreconInputError
+from .geometry import ProjectionGeometry, mirror_detector, preset_geometry, rotate_detector, zoom_detector
+from .labels import Segmentation, read_segmentation
+from .landmarks import project_landmarks, read_markups_json
+from .style import StyleAugmentation
+from .view import CaseVolume, View, render_view
+
+SCHEMA_VERSION = 1
+SAMPLE_ARRAYS = {
+    "image": "float32 [H, W]: the augmented radiograph, bone bright, in [0, 1]",
+    "line_integral": "float32 [H, W]: the clean DRR Σμ·Δl before detector and style effects",
+    "masks": "uint8 [S, H, W]: 1 where a pixel's ray hits the structure (dataset structure order)",
+    "front_mm": "float32 [S, H, W]: source to first entry, 0 off the mask",
+    "back_mm": "float32 [S, H, W]: source to last exit, 0 off the mask",
+    "present": "bool [S]: the case's labels hold the structure (absent ones have empty targets)",
+    "overlay": "bool [H, W]: pixels covered by burned-in text or markers",
+    "landmarks_uv": "float32 [L, 2]: projected landmarks (u, v) in pixels, NaN where not visible",
+    "landmarks_visible": "bool [L]",
+}
+
+
+@dataclass(frozen=True)
+class CaseSource:
+    """One CT case of a dataset and its role."""
+
+    name: str
+    ct_path: Path
+    labels_path: Path | None
+    table_path: Path | None
+    split: str  # "train" or "validation"
+    landmarks_path: Path | None = None
+
+    def to_dict(self) -> dict:
+        return {key: (str(value) if isinstance(value, Path) else value) for key, value in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class BaseView:
+    """The view every sample varies about: a preset with C-arm angles, distances and detector."""
+
+    preset: str = "ap"
+    lao_deg: float = 0.0
+    cranial_deg: float = 0.0
+    source_to_isocenter_mm: float = 900.0
+    source_to_detector_mm: float = 1100.0
+    size_px: tuple[int, int] = (256, 256)
+    pixel_spacing_mm: tuple[float, float] = (1.6, 1.6)
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    structures: list[str]
+    views_per_case: int
+    seed: int
+    base_view: BaseView = field(default_factory=BaseView)
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    augmentation_name: str = "none"
+    views_per_anatomy: int = 4
+
+    def to_dict(self) -> dict:
+        return {"structures": list(self.structures), "views_per_case": self.views_per_case, "seed": self.seed,
+                "base_view": {**self.base_view.__dict__, "size_px": list(self.base_view.size_px),
+                              "pixel_spacing_mm": list(self.base_view.pixel_spacing_mm)},
+                "augmentation_preset": self.augmentation_name,
+                "augmentation": {k: (list(v) if isinstance(v, tuple) else v)
+                                 for k, v in self.augmentation.__dict__.items()},
+                "views_per_anatomy": self.views_per_anatomy}
+
+
+def sample_rng(seed: int, case: str, *keys: int) -> np.random.Generator:
+    """The random stream of one sample (or anatomy group): independent of shards and order."""
+    return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(case.encode()), *keys]))
+
+
+def sample_id(case: str, view: int) -> str:
+    return f"{case}/{view:06d}"
+
+
+def mirrored_name(name: str) -> str:
+    """A structure's name with left and right swapped (``femur_left`` <-> ``femur_right``)."""
+    return name.replace("left", "\0").replace("right", "left").replace("\0", "right")
+
+
+# --- one sample --------------------------------------------------------------------------
+def sample_geometry(base: BaseView, isocenter_ras_mm: np.ndarray, draw: dict) -> ProjectionGeometry:
+    """The projection of one sample: the base view moved and turned as ``draw`` says."""
+    sid = draw["source_to_isocenter_mm"] or base.source_to_isocenter_mm
+    sdd = sid * draw["magnification"] if draw["magnification"] else base.source_to_detector_mm * sid / base.source_to_isocenter_mm
+    geometry = preset_geometry(
+        base.preset, isocenter_ras_mm=np.asarray(isocenter_ras_mm) + draw["translation_mm"],
+        source_to_isocenter_mm=sid, source_to_detector_mm=sdd, size_px=base.size_px,
+        pixel_spacing_mm=np.asarray(base.pixel_spacing_mm) * sdd / base.source_to_detector_mm,
+        lao_deg=base.lao_deg + draw["lao_deg"], cranial_deg=base.cranial_deg + draw["cranial_deg"])
+    geometry = zoom_detector(rotate_detector(geometry, draw["inplane_rotation_deg"]), draw["zoom"])
+    return mirror_detector(geometry) if draw["flip"] else geometry
+
+
+def radiograph(line_integral: torch.Tensor, draw: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The augmented radiograph (H, W) in [0, 1], bone bright, and the mask of text/markers.
+
+    Detector physics acts on the transmitted intensity; then the image is log-transformed and
+    windowed as a radiograph is shown, and display and style effects follow.
+    """
+    generator = torch.Generator(device=line_integral.device).manual_seed(draw["style_seed"])
+    intensity = torch.exp(-line_integral)
+    intensity = add_scatter(intensity, draw["scatter_fraction"], draw["scatter_sigma_px"])
+    intensity = gaussian_blur(intensity, draw["blur_sigma_px"])
+    if draw["photons_per_pixel"]:
+        intensity = poisson_noise(intensity, draw["photons_per_pixel"], generator)
+    photons = draw["photons_per_pixel"] or 1e6
+    shown = -torch.log(intensity.clamp(min=0.5 / photons))
+    low, high = torch.quantile(shown.flatten()[:: max(1, shown.numel() // 20000)], torch.tensor([0.005, 0.995]))
+    shown = ((shown - low) / (high - low).clamp(min=1e-6)).clamp(0.0, 1.0)
+    shown = gamma_correct(shown, draw["gamma"])
+    if draw["invert"]:
+        shown = invert(shown)
+    if any(draw["collimation"]):  # unexposed film is white where bone is bright
+        shown = collimate(shown, draw["collimation"], background=1.0 if not draw["invert"] else 0.0)
+    style = StyleAugmentation(tone_strength=draw["tone_strength"], text_count=draw["text_count"],
+                              marker_count=draw["marker_count"], grid_strength=draw["grid_strength"])
+    return style.apply(shown.float(), np.random.default_rng(draw["style_seed"]))
+
+
+def targets_in_dataset_order(view: View, structures: list[str], flipped: bool) -> dict[str, np.ndarray]:
+    """Masks and depths stacked in the dataset's structure order; a flip swaps left and right."""
+    height, width = view.line_integral.shape
+    masks = np.zeros((len(structures), height, width), np.uint8)
+    front = np.zeros((len(structures), height, width), np.float32)
+    back = np.zeros((len(structures), height, width), np.float32)
+    present = np.zeros(len(structures), bool)
+    rendered = {name: index for index, name in enumerate(view.names)}
+    for channel, name in enumerate(structures):
+        source = mirrored_name(name) if flipped else name
+        if source in rendered:
+            index = rendered[source]
+            present[channel] = True
+            masks[channel] = view.masks[index].cpu().numpy()
+            front[channel] = view.front_mm[index].cpu().numpy()
+            back[channel] = view.back_mm[index].cpu().numpy()
+    return {"masks": masks, "front_mm": front, "back_mm": back, "present": present}
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """An ``.npz`` whose bytes depend only on the arrays (numpy's own stamps the time), written atomically."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, member.getvalue())
+    temporary = path.with_name(f".{path.name}.partial")
+    temporary.write_bytes(buffer.getvalue())
+    os.replace(temporary, path)
+
+
+# --- a prepared case, possibly deformed --------------------------------------------------
+@dataclass
+class PreparedCase:
+    source: CaseSource
+    volume: CaseVolume
+    isocenter_ras_mm: np.ndarray
+    landmarks: tuple[list[str], np.ndarray] | None
+
+
+def _structure_centre(ct: sitk.Image, segmentation: Segmentation | None, names: list[str]) -> np.ndarray:
+    """Centre (RAS mm) of the named structures' voxels, or of the CT box without labels."""
+    from .ct_io import ijk_to_ras
+
+    matrix = ijk_to_ras(ct)
+    if segmentation is None or not names:
+        return matrix[:3, :3] @ ((np.array(ct.GetSize()) - 1) / 2) + matrix[:3, 3]
+    low, high = np.full(3, np.inf), np.full(3, -np.inf)
+    for name in names:
+        kji = np.argwhere(segmentation.mask_array(name))
+        low, high = np.minimum(low, kji.min(axis=0)), np.maximum(high, kji.max(axis=0))
+    return matrix[:3, :3] @ ((low + high)[::-1] / 2) + matrix[:3, 3]
+
+
+class CaseLoader:
+    """Reads each case once and prepares it, deformed when a group's anatomy says so."""
+
+    def __init__(self, structures: list[str], device: torch.device | str = "cpu"):
+        self.structures = structures
+        self.device = device
+        self._raw: dict[str, tuple[sitk.Image, Segmentation | None, list[str], tuple | None]] = {}
+        self._undeformed: dict[str, PreparedCase] = {}
+
+    def raw(self, source: CaseSource):
+        if source.name not in self._raw:
+            ct = read_ct(source.ct_path)
+            segmentation = (read_segmentation(source.labels_path, source.table_path, reference=ct)
+                            if source.labels_path else None)
+            counts = segmentation.voxel_counts() if segmentation else {}
+            names = [s for s in self.structures if counts.get(s, 0) > 0]
+            landmarks = read_markups_json(source.landmarks_path) if source.landmarks_path else None
+            self._raw[source.name] = (ct, segmentation, names, landmarks)
+        return self._raw[source.name]
+
+    def prepare(self, source: CaseSource, anatomy: dict) -> PreparedCase:
+        ct, segmentation, names, landmarks = self.raw(source)
+        if not anatomy["deformation_mm"] and not anatomy["towards_case"]:
+            if source.name not in self._undeformed:
+                self._undeformed[source.name] = PreparedCase(
+                    source, CaseVolume.from_ct(ct, segmentation, names, device=self.device),
+                    _structure_centre(ct, segmentation, names), landmarks)
+            return self._undeformed[source.name]
+        from .deformation import inverse_transform_points, random_bspline_transform, warp_case
+
+        rng = np.random.default_rng(anatomy["seed"])
+        transform = random_bspline_transform(ct, rng, anatomy["deformation_mm"])
+        warped_ct, warped_segmentation = warp_case(ct, segmentation, transform)
+        if landmarks is not None:  # a point of the input anatomy moves to where the warp pulls it from
+            landmarks = (landmarks[0], inverse_transform_points(transform, landmarks[1]))
+        return PreparedCase(source, CaseVolume.from_ct(warped_ct, warped_segmentation, names, device=self.device),
+                            _structure_centre(ct, segmentation, names), landmarks)
+
+
+# --- the dataset ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Task:
+    case: CaseSource
+    group: int
+    views: tuple[int, ...]
+
+
+def plan_tasks(cases: list[CaseSource], settings: GenerationSettings) -> list[Task]:
+    """All anatomy groups of all cases, in a fixed order."""
+    tasks = []
+    for source in cases:
+        for group, first in enumerate(range(0, settings.views_per_case, settings.views_per_anatomy)):
+            views = tuple(range(first, min(first + settings.views_per_anatomy, settings.views_per_case)))
+            tasks.append(Task(source, group, views))
+    return tasks
+
+
+def shard_tasks(tasks: list[Task], shard: tuple[int, int]) -> list[Task]:
+    index, count = shard
+    if not 0 <= index < count:
+        raise XreconInputError(f"shard {index}/{count}: need 0 <= I < N")
+    return tasks[index::count]
+
+
+def manifest_path(dataset_dir: Path, shard: tuple[int, int]) -> Path:
+    return dataset_dir / ("manifest.jsonl" if shard[1] == 1 else f"manifest.shard-{shard[0]}-of-{shard[1]}.jsonl")
+
+
+def read_manifests(dataset_dir: Path) -> list[dict]:
+    """Every sample row of every manifest of a dataset, each id once, sorted by id.
+
+    A last line cut short by an interruption is ignored (its sample is made again on resume).
+    """
+    rows = {}
+    for path in sorted(Path(dataset_dir).glob("manifest*.jsonl")):
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            rows[row["id"]] = row
+    return [rows[key] for key in sorted(rows)]
+
+
+def _dataset_header(cases: list[CaseSource], settings: GenerationSettings, command: list[str]) -> dict:
+    return {"schema_version": SCHEMA_VERSION, "settings": settings.to_dict(),
+            "cases": [case.to_dict() for case in cases], "arrays": SAMPLE_ARRAYS, "command": command}
+
+
+def _check_or_write_header(dataset_dir: Path, header: dict) -> None:
+    path = dataset_dir / "dataset.json"
+    if path.exists():
+        existing = json.loads(path.read_text())
+        if existing.get("schema_version") != SCHEMA_VERSION:
+            raise XreconInputError(f"{dataset_dir} holds a dataset of schema version "
+                                   f"{existing.get('schema_version')}, not {SCHEMA_VERSION}; use a new folder")
+        if existing["settings"] != header["settings"] or existing["cases"] != header["cases"]:
+            raise XreconInputError(f"{dataset_dir} holds a dataset made with other settings or cases; "
+                                   "use a new folder, or the same options to resume it")
+        return
+    write_text_atomically(path, json.dumps(header, indent=2))
+
+
+def generate_dataset(dataset_dir: str | os.PathLike, cases: list[CaseSource], settings: GenerationSettings, *,
+                     shard: tuple[int, int] = (0, 1), command: list[str] | None = None,
+                     device: torch.device | str = "cpu",
+                     on_progress: Callable[[int, int], None] | None = None) -> int:
+    """Render this shard's samples into ``dataset_dir``, skipping those already there.
+
+    Returns the number of samples written now. ``on_progress(done, total)`` is called once at
+    the start (counting samples already there) and after each new sample.
+    """
+    if not cases:
+        raise XreconInputError("no cases given")
+    if len({case.name for case in cases}) != len(cases):
+        raise XreconInputError("case names must be unique: " + ", ".join(case.name for case in cases))
+    dataset_dir = Path(dataset_dir)
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    _check_or_write_header(dataset_dir, _dataset_header(cases, settings, command or []))
+    tasks = shard_tasks(plan_tasks(cases, settings), shard)
+    manifest = manifest_path(dataset_dir, shard)
+    done = {row["id"] for row in read_manifests(dataset_dir)}
+    total = sum(len(task.views) for task in tasks)
+    finished = sum(sample_id(task.case.name, view) in done for task in tasks for view in task.views)
+    loader = CaseLoader(settings.structures, device)
+    written = 0
+    if on_progress:
+        on_progress(finished, total)
+    with manifest.open("a") as log:
+        for task in tasks:
+            todo = [view for view in task.views if sample_id(task.case.name, view) not in done]
+            if not todo:
+                continue
+            anatomy = sample_anatomy(settings.augmentation, sample_rng(settings.seed, task.case.name, task.group, 1), [])
+            prepared = loader.prepare(task.case, anatomy)
+            for view in todo:
+                row = _make_sample(dataset_dir, prepared, settings, view, anatomy)
+                log.write(json.dumps(row) + "\n")
+                log.flush()
+                os.fsync(log.fileno())
+                written += 1
+                finished += 1
+                if on_progress:
+                    on_progress(finished, total)
+    return written
+
+
+def _make_sample(dataset_dir: Path, prepared: PreparedCase, settings: GenerationSettings, view_index: int,
+                 anatomy: dict) -> dict:
+    case = prepared.source
+    draw = sample_augmentation(settings.augmentation, sample_rng(settings.seed, case.name, view_index, 0))
+    geometry = sample_geometry(settings.base_view, prepared.isocenter_ras_mm, draw)
+    view = render_view(prepared.volume, geometry, model=draw["model"], energy_kev=draw["energy_kev"],
+                       bone_density=draw["bone_density"])
+    image, overlay = radiograph(view.line_integral, draw)
+    arrays = {"image": image.cpu().numpy().astype(np.float32),
+              "line_integral": view.line_integral.cpu().numpy().astype(np.float32),
+              **targets_in_dataset_order(view, settings.structures, draw["flip"]),
+              "overlay": overlay.cpu().numpy().astype(bool)}
+    if prepared.landmarks is not None:
+        uv, visible = project_landmarks(prepared.landmarks[1], geometry)
+        arrays["landmarks_uv"] = np.where(visible[:, None], uv, np.nan).astype(np.float32)
+        arrays["landmarks_visible"] = visible
+    relative = Path("samples") / case.name / f"{view_index:06d}.npz"
+    (dataset_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+    write_npz(dataset_dir / relative, arrays)
+    return {"id": sample_id(case.name, view_index), "case": case.name, "split": case.split, "view": view_index,
+            "file": relative.as_posix(), "geometry": geometry.to_dict(), "augmentation": draw, "anatomy": anatomy,
+            "landmark_labels": prepared.landmarks[0] if prepared.landmarks is not None else []}

@@ -1,0 +1,185 @@
+"""Synthetic training sets: reproducible, shardable, resumable, split by case, targets exact."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_xrecon
+from SyntheticDataGenLib.augmentation import PRESETS, sample_augmentation
+from SyntheticDataGenLib.dataset import SyntheticXrayDataset, load_sample
+from SyntheticDataGenLib.errors import XreconInputError
+from SyntheticDataGenLib.generation import (BaseView, CaseLoader, CaseSource, GenerationSettings, generate_dataset,
+                                            mirrored_name, read_manifests, sample_rng)
+from SyntheticDataGenLib.geometry import ProjectionGeometry
+from SyntheticDataGenLib.sample_data import sample_case
+from SyntheticDataGenLib.view import render_view
+
+STRUCTURES = ["femur_left", "femur_right", "vertebrae_L3"]
+SMALL = BaseView(size_px=(64, 64), pixel_spacing_mm=(6.4, 6.4))
+
+
+def case(name="abdomen-pelvis", split="train"):
+    files = sample_case(name)
+    return CaseSource(name, files.ct_path, files.labels_path, files.table_path, split)
+
+
+def settings(preset="heavy", views=6, seed=7, anatomy=0.0, **strengths):
+    return GenerationSettings(STRUCTURES, views, seed, SMALL, PRESETS[preset].scaled(anatomy=anatomy, **strengths),
+                              preset, views_per_anatomy=2)
+
+
+def files_of(folder):
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*.npz"))}
+
+
+def test_same_seed_gives_identical_bytes_and_another_seed_does_not(tmp_path):
+    for name in ("a", "b"):
+        generate_dataset(tmp_path / name, [case()], settings())
+    generate_dataset(tmp_path / "c", [case()], settings(seed=8))
+    assert files_of(tmp_path / "a") == files_of(tmp_path / "b") and len(files_of(tmp_path / "a")) == 6
+    assert (tmp_path / "a" / "manifest.jsonl").read_bytes() == (tmp_path / "b" / "manifest.jsonl").read_bytes()
+    assert files_of(tmp_path / "a") != files_of(tmp_path / "c")
+
+
+def test_shards_are_disjoint_and_their_union_is_the_unsharded_set(tmp_path):
+    generate_dataset(tmp_path / "whole", [case()], settings())
+    seen = {}
+    for index in range(3):
+        written = generate_dataset(tmp_path / "sharded", [case()], settings(), shard=(index, 3))
+        rows = [json.loads(line) for line in (tmp_path / "sharded" / f"manifest.shard-{index}-of-3.jsonl").open()]
+        assert written == len(rows) > 0
+        assert not seen.keys() & {row["id"] for row in rows}, "shards overlap"
+        seen.update({row["id"]: row for row in rows})
+    assert files_of(tmp_path / "sharded") == files_of(tmp_path / "whole")
+    assert [row["id"] for row in read_manifests(tmp_path / "sharded")] == [
+        row["id"] for row in read_manifests(tmp_path / "whole")]
+
+
+def test_split_is_by_case(tmp_path):
+    cases = [case(), case("chest", split="validation")]
+    chest_settings = GenerationSettings(["vertebrae_L1", "femur_left"], 3, 1, SMALL, PRESETS["light"], "light")
+    generate_dataset(tmp_path, cases, chest_settings)
+    rows = read_manifests(tmp_path)
+    assert {row["split"] for row in rows if row["case"] == "chest"} == {"validation"}
+    assert {row["split"] for row in rows if row["case"] == "abdomen-pelvis"} == {"train"}
+    validation = SyntheticXrayDataset(tmp_path, split="validation")
+    assert len(validation) == 3 and all(row["case"] == "chest" for row in validation.rows)
+    item = validation[0]
+    assert item["image"].shape == (1, 64, 64) and item["masks"].shape == (2, 64, 64)
+    assert item["present"].tolist() == [True, False], "the chest has no femur: present says so"
+
+
+def test_every_target_matches_a_render_from_the_stored_geometry(tmp_path):
+    generate_dataset(tmp_path, [case()], settings(views=4))
+    loader = CaseLoader(STRUCTURES)
+    for row in read_manifests(tmp_path):
+        stored = load_sample(tmp_path / row["file"])
+        geometry = ProjectionGeometry.from_dict(row["geometry"])
+        prepared = loader.prepare(case(), row["anatomy"])
+        draw = row["augmentation"]
+        view = render_view(prepared.volume, geometry, model=draw["model"], energy_kev=draw["energy_kev"],
+                           bone_density=draw["bone_density"])
+        np.testing.assert_array_equal(stored["line_integral"], view.line_integral.numpy())
+        for channel, name in enumerate(STRUCTURES):
+            source = view.names.index(mirrored_name(name) if draw["flip"] else name)
+            np.testing.assert_array_equal(stored["masks"][channel], view.masks[source].numpy())
+            np.testing.assert_array_equal(stored["front_mm"][channel], view.front_mm[source].numpy())
+            np.testing.assert_array_equal(stored["back_mm"][channel], view.back_mm[source].numpy())
+        assert stored["image"].min() >= 0 and stored["image"].max() <= 1
+
+
+def test_a_flip_swaps_left_and_right_targets(tmp_path):
+    flips = [v for v in range(40) if sample_augmentation(PRESETS["heavy"], sample_rng(7, "abdomen-pelvis", v, 0))["flip"]]
+    assert flips, "heavy flips some images"
+    generate_dataset(tmp_path, [case()], settings(views=flips[0] + 1))
+    row = next(r for r in read_manifests(tmp_path) if r["view"] == flips[0])
+    geometry = ProjectionGeometry.from_dict(row["geometry"])
+    stored = load_sample(tmp_path / row["file"])
+    # in a mirrored image the patient's left lies on the image left: the femur_left channel is there
+    left = stored["masks"][STRUCTURES.index("femur_left")]
+    right = stored["masks"][STRUCTURES.index("femur_right")]
+    centre_u = (geometry.width - 1) / 2
+    assert np.argwhere(left)[:, 1].mean() < centre_u < np.argwhere(right)[:, 1].mean() or row["augmentation"][
+        "inplane_rotation_deg"] ** 2 > 100
+
+
+def test_presets_change_what_they_claim(tmp_path):
+    generate_dataset(tmp_path / "none", [case()], settings("none", views=3))
+    for row in read_manifests(tmp_path / "none"):
+        draw, geometry = row["augmentation"], row["geometry"]
+        assert draw["lao_deg"] == draw["cranial_deg"] == 0 and not draw["flip"] and draw["photons_per_pixel"] is None
+        assert geometry["lao_deg"] == 0 and geometry["pixel_spacing_mm"] == [6.4, 6.4]
+        assert not load_sample(tmp_path / "none" / row["file"])["overlay"].any()
+    heavy = [sample_augmentation(PRESETS["heavy"], sample_rng(0, "x", v, 0)) for v in range(200)]
+    light = [sample_augmentation(PRESETS["light"], sample_rng(0, "x", v, 0)) for v in range(200)]
+    spread = lambda draws, key: np.ptp([d[key] for d in draws])  # noqa: E731
+    assert spread(heavy, "lao_deg") > 45 and 10 < spread(light, "lao_deg") <= 20
+    assert any(d["flip"] for d in heavy) and not any(d["flip"] for d in light)
+    assert np.mean([d["text_count"] > 0 for d in heavy]) > 0.5
+    assert {d["model"] for d in heavy} == {"linear", "two-material"}
+    off = PRESETS["heavy"].scaled(geometric=0, physics=0, style=0, anatomy=0)
+    assert sample_augmentation(off, np.random.default_rng(3)) == sample_augmentation(PRESETS["none"],
+                                                                                 np.random.default_rng(3))
+    generate_dataset(tmp_path / "heavy", [case()], settings(views=6))
+    overlays = [load_sample(tmp_path / "heavy" / row["file"])["overlay"].any() for row in read_manifests(tmp_path / "heavy")]
+    assert any(overlays)
+
+
+def test_existing_dataset_with_other_settings_or_schema_is_refused(tmp_path):
+    generate_dataset(tmp_path, [case()], settings(views=1))
+    with pytest.raises(XreconInputError, match="other settings"):
+        generate_dataset(tmp_path, [case()], settings(views=1, seed=99))
+    header = json.loads((tmp_path / "dataset.json").read_text())
+    header["schema_version"] = 0
+    (tmp_path / "dataset.json").write_text(json.dumps(header))
+    with pytest.raises(XreconInputError, match="schema version"):
+        generate_dataset(tmp_path, [case()], settings(views=1))
+    with pytest.raises(XreconInputError, match="schema version"):
+        SyntheticXrayDataset(tmp_path)
+
+
+@pytest.mark.slow
+def test_deformed_anatomy_keeps_targets_consistent(tmp_path):
+    generate_dataset(tmp_path, [case()], settings("heavy", views=2, anatomy=1.0))
+    row = read_manifests(tmp_path)[0]
+    assert row["anatomy"]["deformation_mm"] > 0
+    prepared = CaseLoader(STRUCTURES).prepare(case(), row["anatomy"])
+    draw = row["augmentation"]
+    view = render_view(prepared.volume, ProjectionGeometry.from_dict(row["geometry"]), model=draw["model"],
+                       energy_kev=draw["energy_kev"], bone_density=draw["bone_density"])
+    stored = load_sample(tmp_path / row["file"])
+    np.testing.assert_array_equal(stored["line_integral"], view.line_integral.numpy())
+    undeformed = CaseLoader(STRUCTURES).prepare(case(), {**row["anatomy"], "deformation_mm": 0.0})
+    assert not torch.equal(render_view(undeformed.volume, ProjectionGeometry.from_dict(row["geometry"])).masks,
+                           render_view(prepared.volume, ProjectionGeometry.from_dict(row["geometry"])).masks)
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_without_duplicates(tmp_path):
+    out = tmp_path / "dataset"
+    args = ["generate", "--case", "abdomen-pelvis", "--structures", ",".join(STRUCTURES), "--views", "10",
+            "--detector-size-px", "64", "64", "--pixel-spacing-mm", "6.4", "6.4", "--anatomy", "0",
+            "--progress", "lines", "--out", str(out)]
+    process = subprocess.Popen([sys.executable, "-m", "SingleImageReconLib.cli", *args], stdout=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("progress 3/"):
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert 3 <= len(read_manifests(out)) < 10
+    result = run_xrecon(*args)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    assert sorted(row["id"] for row in rows) == [f"abdomen-pelvis/{v:06d}" for v in range(10)]
+    for row in rows:
+        load_sample(out / row["file"])
+    reference = tmp_path / "reference"
+    result = run_xrecon(*args[:-1], str(reference))
+    assert files_of(out) == files_of(reference), "the resumed set equals an uninterrupted one"
+    time.sleep(0)
