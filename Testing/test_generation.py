@@ -77,7 +77,7 @@ def test_split_is_by_case(tmp_path):
 
 def test_every_target_matches_a_render_from_the_stored_geometry(tmp_path):
     generate_dataset(tmp_path, [case()], settings(views=4))
-    loader = CaseLoader(STRUCTURES)
+    loader = CaseLoader(STRUCTURES, extend_body_mm=settings().extend_body_mm)
     for row in read_manifests(tmp_path):
         stored = load_sample(tmp_path / row["file"])
         geometry = ProjectionGeometry.from_dict(row["geometry"])
@@ -149,13 +149,13 @@ def test_deformed_anatomy_keeps_targets_consistent(tmp_path):
     generate_dataset(tmp_path, [case()], settings("heavy", views=2, anatomy=1.0))
     row = read_manifests(tmp_path)[0]
     assert row["anatomy"]["deformation_mm"] > 0
-    prepared = CaseLoader(STRUCTURES).prepare(case(), row["anatomy"])
+    prepared = CaseLoader(STRUCTURES, extend_body_mm=150.0).prepare(case(), row["anatomy"])
     draw = row["augmentation"]
     view = render_view(prepared.volume, ProjectionGeometry.from_dict(row["geometry"]), model=draw["model"],
                        energy_kev=draw["energy_kev"], bone_density=draw["bone_density"])
     stored = load_sample(tmp_path / row["file"])
     np.testing.assert_array_equal(stored["line_integral"], view.line_integral.numpy())
-    undeformed = CaseLoader(STRUCTURES).prepare(case(), {**row["anatomy"], "deformation_mm": 0.0})
+    undeformed = CaseLoader(STRUCTURES, extend_body_mm=150.0).prepare(case(), {**row["anatomy"], "deformation_mm": 0.0})
     assert not torch.equal(render_view(undeformed.volume, ProjectionGeometry.from_dict(row["geometry"])).masks,
                            render_view(prepared.volume, ProjectionGeometry.from_dict(row["geometry"])).masks)
 

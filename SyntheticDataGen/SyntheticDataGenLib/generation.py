@@ -91,6 +91,7 @@ class GenerationSettings:
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     augmentation_name: str = "none"
     views_per_anatomy: int = 4
+    extend_body_mm: float = 150.0  # continue the body past the scan's ends (see view.extend_along_body)
 
     def to_dict(self) -> dict:
         return {"structures": list(self.structures), "views_per_case": self.views_per_case, "seed": self.seed,
@@ -99,7 +100,7 @@ class GenerationSettings:
                 "augmentation_preset": self.augmentation_name,
                 "augmentation": {k: (list(v) if isinstance(v, tuple) else v)
                                  for k, v in self.augmentation.__dict__.items()},
-                "views_per_anatomy": self.views_per_anatomy}
+                "views_per_anatomy": self.views_per_anatomy, "extend_body_mm": self.extend_body_mm}
 
 
 def sample_rng(seed: int, case: str, *keys: int) -> np.random.Generator:
@@ -216,9 +217,10 @@ def _structure_centre(ct: sitk.Image, segmentation: Segmentation | None, names: 
 class CaseLoader:
     """Reads each case once and prepares it, deformed when a group's anatomy says so."""
 
-    def __init__(self, structures: list[str], device: torch.device | str = "cpu"):
+    def __init__(self, structures: list[str], device: torch.device | str = "cpu", extend_body_mm: float = 0.0):
         self.structures = structures
         self.device = device
+        self.extend_body_mm = extend_body_mm
         self._raw: dict[str, tuple[sitk.Image, Segmentation | None, list[str], tuple | None]] = {}
         self._undeformed: dict[str, PreparedCase] = {}
 
@@ -238,7 +240,8 @@ class CaseLoader:
         if not anatomy["deformation_mm"] and not anatomy["towards_case"]:
             if source.name not in self._undeformed:
                 self._undeformed[source.name] = PreparedCase(
-                    source, CaseVolume.from_ct(ct, segmentation, names, device=self.device),
+                    source, CaseVolume.from_ct(ct, segmentation, names, extend_body_mm=self.extend_body_mm,
+                                               device=self.device),
                     _structure_centre(ct, segmentation, names), landmarks)
             return self._undeformed[source.name]
         from .deformation import inverse_transform_points, random_bspline_transform, warp_case
@@ -248,7 +251,8 @@ class CaseLoader:
         warped_ct, warped_segmentation = warp_case(ct, segmentation, transform)
         if landmarks is not None:  # a point of the input anatomy moves to where the warp pulls it from
             landmarks = (landmarks[0], inverse_transform_points(transform, landmarks[1]))
-        return PreparedCase(source, CaseVolume.from_ct(warped_ct, warped_segmentation, names, device=self.device),
+        return PreparedCase(source, CaseVolume.from_ct(warped_ct, warped_segmentation, names,
+                                                       extend_body_mm=self.extend_body_mm, device=self.device),
                             _structure_centre(ct, segmentation, names), landmarks)
 
 
@@ -337,7 +341,7 @@ def generate_dataset(dataset_dir: str | os.PathLike, cases: list[CaseSource], se
     done = {row["id"] for row in read_manifests(dataset_dir)}
     total = sum(len(task.views) for task in tasks)
     finished = sum(sample_id(task.case.name, view) in done for task in tasks for view in task.views)
-    loader = CaseLoader(settings.structures, device)
+    loader = CaseLoader(settings.structures, device, settings.extend_body_mm)
     written = 0
     if on_progress:
         on_progress(finished, total)

@@ -39,10 +39,13 @@ class CaseVolume:
 
     @classmethod
     def from_ct(cls, ct: sitk.Image, segmentation: Segmentation | None = None, structures: list[str] | None = None,
-                *, bone_only: bool = False, device: torch.device | str = "cpu") -> "CaseVolume":
+                *, bone_only: bool = False, extend_body_mm: float = 0.0,
+                device: torch.device | str = "cpu") -> "CaseVolume":
         """Prepare a CT (HU) and the named structures (None: every non-empty one; [] for none).
 
         ``bone_only`` keeps attenuation inside the structures only (a bone-only image).
+        ``extend_body_mm`` continues the body beyond the scan's head and foot ends (see
+        :func:`extend_along_body`); masks and depth targets are unaffected.
         """
         names = [] if segmentation is None or structures == [] else segmentation.select(structures)
         masks = {name: segmentation.mask_array(name) for name in names}
@@ -51,11 +54,38 @@ class CaseVolume:
             basis = restrict_to_structures(basis, list(masks.values()))
         matrix = ijk_to_ras(ct)
         boxes = {name: StructureBox.from_mask(mask, matrix, device) for name, mask in masks.items()}
-        return cls(SliceStacks(basis), matrix, boxes)
+        basis_matrix = matrix
+        if extend_body_mm > 0:
+            basis, basis_matrix = extend_along_body(basis, matrix, extend_body_mm)
+        return cls(SliceStacks(basis), basis_matrix, boxes)
 
     @property
     def size_ijk(self) -> tuple[int, int, int]:
         return self.stacks.size_ijk
+
+
+def extend_along_body(volume: torch.Tensor, ijk_to_ras_matrix: np.ndarray, length_mm: float
+                      ) -> tuple[torch.Tensor, np.ndarray]:
+    """Continue a (C, K, J, I) volume past both ends of the body axis, fading out over ``length_mm``.
+
+    A CT stops where the scan stopped, but the patient does not: without this a DRR shows the
+    body cut off along a straight line, which no real radiograph does. The end slices are
+    repeated with a linear fade to zero. Returns the longer volume and its voxel-to-RAS matrix.
+    """
+    axis = int(np.argmax(np.abs(ijk_to_ras_matrix[2, :3]) / np.linalg.norm(ijk_to_ras_matrix[:3, :3], axis=0)))
+    spacing = float(np.linalg.norm(ijk_to_ras_matrix[:3, axis]))
+    count = int(round(length_mm / spacing))
+    if count < 1:
+        return volume, ijk_to_ras_matrix
+    dim = 3 - axis  # torch dimension of index axis i, j, k in (C, K, J, I)
+    fade = torch.linspace(1.0, 0.0, count + 2, device=volume.device)[1:-1]
+    shape = [1] * volume.ndim
+    shape[dim] = count
+    first = volume.narrow(dim, 0, 1) * fade.flip(0).view(shape)
+    last = volume.narrow(dim, volume.shape[dim] - 1, 1) * fade.view(shape)
+    shifted = ijk_to_ras_matrix.copy()
+    shifted[:3, 3] -= count * ijk_to_ras_matrix[:3, axis]
+    return torch.cat([first, volume, last], dim=dim), shifted
 
 
 @dataclass
