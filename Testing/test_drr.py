@@ -120,3 +120,16 @@ def test_slabs_stay_close_to_every_slice_and_are_not_used_when_rays_are_clipped(
     clipped = preset_geometry("ap", isocenter_ras_mm=centre, source_to_isocenter_mm=900, source_to_detector_mm=1000,
                               size_px=(64, 64), pixel_spacing_mm=(4, 4))
     torch.testing.assert_close(render_drr(mu, matrix, clipped), render_drr(mu, matrix, clipped, max_slab_shift_voxels=0))
+
+
+def test_body_extension_fades_the_end_slices_out_along_the_body_axis():
+    from SyntheticDataGenLib.view import extend_along_body
+
+    volume = torch.ones((2, 5, 4, 3))  # (C, K, J, I), k along the body axis (RAS z)
+    matrix = np.diag([1.0, 1.0, 2.0, 1.0])
+    extended, moved = extend_along_body(volume, matrix, 6.0)
+    assert extended.shape == (2, 11, 4, 3)
+    torch.testing.assert_close(extended[0, :3, 0, 0], torch.tensor([0.25, 0.5, 0.75]))
+    torch.testing.assert_close(extended[0, 3:8], volume[0])
+    torch.testing.assert_close(extended[0, 8:, 0, 0], torch.tensor([0.75, 0.5, 0.25]))
+    np.testing.assert_allclose(moved[:3, 3], [0, 0, -6.0])  # voxel 3 of the new volume is voxel 0 of the old
