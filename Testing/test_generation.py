@@ -183,3 +183,39 @@ def test_an_interrupted_run_resumes_without_duplicates(tmp_path):
     result = run_xrecon(*args[:-1], str(reference))
     assert files_of(out) == files_of(reference), "the resumed set equals an uninterrupted one"
     time.sleep(0)
+
+
+@pytest.mark.slow
+def test_registration_moves_a_case_towards_another_of_the_same_region(tmp_path):
+    import dataclasses
+
+    import SimpleITK as sitk
+
+    from SyntheticDataGenLib.deformation import random_bspline_transform, warp_case
+    from SyntheticDataGenLib.labels import read_segmentation
+
+    # a second "patient" of the same region: the sample, deformed
+    original = case()
+    ct = sitk.ReadImage(str(original.ct_path))
+    segmentation = read_segmentation(original.labels_path, original.table_path, reference=ct)
+    other_ct, other_labels = warp_case(ct, segmentation, random_bspline_transform(ct, np.random.default_rng(5), 5.0))
+    folder = tmp_path / "other"
+    folder.mkdir()
+    sitk.WriteImage(other_ct, str(folder / "ct.nii.gz"))
+    sitk.WriteImage(other_labels.layers[0], str(folder / "labels.nii.gz"))
+    other = CaseSource("other", folder / "ct.nii.gz", folder / "labels.nii.gz", original.table_path, "train")
+    config = dataclasses.replace(PRESETS["none"], registration_probability=1.0)
+    run = GenerationSettings(STRUCTURES, 1, 3, SMALL, config, "custom")
+    generate_dataset(tmp_path / "dataset", [original, other], run)
+    rows = {row["case"]: row for row in read_manifests(tmp_path / "dataset")}
+    assert rows["abdomen-pelvis"]["anatomy"]["towards_case"] == "other"
+    assert rows["other"]["anatomy"]["towards_case"] == "abdomen-pelvis"
+    assert sorted(p.name for p in (tmp_path / "dataset" / "registrations").iterdir()) == [
+        "abdomen-pelvis__other.nii.gz", "other__abdomen-pelvis.nii.gz"]
+    loader = CaseLoader(STRUCTURES, extend_body_mm=run.extend_body_mm, cases=[original, other],
+                        cache_dir=tmp_path / "dataset" / "registrations")
+    row = rows["abdomen-pelvis"]
+    prepared = loader.prepare(original, row["anatomy"])
+    view = render_view(prepared.volume, ProjectionGeometry.from_dict(row["geometry"]))
+    stored = load_sample(tmp_path / "dataset" / row["file"])
+    np.testing.assert_array_equal(stored["masks"], view.masks.numpy().astype(np.uint8))

@@ -125,7 +125,8 @@ PRESETS: dict[str, AugmentationConfig] = {
         energy_kev=(50, 70), bone_density=(0.9, 1.1),
         noise_probability=0.5, photons_per_pixel=(3e4, 3e5), scatter_fraction=(0.0, 0.1), blur_sigma_px=(0.0, 0.7),
         gamma=(0.8, 1.25), collimation_probability=0.2, collimation_max_fraction=0.1,
-        tone_strength=(0.0, 0.3), max_text_count=2),
+        tone_strength=(0.0, 0.3), max_text_count=2,
+        deformation_probability=0.5, deformation_magnitude_mm=(1.0, 2.0)),
     "heavy": AugmentationConfig(
         lao_deg=(-30, 30), cranial_deg=(-20, 20), translation_mm=40, source_to_isocenter_mm=(700, 1300),
         magnification=(1.1, 1.5), zoom=(0.75, 1.33), inplane_rotation_deg=(-20, 20), flip_probability=0.5,
@@ -133,7 +134,7 @@ PRESETS: dict[str, AugmentationConfig] = {
         noise_probability=0.8, photons_per_pixel=(3e3, 3e5), scatter_fraction=(0.0, 0.3), blur_sigma_px=(0.0, 1.5),
         gamma=(0.6, 1.6), invert_probability=0.1, collimation_probability=0.5, collimation_max_fraction=0.2,
         tone_strength=(0.0, 1.0), max_text_count=6, max_marker_count=4, grid_strength=(0.0, 0.5),
-        deformation_probability=1.0, deformation_magnitude_mm=(2.0, 6.0), registration_probability=0.3),
+        deformation_probability=1.0, deformation_magnitude_mm=(2.0, 5.0), registration_probability=0.3),
 }
 
 

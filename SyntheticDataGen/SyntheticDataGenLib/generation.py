@@ -5,6 +5,7 @@ A dataset is one folder::
     dataset.json                   schema version, settings, cases and their split, the command line
     manifest.jsonl                 one JSON line per sample (manifest.shard-I-of-N.jsonl when sharded)
     samples/<case>/<view>.npz      image and targets (see :data:`SAMPLE_ARRAYS`)
+    registrations/<a>__<b>.nii.gz  deformable registrations between cases of one body region
 
 Every sample's randomness comes from its own seed (dataset seed, case name, view index), so
 the same seed gives identical bytes whatever the shard or the order, and ``--shard I/N`` splits
@@ -215,14 +216,22 @@ def _structure_centre(ct: sitk.Image, segmentation: Segmentation | None, names: 
 
 
 class CaseLoader:
-    """Reads each case once and prepares it, deformed when a group's anatomy says so."""
+    """Reads each case once and prepares it, deformed when a group's anatomy says so.
 
-    def __init__(self, structures: list[str], device: torch.device | str = "cpu", extend_body_mm: float = 0.0):
+    Registrations between cases (for deformations towards another patient) are computed once
+    and kept in ``cache_dir`` when given, so shards and resumed runs share them.
+    """
+
+    def __init__(self, structures: list[str], device: torch.device | str = "cpu", extend_body_mm: float = 0.0,
+                 cases: list[CaseSource] | None = None, cache_dir: Path | None = None):
         self.structures = structures
         self.device = device
         self.extend_body_mm = extend_body_mm
+        self.cases = {case.name: case for case in cases or []}
+        self.cache_dir = cache_dir
         self._raw: dict[str, tuple[sitk.Image, Segmentation | None, list[str], tuple | None]] = {}
         self._undeformed: dict[str, PreparedCase] = {}
+        self._registrations: dict[tuple[str, str], sitk.Transform] = {}
 
     def raw(self, source: CaseSource):
         if source.name not in self._raw:
@@ -235,6 +244,39 @@ class CaseLoader:
             self._raw[source.name] = (ct, segmentation, names, landmarks)
         return self._raw[source.name]
 
+    def partners(self, source: CaseSource) -> list[str]:
+        """Cases of the same body region (at least half their structures shared): registration partners."""
+        names = set(self.raw(source)[2])
+        partners = []
+        for other in self.cases.values():
+            other_names = set(self.raw(other)[2])
+            if other.name != source.name and names and len(names & other_names) >= 0.5 * len(names | other_names):
+                partners.append(other.name)
+        return partners
+
+    def registration(self, fixed: CaseSource, moving: CaseSource) -> sitk.Transform:
+        """The deformable registration of ``moving`` onto ``fixed`` (a field on fixed's grid)."""
+        from .deformation import register_cases
+
+        key = (fixed.name, moving.name)
+        if key not in self._registrations:
+            path = self.cache_dir / f"{fixed.name}__{moving.name}.nii.gz" if self.cache_dir else None
+            if path is not None and path.exists():
+                field = sitk.ReadImage(str(path), sitk.sitkVectorFloat64)
+            else:
+                (fixed_ct, fixed_labels, fixed_names, _), (moving_ct, moving_labels, moving_names, _) = (
+                    self.raw(fixed), self.raw(moving))
+                transform = register_cases(fixed_ct, moving_ct, _union_mask(fixed_labels, fixed_names),
+                                           _union_mask(moving_labels, moving_names))
+                field = transform.GetDisplacementField()
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    temporary = path.with_name(f".{path.name}.partial.nii.gz")
+                    sitk.WriteImage(field, str(temporary))
+                    os.replace(temporary, path)
+            self._registrations[key] = sitk.DisplacementFieldTransform(sitk.Image(field))
+        return self._registrations[key]
+
     def prepare(self, source: CaseSource, anatomy: dict) -> PreparedCase:
         ct, segmentation, names, landmarks = self.raw(source)
         if not anatomy["deformation_mm"] and not anatomy["towards_case"]:
@@ -244,16 +286,34 @@ class CaseLoader:
                                                device=self.device),
                     _structure_centre(ct, segmentation, names), landmarks)
             return self._undeformed[source.name]
-        from .deformation import inverse_transform_points, random_bspline_transform, warp_case
+        from .deformation import (interpolate_displacement, inverse_transform_points, random_bspline_transform,
+                                  warp_case)
 
         rng = np.random.default_rng(anatomy["seed"])
-        transform = random_bspline_transform(ct, rng, anatomy["deformation_mm"])
+        jitter = random_bspline_transform(ct, rng, anatomy["deformation_mm"]) if anatomy["deformation_mm"] else None
+        if anatomy["towards_case"]:
+            field = self.registration(source, self.cases[anatomy["towards_case"]])
+            transform = interpolate_displacement(field, anatomy["towards_fraction"], jitter)
+        else:
+            transform = jitter
         warped_ct, warped_segmentation = warp_case(ct, segmentation, transform)
         if landmarks is not None:  # a point of the input anatomy moves to where the warp pulls it from
             landmarks = (landmarks[0], inverse_transform_points(transform, landmarks[1]))
         return PreparedCase(source, CaseVolume.from_ct(warped_ct, warped_segmentation, names,
                                                        extend_body_mm=self.extend_body_mm, device=self.device),
                             _structure_centre(ct, segmentation, names), landmarks)
+
+
+def _union_mask(segmentation: Segmentation | None, names: list[str]) -> sitk.Image | None:
+    """The union of the named structures as a uint8 image (registration looks at the bones)."""
+    if segmentation is None or not names:
+        return None
+    union = np.zeros(segmentation.mask_array(names[0]).shape, np.uint8)
+    for name in names:
+        union |= segmentation.mask_array(name)
+    image = sitk.GetImageFromArray(union)
+    image.CopyInformation(segmentation.reference)
+    return image
 
 
 # --- the dataset ---------------------------------------------------------------------------
@@ -341,7 +401,8 @@ def generate_dataset(dataset_dir: str | os.PathLike, cases: list[CaseSource], se
     done = {row["id"] for row in read_manifests(dataset_dir)}
     total = sum(len(task.views) for task in tasks)
     finished = sum(sample_id(task.case.name, view) in done for task in tasks for view in task.views)
-    loader = CaseLoader(settings.structures, device, settings.extend_body_mm)
+    loader = CaseLoader(settings.structures, device, settings.extend_body_mm, cases, dataset_dir / "registrations")
+    partners = {case.name: loader.partners(case) for case in cases}
     written = 0
     if on_progress:
         on_progress(finished, total)
@@ -350,7 +411,8 @@ def generate_dataset(dataset_dir: str | os.PathLike, cases: list[CaseSource], se
             todo = [view for view in task.views if sample_id(task.case.name, view) not in done]
             if not todo:
                 continue
-            anatomy = sample_anatomy(settings.augmentation, sample_rng(settings.seed, task.case.name, task.group, 1), [])
+            anatomy = sample_anatomy(settings.augmentation, sample_rng(settings.seed, task.case.name, task.group, 1),
+                                     partners[task.case.name])
             prepared = loader.prepare(task.case, anatomy)
             for view in todo:
                 row = _make_sample(dataset_dir, prepared, settings, view, anatomy)
