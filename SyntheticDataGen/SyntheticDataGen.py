@@ -2,10 +2,22 @@
 
 This file stays thin: it turns GUI state into calls of ``SyntheticDataGenLib`` (Slicer-free,
 also used by the ``xrecon`` command) and MRML nodes into arrays/images. All computation lives
-in the Lib. World coordinates are Slicer's RAS, in millimetres.
+in the Lib; batch generation runs the ``xrecon generate`` command in a subprocess, so the GUI
+never waits for it. World coordinates are Slicer's RAS, in millimetres.
 """
 
+import collections
 import logging
+import os
+import queue
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
 from typing import Annotated, Optional
 
 import qt
@@ -26,6 +38,20 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 #: View presets of ``SyntheticDataGenLib.geometry.preset_geometry`` (the .ui combo box lists the same).
 PRESETS = ["ap", "pa", "lateral-left", "lateral-right"]
+#: Augmentation presets of ``xrecon generate --preset``.
+AUGMENTATION_PRESETS = ["none", "light", "heavy"]
+
+#: The preview waits this long after the last change before it renders (milliseconds).
+PREVIEW_DEBOUNCE_MS = 300
+#: How often the GUI reads the generator's output (milliseconds).
+GENERATION_POLL_MS = 100
+
+#: Names of the nodes the preview makes (once; later previews re-use them).
+DRR_NODE_NAME = "DRR preview"
+MASKS_NODE_NAME = "DRR preview masks"
+GEOMETRY_MODEL_NAME = "X-ray geometry"
+#: Node attribute that marks the preview's nodes, so they are found again after a module reload.
+ROLE_ATTRIBUTE = "SyntheticDataGen.Role"
 
 
 #
@@ -43,12 +69,22 @@ class SyntheticDataGen(ScriptedLoadableModule):
         self.parent.dependencies = []
         self.parent.contributors = ["xrecon developers"]
         self.parent.helpText = _("""
-Render synthetic radiographs (digitally reconstructed radiographs) from a CT volume and its bone
+Render synthetic radiographs (digitally reconstructed radiographs, DRRs) from a CT volume and its bone
 segmentation, for a calibrated X-ray geometry, together with exact training targets: per-bone masks,
 dual-face depth maps and projected landmarks.
-<p>Currently available: <b>Describe case</b> measures every segment on the CT grid, and
-<b>Compute geometry</b> places the X-ray source and detector for a view preset and C-arm angles
-(LAO/RAO, cranial/caudal) with the isocentre at the centre of the CT. Coordinates are RAS, in mm.</p>
+<ul>
+<li><b>Inputs</b>: the CT (Hounsfield units), its segmentation and the structures (segments) to use.
+<b>Describe case</b> measures every segment on the CT grid.</li>
+<li><b>Projection geometry</b>: a view preset, C-arm angles (LAO/RAO, cranial/caudal), distances and
+detector; the isocentre is the centre of the CT. <b>Show geometry</b> draws the source, the detector and
+the ray frustum in the 3D view.</li>
+<li><b>Preview</b>: the DRR of the current geometry with the structures' masks overlaid, shown in the
+Red slice view as the radiograph is read and on the detector plane in 3D. With <i>Live preview</i> on,
+it follows every change. Needs PyTorch (the PyTorch extension).</li>
+<li><b>Batch generation</b>: a training set (<code>xrecon generate</code>) written into a folder by a
+separate process: the GUI stays usable, and a cancelled run continues where it stopped.</li>
+</ul>
+Coordinates are RAS, in mm.
 See the <a href="https://github.com/xrecon/SlicerXRecon#SyntheticDataGen">module documentation</a>.
 """)
         self.parent.acknowledgementText = _("""
@@ -68,16 +104,41 @@ class SyntheticDataGenParameterNode:
 
     inputVolume - CT volume (Hounsfield units).
     inputSegmentation - bone segmentation of that CT, one segment per structure.
+    structures - the segments to render, comma-separated names (the GUI's checkable list).
     preset - radiographic view preset: ap, pa, lateral-left or lateral-right.
     laoDegrees - C-arm rotation about the patient's long axis, degrees (positive LAO, negative RAO).
     cranialDegrees - C-arm tilt, degrees (positive cranial, negative caudal).
+    sourceToIsocenterMm - distance from the X-ray source to the isocentre (the CT's centre), mm.
+    sourceToDetectorMm - distance from the source to the detector plane, mm.
+    detectorSizePx - detector width and height, pixels.
+    pixelSpacingMm - detector pixel pitch, mm.
+    livePreview - re-render the preview whenever an input or the geometry changes.
+    outputDirectory - folder of the generated training set.
+    views - number of views (samples) to generate.
+    seed - random seed of the generator (same seed, same data set).
+    augmentationPreset - augmentation strength of the generator: none, light or heavy.
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
     inputSegmentation: vtkMRMLSegmentationNode
+    structures: str = ""
     preset: Annotated[str, Choice(PRESETS)] = "ap"
     laoDegrees: Annotated[float, WithinRange(-90, 90)] = 0.0
     cranialDegrees: Annotated[float, WithinRange(-45, 45)] = 0.0
+    sourceToIsocenterMm: Annotated[float, WithinRange(50, 3000)] = 900.0
+    sourceToDetectorMm: Annotated[float, WithinRange(100, 3000)] = 1100.0
+    detectorSizePx: Annotated[int, WithinRange(16, 2048)] = 256
+    pixelSpacingMm: Annotated[float, WithinRange(0.05, 10)] = 1.6
+    livePreview: bool = False
+    outputDirectory: str = ""
+    views: Annotated[int, WithinRange(1, 1000000)] = 100
+    seed: Annotated[int, WithinRange(0, 2147483647)] = 0
+    augmentationPreset: Annotated[str, Choice(AUGMENTATION_PRESETS)] = "light"
+
+
+def structureList(text: str) -> list:
+    """Structure names from the parameter node's comma-separated ``structures``."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
 #
@@ -95,6 +156,14 @@ class SyntheticDataGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
+        self._updatingGui = False
+        self._listedSegmentationNode = None  # segmentation whose segments the structure list shows
+        self._observedSegmentation = None  # its vtkSegmentation, observed for added/removed/renamed segments
+        self._lastPreviewKey = None  # parameters of the preview on screen (or of the one that failed)
+        self._previewShown = False  # the first preview also fits the views
+        self._job = None  # running GenerationJob
+        self._previewTimer = None
+        self._generationTimer = None
 
     def setup(self) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -117,16 +186,45 @@ class SyntheticDataGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         # Buttons
         self.ui.describeButton.connect("clicked(bool)", self.onDescribeButton)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.previewButton.connect("clicked(bool)", self.onPreviewButton)
+        self.ui.generateButton.connect("clicked(bool)", self.onGenerateButton)
+        self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
+        self.ui.selectAllStructuresButton.connect("clicked(bool)", lambda: self._checkAllStructures(True))
+        self.ui.selectNoStructuresButton.connect("clicked(bool)", lambda: self._checkAllStructures(False))
+
+        # Widgets synchronised by hand (parameterNodeWrapper binds neither a checkable list nor a
+        # ctkPathLineEdit to a str)
+        self.ui.structuresListWidget.connect("itemChanged(QListWidgetItem*)", self._onStructureItemChanged)
+        self.ui.outputDirectoryPathLineEdit.connect("currentPathChanged(QString)", self._onOutputDirectoryChanged)
 
         table = self.ui.structuresTableWidget
         table.setColumnCount(3)
         table.setHorizontalHeaderLabels([_("Structure"), _("Voxels"), _("Volume (ml)")])
+
+        # Live preview: a single-shot timer restarted by every change renders once the user pauses
+        self._previewTimer = qt.QTimer()
+        self._previewTimer.setSingleShot(True)
+        self._previewTimer.setInterval(PREVIEW_DEBOUNCE_MS)
+        self._previewTimer.connect("timeout()", self._onPreviewTimeout)
+
+        # Batch generation: the generator's output is read by a thread; this timer drains it
+        self._generationTimer = qt.QTimer()
+        self._generationTimer.setInterval(GENERATION_POLL_MS)
+        self._generationTimer.connect("timeout()", self._pollGeneration)
+        self.ui.generationProgressBar.setRange(0, 1)
+        self.ui.generationProgressBar.setValue(0)
 
         # Make sure parameter node is initialized (needed for module reload)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         """Called when the application closes and the module widget is destroyed."""
+        if self._previewTimer:
+            self._previewTimer.stop()
+        if self._generationTimer:
+            self._generationTimer.stop()
+        if self._job is not None and self._job.running:
+            self._job.cancel(force=True)
         self.removeObservers()
 
     def enter(self) -> None:
@@ -139,7 +237,8 @@ class SyntheticDataGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtonStates)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+        self._previewTimer.stop()
 
     def onSceneStartClose(self, caller, event) -> None:
         """Called just before the scene is closed."""
@@ -158,7 +257,8 @@ class SyntheticDataGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         # Select default inputs if nothing is selected yet, to save a few clicks
         if not self._parameterNode.inputVolume:
             firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-            if firstVolumeNode and not firstVolumeNode.IsA("vtkMRMLLabelMapVolumeNode"):
+            if (firstVolumeNode and not firstVolumeNode.IsA("vtkMRMLLabelMapVolumeNode")
+                    and not firstVolumeNode.GetAttribute(ROLE_ATTRIBUTE)):
                 self._parameterNode.inputVolume = firstVolumeNode
         if not self._parameterNode.inputSegmentation:
             firstSegmentationNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLSegmentationNode")
@@ -169,30 +269,182 @@ class SyntheticDataGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Set and observe the parameter node; the GUI follows it through connectGui."""
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtonStates)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             # Widgets carrying the Qt dynamic property "SlicerParameterName" are bound here.
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtonStates)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+        self._onParameterNodeModified()
+
+    def _onParameterNodeModified(self, caller=None, event=None) -> None:
+        self._syncSegmentationObservation()
+        self._refreshStructureList()
+        self._syncOutputDirectoryWidget()
+        self._updateButtonStates()
+        self._schedulePreview()
+
+    # ------------------------------------------------------------------ structures (checkable list)
+
+    def _syncSegmentationObservation(self) -> None:
+        """Follow the selected segmentation's segments; a newly chosen segmentation selects all of them."""
+        segmentationNode = self._parameterNode.inputSegmentation if self._parameterNode else None
+        if segmentationNode is self._listedSegmentationNode:
+            return
+        previous = self._listedSegmentationNode
+        if self._observedSegmentation is not None:
+            for event in self._segmentEvents():
+                self.removeObserver(self._observedSegmentation, event, self._onSegmentsChanged)
+            self._observedSegmentation = None
+        self._listedSegmentationNode = segmentationNode
+        if segmentationNode is None:
+            return
+        # The segments live in the node's vtkSegmentation, which reports their changes
+        self._observedSegmentation = segmentationNode.GetSegmentation()
+        for event in self._segmentEvents():
+            self.addObserver(self._observedSegmentation, event, self._onSegmentsChanged)
+        if previous is not None or not self._parameterNode.structures:
+            # The user picked another segmentation (or none was chosen yet): start with all its segments
+            self._parameterNode.structures = ",".join(self.logic.segmentNames(segmentationNode))
+
+    @staticmethod
+    def _segmentEvents():
+        return (slicer.vtkSegmentation.SegmentAdded, slicer.vtkSegmentation.SegmentRemoved,
+                slicer.vtkSegmentation.SegmentModified)
+
+    def _onSegmentsChanged(self, caller=None, event=None) -> None:
+        # Segments were added, removed or renamed: update the list once the change is complete
+        qt.QTimer.singleShot(0, self._onSegmentsChangedLater)
+
+    def _onSegmentsChangedLater(self) -> None:
+        p = self._parameterNode
+        if not p or not p.inputSegmentation:
+            return
+        listWidget = self.ui.structuresListWidget
+        listed = {listWidget.item(row).text() for row in range(listWidget.count)}
+        added = [name for name in self.logic.segmentNames(p.inputSegmentation) if name not in listed]
+        if added:  # new (or renamed) segments start checked
+            p.structures = ",".join(structureList(p.structures) + added)
+        self._refreshStructureList()
         self._updateButtonStates()
 
+    def _refreshStructureList(self) -> None:
+        """Show the selected segmentation's segments, checked as the parameter node says."""
+        listWidget = self.ui.structuresListWidget
+        segmentationNode = self._parameterNode.inputSegmentation if self._parameterNode else None
+        segments = self.logic.segmentNamesAndColors(segmentationNode) if segmentationNode else []
+        selected = set(structureList(self._parameterNode.structures)) if self._parameterNode else set()
+        wanted = [(name, name in selected) for name, _color in segments]
+        shown = [(listWidget.item(row).text(), listWidget.item(row).checkState() == qt.Qt.Checked)
+                 for row in range(listWidget.count)]
+        if wanted == shown:
+            return
+        self._updatingGui = True
+        try:
+            listWidget.clear()
+            for name, color in segments:
+                item = qt.QListWidgetItem(name)
+                item.setFlags(item.flags() | qt.Qt.ItemIsUserCheckable)
+                item.setCheckState(qt.Qt.Checked if name in selected else qt.Qt.Unchecked)
+                pixmap = qt.QPixmap(12, 12)
+                pixmap.fill(qt.QColor.fromRgbF(*color))
+                item.setIcon(qt.QIcon(pixmap))
+                listWidget.addItem(item)
+        finally:
+            self._updatingGui = False
+
+    def _onStructureItemChanged(self, item=None) -> None:
+        if self._updatingGui or not self._parameterNode:
+            return
+        listWidget = self.ui.structuresListWidget
+        checked = [listWidget.item(row).text() for row in range(listWidget.count)
+                   if listWidget.item(row).checkState() == qt.Qt.Checked]
+        self._parameterNode.structures = ",".join(checked)
+
+    def _checkAllStructures(self, checked: bool) -> None:
+        if not self._parameterNode:
+            return
+        segmentationNode = self._parameterNode.inputSegmentation
+        names = self.logic.segmentNames(segmentationNode) if (checked and segmentationNode) else []
+        self._parameterNode.structures = ",".join(names)
+
+    def _selectedStructures(self) -> list:
+        """The checked structures that the segmentation has (a renamed segment drops out), in its order."""
+        if not self._parameterNode or not self._parameterNode.inputSegmentation:
+            return []
+        selected = set(structureList(self._parameterNode.structures))
+        return [name for name in self.logic.segmentNames(self._parameterNode.inputSegmentation) if name in selected]
+
+    # ------------------------------------------------------------------ output folder
+
+    def _syncOutputDirectoryWidget(self) -> None:
+        if not self._parameterNode:
+            return
+        path = self._parameterNode.outputDirectory
+        if self.ui.outputDirectoryPathLineEdit.currentPath != path:
+            self._updatingGui = True
+            try:
+                self.ui.outputDirectoryPathLineEdit.currentPath = path
+            finally:
+                self._updatingGui = False
+
+    def _onOutputDirectoryChanged(self, path) -> None:
+        if self._updatingGui or not self._parameterNode:
+            return
+        if self._parameterNode.outputDirectory != path:
+            self._parameterNode.outputDirectory = path
+
+    # ------------------------------------------------------------------ state of the buttons
+
     def _updateButtonStates(self, caller=None, event=None) -> None:
-        hasVolume = bool(self._parameterNode and self._parameterNode.inputVolume)
-        hasSegmentation = bool(self._parameterNode and self._parameterNode.inputSegmentation)
+        p = self._parameterNode
+        hasVolume = bool(p and p.inputVolume)
+        hasSegmentation = bool(p and p.inputSegmentation)
+        hasStructures = bool(self._selectedStructures())
+        running = self._job is not None and self._job.running
+
         self.ui.describeButton.enabled = hasVolume and hasSegmentation
         self.ui.describeButton.toolTip = (
             _("Measure every segment on the CT grid: voxel count, volume and RAS bounding box.")
             if hasVolume and hasSegmentation else _("Select a CT volume and its segmentation."))
         self.ui.applyButton.enabled = hasVolume
         self.ui.applyButton.toolTip = (
-            _("Place the X-ray source and detector, with the isocentre at the centre of the CT.")
+            _("Place the X-ray source and detector (isocentre at the centre of the selected structures, as the "
+              "generator has it) and draw them in the 3D view.")
             if hasVolume else _("Select a CT volume."))
+        self.ui.previewButton.enabled = hasVolume
+        self.ui.previewButton.toolTip = (
+            _("Render the DRR of the current geometry with the selected structures' masks.")
+            if hasVolume else _("Select a CT volume."))
+
+        missing = []
+        if not hasVolume:
+            missing.append(_("a CT volume"))
+        if not hasSegmentation:
+            missing.append(_("a segmentation"))
+        elif not hasStructures:
+            missing.append(_("at least one structure"))
+        if not (p and p.outputDirectory):
+            missing.append(_("an output folder"))
+        self.ui.generateButton.enabled = not missing and not running
+        self.ui.generateButton.toolTip = (
+            _("A generation is running.") if running
+            else _("Select {what}.").format(what=", ".join(missing)) if missing
+            else _("Generate the training set into the output folder in a separate process; "
+                   "a folder that holds part of a set is continued."))
+        self.ui.cancelButton.enabled = running
 
     def _clearResults(self) -> None:
         self.ui.structuresTableWidget.setRowCount(0)
         self.ui.caseStatusLabel.text = ""
         self.ui.geometryLabel.text = ""
+        self.ui.previewStatusLabel.text = ""
+        self._lastPreviewKey = None
+        self._previewShown = False
+        self.ui.structuresListWidget.clear()
+        self.logic.clearCache()
+
+    # ------------------------------------------------------------------ describe case
 
     def onDescribeButton(self) -> None:
         """Measure the segments of the selected segmentation on the CT grid and show them."""
@@ -220,20 +472,159 @@ class SyntheticDataGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 table.setItem(row, column, item)
         table.resizeColumnsToContents()
 
+    # ------------------------------------------------------------------ geometry
+
+    def _geometryFromParameters(self):
+        """The base view of the generator: the preset about the centre of the selected structures."""
+        p = self._parameterNode
+        isocenter = self.logic.isocenterRas(p.inputVolume, p.inputSegmentation, self._selectedStructures())
+        return self.logic.geometry(
+            p.inputVolume, p.preset, p.laoDegrees, p.cranialDegrees,
+            sourceToIsocenterMm=p.sourceToIsocenterMm, sourceToDetectorMm=p.sourceToDetectorMm,
+            detectorSizePx=p.detectorSizePx, pixelSpacingMm=p.pixelSpacingMm, isocenterRas=isocenter)
+
+    def _showGeometrySummary(self, geometry) -> None:
+        summary = self.logic.geometrySummary(geometry)
+        source = ", ".join(f"{x:.1f}" for x in summary["source_ras_mm"])
+        self.ui.geometryLabel.text = _(
+            "Source (RAS): ({source}) mm\n"
+            "Source-to-detector distance (SID): {sid:.1f} mm\n"
+            "Detector: {width}\u00d7{height} px at {su:.3f}\u00d7{sv:.3f} mm").format(
+                source=source, sid=summary["sid_mm"],
+                width=summary["size_px"][0], height=summary["size_px"][1],
+                su=summary["pixel_spacing_mm"][0], sv=summary["pixel_spacing_mm"][1])
+
     def onApplyButton(self) -> None:
-        """Compute the projection geometry for the preset and angles and show its key numbers."""
+        """Compute the projection geometry, show its key numbers and draw it in the 3D view."""
         with slicer.util.tryWithErrorDisplay(_("Failed to compute the projection geometry."), waitCursor=True):
+            geometry = self._geometryFromParameters()
+            self._showGeometrySummary(geometry)
+            self.logic.updateGeometryModel(geometry)
+
+    # ------------------------------------------------------------------ preview
+
+    def _previewKey(self):
+        p = self._parameterNode
+        return (p.inputVolume.GetID() if p.inputVolume else None,
+                p.inputSegmentation.GetID() if p.inputSegmentation else None,
+                tuple(self._selectedStructures()), p.preset, p.laoDegrees, p.cranialDegrees,
+                p.sourceToIsocenterMm, p.sourceToDetectorMm, p.detectorSizePx, p.pixelSpacingMm)
+
+    def _schedulePreview(self) -> None:
+        p = self._parameterNode
+        if not (p and p.livePreview and p.inputVolume) or not self.parent.isEntered:
+            self._previewTimer.stop()
+            return
+        if self._previewKey() != self._lastPreviewKey:
+            self._previewTimer.start()  # restarts: renders PREVIEW_DEBOUNCE_MS after the last change
+
+    def _onPreviewTimeout(self) -> None:
+        p = self._parameterNode
+        if p and p.livePreview and p.inputVolume:
+            self._runPreview(interactive=False)
+
+    def onPreviewButton(self) -> None:
+        """Render the preview now (also when live preview is off)."""
+        with slicer.util.tryWithErrorDisplay(_("Failed to render the preview."), waitCursor=True):
+            self._runPreview(interactive=True)
+
+    def _runPreview(self, interactive: bool) -> None:
+        """Render the DRR preview; errors of a live preview go to the status line, not a dialog."""
+        p = self._parameterNode
+        self._lastPreviewKey = self._previewKey()  # a failing state is not retried until it changes
+        if not interactive:
+            qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
+        try:
+            geometry = self._geometryFromParameters()
+            self._showGeometrySummary(geometry)
+            result = self.logic.preview(p.inputVolume, p.inputSegmentation, self._selectedStructures(), geometry,
+                                        fit=not self._previewShown)
+            self._previewShown = True
+            visible = sum(1 for mask in result["view"].masks if bool(mask.any()))
+            self.ui.previewStatusLabel.text = _(
+                "DRR {width}\u00d7{height} px rendered in {seconds:.2f} s; {visible} of {count} structures on the detector.").format(
+                    width=geometry.width, height=geometry.height, seconds=result["seconds"],
+                    visible=visible, count=len(result["view"].names))
+        except Exception as error:
+            self.ui.previewStatusLabel.text = _("Preview failed: {error}").format(error=error)
+            if isinstance(error, TorchUnavailableError) and p.livePreview:
+                p.livePreview = False  # do not ask again on every change
+            if interactive:
+                raise
+            logging.warning(f"SyntheticDataGen preview failed: {error}")
+        finally:
+            if not interactive:
+                qt.QApplication.restoreOverrideCursor()
+
+    # ------------------------------------------------------------------ batch generation
+
+    def onGenerateButton(self) -> None:
+        """Start ``xrecon generate`` in a subprocess; a timer follows its progress."""
+        if self._job is not None and self._job.running:
+            return
+        with slicer.util.tryWithErrorDisplay(_("Failed to start the generation."), waitCursor=True):
             p = self._parameterNode
-            geometry = self.logic.geometry(p.inputVolume, p.preset, p.laoDegrees, p.cranialDegrees)
-            summary = self.logic.geometrySummary(geometry)
-            source = ", ".join(f"{x:.1f}" for x in summary["source_ras_mm"])
-            self.ui.geometryLabel.text = _(
-                "Source (RAS): ({source}) mm\n"
-                "Source-to-detector distance (SID): {sid:.1f} mm\n"
-                "Detector: {width}\u00d7{height} px at {su:.3f}\u00d7{sv:.3f} mm").format(
-                    source=source, sid=summary["sid_mm"],
-                    width=summary["size_px"][0], height=summary["size_px"][1],
-                    su=summary["pixel_spacing_mm"][0], sv=summary["pixel_spacing_mm"][1])
+            self._job = None
+            self.ui.generationLogTextEdit.clear()
+            self.ui.generationStatusLabel.text = _("Exporting the CT and the segmentation...")
+            slicer.app.processEvents()
+            try:
+                self._job = self.logic.startGeneration(
+                    p.inputVolume, p.inputSegmentation, self._selectedStructures(), p.outputDirectory,
+                    views=p.views, seed=p.seed, augmentationPreset=p.augmentationPreset,
+                    preset=p.preset, laoDegrees=p.laoDegrees, cranialDegrees=p.cranialDegrees,
+                    sourceToIsocenterMm=p.sourceToIsocenterMm, sourceToDetectorMm=p.sourceToDetectorMm,
+                    detectorSizePx=p.detectorSizePx, pixelSpacingMm=p.pixelSpacingMm)
+            except Exception:
+                self.ui.generationStatusLabel.text = _("Could not start the generation.")
+                raise
+            self.ui.outputDirectoryPathLineEdit.addCurrentPathToHistory()
+            self.ui.generationLogTextEdit.appendPlainText(shlex.join(self._job.args))
+            self.ui.generationProgressBar.setRange(0, max(1, p.views))
+            self.ui.generationProgressBar.setValue(0)
+            self.ui.generationStatusLabel.text = _("Generating into {folder}...").format(folder=p.outputDirectory)
+            self._generationTimer.start()
+        self._updateButtonStates()
+
+    def _pollGeneration(self) -> None:
+        job = self._job
+        if job is None:
+            self._generationTimer.stop()
+            return
+        for event in job.poll():
+            if event[0] == "progress":
+                done, total = event[1], event[2]
+                self.ui.generationProgressBar.setRange(0, max(1, total))
+                self.ui.generationProgressBar.setValue(done)
+                if not job.cancelled:
+                    self.ui.generationStatusLabel.text = _("Generated {done} of {total}.").format(done=done, total=total)
+            elif event[0] == "log":
+                self.ui.generationLogTextEdit.appendPlainText(event[1])
+        if not job.running:
+            self._generationTimer.stop()
+            self._finishGeneration(job)
+
+    def _finishGeneration(self, job) -> None:
+        progress = _("{done} of {total}").format(done=job.done, total=job.total if job.total is not None else "?")
+        if job.cancelled:
+            self.ui.generationStatusLabel.text = _(
+                "Cancelled after {progress}. Press Generate to continue where it stopped.").format(progress=progress)
+        elif job.returnCode == 0:
+            self.ui.generationStatusLabel.text = _("Finished: {progress} in {folder}.").format(
+                progress=progress, folder=job.outputDirectory)
+        else:
+            lastLine = job.log[-1] if job.log else ""
+            self.ui.generationStatusLabel.text = _(
+                "Failed (exit status {code}) after {progress}: {message}").format(
+                    code=job.returnCode, progress=progress, message=lastLine or _("see the log below"))
+        self._updateButtonStates()
+
+    def onCancelButton(self) -> None:
+        """Stop the generator (terminate, then kill if it does not stop); the folder keeps what was done."""
+        if self._job is not None and self._job.running:
+            self._job.cancel()
+            self.ui.generationStatusLabel.text = _("Cancelling...")
+            self.ui.cancelButton.enabled = False
 
 
 #
@@ -241,11 +632,20 @@ class SyntheticDataGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 #
 
 
+class TorchUnavailableError(RuntimeError):
+    """PyTorch is not installed in Slicer and was not installed now."""
+
+
 class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
     """Turns MRML nodes into images/arrays and calls ``SyntheticDataGenLib``; usable without the GUI."""
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
+        self._inputsKey = None
+        self._inputs = None
+        self._caseKey = None
+        self._case = None
+        self._shownDetectorExtent = None
 
     def getParameterNode(self):
         return SyntheticDataGenParameterNode(super().getParameterNode())
@@ -309,6 +709,69 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
 
         return list(list_sample_cases())
 
+    # ------------------------------------------------------------------ segments -> masks
+
+    @staticmethod
+    def segmentNamesAndColors(segmentationNode) -> list:
+        """[(segment name, (r, g, b) in 0..1)] in the segmentation's order."""
+        if not segmentationNode:
+            return []
+        segmentation = segmentationNode.GetSegmentation()
+        result = []
+        for index in range(segmentation.GetNumberOfSegments()):
+            segment = segmentation.GetNthSegment(index)
+            result.append((segment.GetName(), tuple(float(c) for c in segment.GetColor())))
+        return result
+
+    @classmethod
+    def segmentNames(cls, segmentationNode) -> list:
+        """Segment names in the segmentation's order."""
+        return [name for name, _color in cls.segmentNamesAndColors(segmentationNode)]
+
+    @staticmethod
+    def _segmentIds(segmentationNode, names=None) -> dict:
+        """{name: segment ID} for the named segments (None: all), in the order asked for.
+
+        Raises XreconInputError for a name that is missing or that several segments share.
+        """
+        from SyntheticDataGenLib.errors import XreconInputError
+
+        segmentation = segmentationNode.GetSegmentation()
+        ids = {}
+        for index in range(segmentation.GetNumberOfSegments()):
+            segmentId = segmentation.GetNthSegmentID(index)
+            name = segmentation.GetSegment(segmentId).GetName()
+            if name in ids:
+                raise XreconInputError(f"Segment name '{name}' occurs twice in {segmentationNode.GetName()}; names must be unique")
+            ids[name] = segmentId
+        if names is None:
+            return ids
+        missing = [name for name in names if name not in ids]
+        if missing:
+            raise XreconInputError(
+                f"{segmentationNode.GetName()} has no segment named {', '.join(repr(n) for n in missing)}; "
+                f"available: {', '.join(ids) or 'none'}")
+        return {name: ids[name] for name in names}
+
+    def segmentMasks(self, volumeNode, segmentationNode, names=None, ctImage=None) -> dict:
+        """{name: SimpleITK uint8 mask on the CT grid} of the named segments (None: all), in that order.
+
+        Each segment is rasterised on the CT volume's grid by Slicer (``arrayFromSegmentBinaryLabelmap``).
+        """
+        import numpy as np
+        import SimpleITK as sitk
+        import sitkUtils
+
+        if ctImage is None:
+            ctImage = sitkUtils.PullVolumeFromSlicer(volumeNode)
+        masks = {}
+        for name, segmentId in self._segmentIds(segmentationNode, names).items():
+            array = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, volumeNode)
+            mask = sitk.GetImageFromArray((array > 0).astype(np.uint8))
+            mask.CopyInformation(ctImage)
+            masks[name] = mask
+        return masks
+
     # ------------------------------------------------------------------ case description
 
     def describe(self, volumeNode, segmentationNode) -> dict:
@@ -320,25 +783,12 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         """
         if not volumeNode or not segmentationNode:
             raise ValueError("A CT volume and a segmentation are required")
-        import numpy as np
-        import SimpleITK as sitk
         import sitkUtils
         from SyntheticDataGenLib.case_info import describe_case
-        from SyntheticDataGenLib.errors import XreconInputError
         from SyntheticDataGenLib.labels import Segmentation
 
         ctImage = sitkUtils.PullVolumeFromSlicer(volumeNode)
-        masks = {}
-        segmentation = segmentationNode.GetSegmentation()
-        for index in range(segmentation.GetNumberOfSegments()):
-            segmentId = segmentation.GetNthSegmentID(index)
-            name = segmentation.GetSegment(segmentId).GetName()
-            if name in masks:
-                raise XreconInputError(f"Segment name '{name}' occurs twice in {segmentationNode.GetName()}; names must be unique")
-            array = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, volumeNode)
-            mask = sitk.GetImageFromArray((array > 0).astype(np.uint8))
-            mask.CopyInformation(ctImage)
-            masks[name] = mask
+        masks = self.segmentMasks(volumeNode, segmentationNode, None, ctImage)
         return describe_case(ctImage, Segmentation.from_masks(masks) if masks else None)
 
     # ------------------------------------------------------------------ projection geometry
@@ -352,20 +802,34 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
 
     @classmethod
     def volumeCenterRas(cls, volumeNode) -> list:
-        """Centre of the volume's RAS bounding box, in mm."""
+        """Centre of the volume's RAS bounding box, in mm (the ``xrecon`` commands' default isocentre)."""
         b = cls.volumeBoundsRas(volumeNode)
         return [(b[0] + b[1]) / 2.0, (b[2] + b[3]) / 2.0, (b[4] + b[5]) / 2.0]
 
-    def geometry(self, volumeNode, preset: str = "ap", laoDegrees: float = 0.0, cranialDegrees: float = 0.0):
-        """Preset projection geometry (``SyntheticDataGenLib.geometry.ProjectionGeometry``) with the
-        isocentre at the centre of the volume; angles in degrees (LAO and cranial positive)."""
+    def geometry(self, volumeNode, preset: str = "ap", laoDegrees: float = 0.0, cranialDegrees: float = 0.0,
+                 sourceToIsocenterMm: float = 900.0, sourceToDetectorMm: float = 1100.0,
+                 detectorSizePx=256, pixelSpacingMm=1.6, isocenterRas=None):
+        """Preset projection geometry (``SyntheticDataGenLib.geometry.ProjectionGeometry``).
+
+        Angles in degrees (LAO and cranial positive), distances in mm; ``detectorSizePx`` is one
+        number (square) or (width, height), ``pixelSpacingMm`` one number or (su, sv).
+        ``isocenterRas`` (mm) defaults to the centre of the volume; :meth:`isocenterRas` gives the
+        one ``xrecon generate`` uses (the centre of the selected structures).
+        """
         if not volumeNode:
             raise ValueError("A CT volume is required")
         from SyntheticDataGenLib.geometry import preset_geometry
 
+        size = (int(detectorSizePx), int(detectorSizePx)) if _isNumber(detectorSizePx) else tuple(int(n) for n in detectorSizePx)
+        spacing = ((float(pixelSpacingMm), float(pixelSpacingMm)) if _isNumber(pixelSpacingMm)
+                   else tuple(float(s) for s in pixelSpacingMm))
         return preset_geometry(
             preset,
-            isocenter_ras_mm=self.volumeCenterRas(volumeNode),
+            isocenter_ras_mm=self.volumeCenterRas(volumeNode) if isocenterRas is None else [float(x) for x in isocenterRas],
+            source_to_isocenter_mm=float(sourceToIsocenterMm),
+            source_to_detector_mm=float(sourceToDetectorMm),
+            size_px=size,
+            pixel_spacing_mm=spacing,
             lao_deg=float(laoDegrees),
             cranial_deg=float(cranialDegrees),
         )
@@ -380,6 +844,632 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
             "size_px": [int(n) for n in geometry.size_px],
             "pixel_spacing_mm": [float(s) for s in geometry.pixel_spacing_mm],
         }
+
+    # ------------------------------------------------------------------ PyTorch
+
+    @staticmethod
+    def ensureTorch():
+        """Import PyTorch, installing it through the PyTorch extension (asking the user) if missing.
+
+        Raises TorchUnavailableError when the PyTorch extension is missing or the user declines.
+        """
+        try:
+            import torch
+
+            return torch
+        except ImportError:
+            pass
+        try:
+            import PyTorchUtils
+        except ImportError:
+            raise TorchUnavailableError(
+                "The DRR preview needs PyTorch. Install the 'PyTorch' extension from the Extensions Manager, "
+                "restart Slicer and try again.") from None
+        torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True, torchVersionRequirement=">=2.2")
+        if torch is None:
+            raise TorchUnavailableError("The DRR preview needs PyTorch, which was not installed.")
+        return torch
+
+    # ------------------------------------------------------------------ preview
+
+    def clearCache(self) -> None:
+        """Forget the prepared CT (it is kept while CT, segmentation and structures stay the same)."""
+        self._inputsKey = self._inputs = None
+        self._caseKey = self._case = None
+        self._shownDetectorExtent = None
+
+    @staticmethod
+    def _contentKey(volumeNode, segmentationNode, structures) -> tuple:
+        """What the prepared CT depends on: node IDs, voxel and geometry modification times, structures."""
+        imageData = volumeNode.GetImageData()
+        matrix = vtk.vtkMatrix4x4()
+        volumeNode.GetIJKToRASMatrix(matrix)
+        key = [volumeNode.GetID(), imageData.GetMTime() if imageData else None,
+               tuple(matrix.GetElement(r, c) for r in range(3) for c in range(4))]
+        if segmentationNode:
+            segmentation = segmentationNode.GetSegmentation()
+            key.append(segmentationNode.GetID())
+            binaryLabelmap = slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()
+            for index in range(segmentation.GetNumberOfSegments()):
+                segment = segmentation.GetNthSegment(index)
+                representation = segment.GetRepresentation(binaryLabelmap)
+                key.append((segmentation.GetNthSegmentID(index), segment.GetName(),
+                            representation.GetMTime() if representation else None))
+        key.append(tuple(structures) if structures is not None else None)
+        return tuple(key)
+
+    def segmentLabelmap(self, volumeNode, segmentationNode, names=None, ctImage=None) -> tuple:
+        """The named segments (None: all) as one label map on the CT grid: (SimpleITK image, names, overlaps).
+
+        Label k + 1 marks structure k; where structures overlap the later one wins (``overlaps``
+        lists those that cover earlier ones). One label map costs one byte a voxel however many
+        structures there are; it is also what batch generation writes for ``xrecon generate``.
+        """
+        import numpy as np
+        import SimpleITK as sitk
+        import sitkUtils
+
+        if ctImage is None:
+            ctImage = sitkUtils.PullVolumeFromSlicer(volumeNode)
+        ids = self._segmentIds(segmentationNode, names)
+        size = ctImage.GetSize()
+        labels = np.zeros((size[2], size[1], size[0]), dtype=np.uint8 if len(ids) < 255 else np.uint16)
+        overlaps = []
+        for index, (name, segmentId) in enumerate(ids.items()):
+            inside = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, volumeNode) > 0
+            if index and np.any(labels[inside]):
+                overlaps.append(name)
+            labels[inside] = index + 1
+        image = sitk.GetImageFromArray(labels)
+        image.CopyInformation(ctImage)
+        return image, list(ids), overlaps
+
+    def preparedInputs(self, volumeNode, segmentationNode, structures) -> tuple:
+        """(CT SimpleITK image, label map image or None, structure names) of the nodes, kept while unchanged.
+
+        ``structures`` None means every segment, [] none; label k + 1 is structure k (see
+        :meth:`segmentLabelmap`). Rasterising segments is the slow part of a first preview; it is
+        done again only when the CT, the segments or the choice change.
+        """
+        _checkNoTransform(volumeNode)
+        key = self._contentKey(volumeNode, segmentationNode, structures)
+        if self._inputs is not None and key == self._inputsKey:
+            return self._inputs
+        import sitkUtils
+
+        ctImage = sitkUtils.PullVolumeFromSlicer(volumeNode)
+        labelImage, names = None, []
+        if segmentationNode and (structures is None or structures):
+            _checkNoTransform(segmentationNode)
+            labelImage, names, overlaps = self.segmentLabelmap(volumeNode, segmentationNode, structures, ctImage)
+            if overlaps:
+                logging.warning(f"SyntheticDataGen: {', '.join(overlaps)} overlap earlier structures; "
+                                "the shared voxels belong to the later structure")
+        # Rasterising may have added a binary labelmap to the segmentation: key what is there now
+        self._inputsKey = self._contentKey(volumeNode, segmentationNode, structures)
+        self._inputs = (ctImage, labelImage, names)
+        self._caseKey, self._case = None, None
+        return self._inputs
+
+    def caseVolume(self, volumeNode, segmentationNode, structures):
+        """The CT and the structures' masks ready to render (``SyntheticDataGenLib.view.CaseVolume``).
+
+        Kept and re-used while the CT, the segmentation and the structures stay the same: preparing
+        it takes longer than rendering a view. ``structures`` None means every segment; empty ones
+        are left out, as ``xrecon generate`` does. The body is continued past the scan's ends as
+        the generator does (``GenerationSettings.extend_body_mm``).
+        """
+        ctImage, labelImage, names = self.preparedInputs(volumeNode, segmentationNode, structures)
+        if self._case is not None and self._caseKey == self._inputsKey:
+            return self._case
+        self.ensureTorch()
+        from SyntheticDataGenLib.labels import Segmentation
+        from SyntheticDataGenLib.view import CaseVolume
+
+        segmentation = (Segmentation([labelImage], {name: (0, index + 1) for index, name in enumerate(names)})
+                        if names else None)
+        present = segmentation.select(None) if segmentation else []
+        case = CaseVolume.from_ct(ctImage, segmentation, present, extend_body_mm=self.generatorExtendBodyMm())
+        self._caseKey, self._case = self._inputsKey, case
+        return case
+
+    @staticmethod
+    def generatorExtendBodyMm() -> float:
+        """How far ``xrecon generate`` continues the body past the scan's ends (mm), for a preview alike."""
+        import dataclasses
+
+        from SyntheticDataGenLib.generation import GenerationSettings
+
+        defaults = {field.name: field.default for field in dataclasses.fields(GenerationSettings)}
+        return float(defaults.get("extend_body_mm", 0.0))
+
+    @staticmethod
+    def structuresCenterRas(ctImage, labelImage=None) -> list:
+        """Isocentre of the generator's base view (RAS mm): the centre of the voxel box of the
+        structures' voxels (label > 0), or of the whole CT without any.
+
+        The same rule as ``SyntheticDataGenLib.generation`` (``_structure_centre``), kept free of
+        PyTorch so that showing the geometry does not need it.
+        """
+        import numpy as np
+        import SimpleITK as sitk
+        from SyntheticDataGenLib.ct_io import ijk_to_ras
+
+        matrix = ijk_to_ras(ctImage)
+        kji = np.argwhere(sitk.GetArrayViewFromImage(labelImage) != 0) if labelImage is not None else np.zeros((0, 3))
+        if len(kji):
+            centreIjk = (kji.min(axis=0) + kji.max(axis=0))[::-1] / 2
+        else:
+            centreIjk = (np.array(ctImage.GetSize()) - 1) / 2
+        return [float(x) for x in matrix[:3, :3] @ centreIjk + matrix[:3, 3]]
+
+    def isocenterRas(self, volumeNode, segmentationNode=None, structures=None) -> list:
+        """Isocentre (RAS mm) that ``xrecon generate`` uses for these inputs: the centre of the
+        selected structures (``structures`` None: every segment), or of the CT without any."""
+        if not volumeNode:
+            raise ValueError("A CT volume is required")
+        if not segmentationNode or (structures is not None and not structures):
+            return self.volumeCenterRas(volumeNode)
+        ctImage, labelImage, names = self.preparedInputs(volumeNode, segmentationNode, structures)
+        return self.structuresCenterRas(ctImage, labelImage)
+
+    def renderView(self, volumeNode, segmentationNode, structures, geometry):
+        """DRR, masks and depth maps of one geometry (``SyntheticDataGenLib.view.render_view``)."""
+        from SyntheticDataGenLib.view import render_view
+
+        return render_view(self.caseVolume(volumeNode, segmentationNode, structures), geometry)
+
+    def preview(self, volumeNode, segmentationNode, structures, geometry, show: bool = True, fit: bool = True) -> dict:
+        """Render the geometry's DRR and the structures' masks into the preview nodes.
+
+        Updates (creating once) the scalar volume "DRR preview" (line integral, dimensionless), the
+        label map "DRR preview masks" (label k + 1 for structure k, later structures over earlier
+        ones, coloured as the segments) and the model "X-ray geometry", all placed on the detector
+        in RAS. With ``show``, the Red slice view turns to the detector plane and shows them (``fit``
+        also fits the slice and 3D views). Returns {"drr", "masks", "model": nodes, "view": the
+        rendered ``View``, "seconds": render time}.
+        """
+        if not volumeNode:
+            raise ValueError("A CT volume is required")
+        import numpy as np
+
+        structures = list(structures) if structures is not None else None
+        self.caseVolume(volumeNode, segmentationNode, structures)  # prepared (or re-used) outside the timing
+        start = time.perf_counter()
+        view = self.renderView(volumeNode, segmentationNode, structures, geometry)
+        seconds = time.perf_counter() - start
+
+        ijkToRas = slicer.util.vtkMatrixFromArray(geometry.detector_ijk_to_ras())
+        lineIntegral = view.line_integral.detach().cpu().numpy().astype(np.float32)
+        drrNode = self._outputNode("vtkMRMLScalarVolumeNode", DRR_NODE_NAME, "drr")
+        slicer.util.updateVolumeFromArray(drrNode, lineIntegral[np.newaxis])
+        drrNode.SetIJKToRASMatrix(ijkToRas)
+        displayNode = drrNode.GetDisplayNode()
+        if displayNode:
+            low, high = self.drrWindow(lineIntegral)
+            displayNode.SetAndObserveColorNodeID("vtkMRMLColorTableNodeGrey")
+            displayNode.AutoWindowLevelOff()
+            displayNode.SetWindowLevelMinMax(low, high)  # higher line integral = denser = brighter
+            displayNode.SetInterpolate(True)
+
+        masks = view.masks.detach().cpu().numpy()
+        labels = np.zeros(lineIntegral.shape, dtype=np.uint8 if len(masks) < 255 else np.uint16)
+        for index, mask in enumerate(masks):
+            labels[mask] = index + 1
+        masksNode = self._outputNode("vtkMRMLLabelMapVolumeNode", MASKS_NODE_NAME, "masks")
+        slicer.util.updateVolumeFromArray(masksNode, labels[np.newaxis])
+        masksNode.SetIJKToRASMatrix(ijkToRas)
+        colors = dict(self.segmentNamesAndColors(segmentationNode))
+        colorNode = self._colorTableNode(
+            "maskColors", f"{MASKS_NODE_NAME} colors",
+            [("background", (0.0, 0.0, 0.0), 0.0)] + [(name, colors.get(name, (1.0, 1.0, 0.0)), 1.0) for name in view.names])
+        if masksNode.GetDisplayNode():
+            masksNode.GetDisplayNode().SetAndObserveColorNodeID(colorNode.GetID())
+
+        modelNode = self.updateGeometryModel(geometry)
+        if show:
+            extent = (tuple(geometry.size_px), tuple(float(s) for s in geometry.pixel_spacing_mm))
+            self.showPreview(drrNode, masksNode, geometry, segmentationNode, fit=fit,
+                             fitSlice=fit or extent != self._shownDetectorExtent)
+            self._shownDetectorExtent = extent
+        return {"drr": drrNode, "masks": masksNode, "model": modelNode, "view": view, "seconds": seconds}
+
+    @staticmethod
+    def drrWindow(lineIntegral) -> tuple:
+        """(low, high) display window of a DRR: the range of the body's pixels (air left out)."""
+        import numpy as np
+
+        values = np.asarray(lineIntegral, dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            return 0.0, 1.0
+        body = values[values > 0.02 * values.max()] if values.max() > 0 else values
+        body = body if body.size else values
+        low, high = float(np.percentile(body, 1.0)), float(np.percentile(body, 99.8))
+        return (low, high) if high > low else (low, low + 1.0)
+
+    def updateGeometryModel(self, geometry):
+        """Draw a projection geometry in the 3D view: the model node "X-ray geometry" (RAS mm).
+
+        Source marker, detector outline, frustum and central ray come from
+        ``SyntheticDataGenLib.geometry_model.geometry_polydata``, coloured by its "part" array.
+        """
+        from SyntheticDataGenLib.geometry_model import PART_COLORS, PART_NAMES, geometry_polydata
+
+        modelNode = self._outputNode("vtkMRMLModelNode", GEOMETRY_MODEL_NAME, "geometry")
+        modelNode.SetAndObservePolyData(geometry_polydata(geometry))
+        colorNode = self._colorTableNode(
+            "geometryColors", f"{GEOMETRY_MODEL_NAME} colors",
+            [(name, color, 1.0) for name, color in zip(PART_NAMES, PART_COLORS)])
+        displayNode = modelNode.GetDisplayNode()
+        if displayNode:
+            displayNode.SetVisibility(True)
+            displayNode.SetVisibility3D(True)
+            displayNode.SetVisibility2D(False)  # 3D only: the lines would clutter the slice views
+            displayNode.SetLineWidth(2.0)
+            displayNode.SetActiveScalar("part", vtk.vtkAssignAttribute.CELL_DATA)
+            displayNode.SetAndObserveColorNodeID(colorNode.GetID())
+            displayNode.SetScalarRangeFlag(slicer.vtkMRMLDisplayNode.UseManualScalarRange)
+            displayNode.SetScalarRange(0, len(PART_NAMES) - 1)
+            displayNode.SetScalarVisibility(True)
+        return modelNode
+
+    def showPreview(self, drrNode, masksNode, geometry, segmentationNode=None, fit: bool = True,
+                    fitSlice: Optional[bool] = None) -> None:
+        """Show the DRR (and masks as label layer) in the Red slice view turned to the detector plane.
+
+        The slice view shows the image as a radiograph is read (image column u to the right, row v
+        downwards) and, in 3D, on the detector plane. ``fit`` fits the 3D view to the scene and
+        shows the segmentation's surfaces in 3D; ``fitSlice`` (default: ``fit``) fits the slice
+        view to the image.
+        """
+        from SyntheticDataGenLib.geometry_model import detector_slice_to_ras
+
+        sliceLogic = slicer.app.applicationLogic().GetSliceLogicByLayoutName("Red") if slicer.app else None
+        if sliceLogic is None:
+            return
+        compositeNode = sliceLogic.GetSliceCompositeNode()
+        compositeNode.SetBackgroundVolumeID(drrNode.GetID())
+        compositeNode.SetLabelVolumeID(masksNode.GetID() if masksNode else None)
+        compositeNode.SetLabelOpacity(0.5)
+        sliceNode = sliceLogic.GetSliceNode()
+        sliceNode.GetSliceToRAS().DeepCopy(slicer.util.vtkMatrixFromArray(detector_slice_to_ras(geometry)))
+        sliceNode.UpdateMatrices()
+        sliceNode.SetSliceVisible(True)  # the DRR on the detector plane in 3D
+        if fit if fitSlice is None else fitSlice:
+            sliceLogic.FitSliceToAll()
+        if fit:
+            if segmentationNode:
+                segmentationNode.CreateClosedSurfaceRepresentation()
+            slicer.util.resetThreeDViews()
+
+    def _outputNode(self, className: str, name: str, role: str):
+        """The preview node with this role (marked by an attribute), created with display nodes if missing."""
+        scene = slicer.mrmlScene
+        for index in range(scene.GetNumberOfNodesByClass(className)):
+            node = scene.GetNthNodeByClass(index, className)
+            if node.GetClassName() == className and node.GetAttribute(ROLE_ATTRIBUTE) == role:
+                return node
+        node = scene.AddNewNodeByClass(className, name)
+        node.SetAttribute(ROLE_ATTRIBUTE, role)
+        if hasattr(node, "CreateDefaultDisplayNodes"):
+            node.CreateDefaultDisplayNodes()
+        return node
+
+    def _colorTableNode(self, role: str, name: str, entries):
+        """A user colour table [(name, (r, g, b), opacity)] for the preview's nodes, updated in place."""
+        colorNode = self._outputNode("vtkMRMLColorTableNode", name, role)
+        wasModifying = colorNode.StartModify()
+        colorNode.SetTypeToUser()
+        colorNode.SetNumberOfColors(len(entries))
+        for index, (entryName, (r, g, b), opacity) in enumerate(entries):
+            colorNode.SetColor(index, entryName, r, g, b, opacity)
+        colorNode.EndModify(wasModifying)
+        return colorNode
+
+    # ------------------------------------------------------------------ batch generation
+
+    @staticmethod
+    def modulePythonPaths() -> list:
+        """Folders that hold ``SyntheticDataGenLib`` and ``SingleImageReconLib`` (for the generator's PYTHONPATH)."""
+        here = os.path.dirname(os.path.abspath(__file__))
+        paths = [here]
+        module = getattr(getattr(slicer, "modules", None), "singleimagerecon", None)
+        if module is not None and getattr(module, "path", None):
+            paths.append(os.path.dirname(os.path.abspath(module.path)))
+        paths.append(os.path.join(os.path.dirname(here), "SingleImageRecon"))  # source tree layout
+        result = []
+        for path in paths:
+            if os.path.isdir(path) and path not in result:
+                result.append(path)
+        if not any(os.path.isfile(os.path.join(path, "SingleImageReconLib", "cli.py")) for path in result):
+            raise RuntimeError(
+                "The SingleImageRecon module (which holds the xrecon command) was not found; "
+                f"looked in {', '.join(paths)}")
+        return result
+
+    @staticmethod
+    def pythonExecutable() -> str:
+        """Slicer's Python launcher (PythonSlicer), or this Python outside Slicer."""
+        found = shutil.which("PythonSlicer")
+        if found:
+            return found
+        candidate = os.path.join(os.path.dirname(sys.executable), "PythonSlicer" + (".exe" if os.name == "nt" else ""))
+        if os.path.isfile(candidate):
+            return candidate
+        if os.path.basename(sys.executable).lower().startswith("python"):
+            return sys.executable
+        raise RuntimeError("Slicer's Python launcher (PythonSlicer) was not found")
+
+    def generationCommand(self, ctPath: str, labelsPath: str, tablePath: str, structures, outputDirectory: str,
+                          views: int = 100, seed: int = 0, augmentationPreset: str = "light", preset: str = "ap",
+                          laoDegrees: float = 0.0, cranialDegrees: float = 0.0,
+                          sourceToIsocenterMm: float = 900.0, sourceToDetectorMm: float = 1100.0,
+                          detectorSizePx=256, pixelSpacingMm=1.6) -> tuple:
+        """The ``xrecon generate`` argument list and environment for exported inputs: (args, env).
+
+        The command is run with Slicer's Python (PythonSlicer) and the modules' folders on PYTHONPATH.
+        """
+        from SyntheticDataGenLib.errors import XreconInputError
+
+        structures = list(structures)
+        if not structures:
+            raise XreconInputError("Select at least one structure to generate")
+        commas = [name for name in structures if "," in name]
+        if commas:
+            raise XreconInputError(f"Structure names must not contain commas: {', '.join(commas)}")
+        if augmentationPreset not in AUGMENTATION_PRESETS:
+            raise XreconInputError(f"Unknown augmentation preset {augmentationPreset!r}; choose one of {', '.join(AUGMENTATION_PRESETS)}")
+        if preset not in PRESETS:
+            raise XreconInputError(f"Unknown view preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        width, height = ((int(detectorSizePx),) * 2 if _isNumber(detectorSizePx) else tuple(int(n) for n in detectorSizePx))
+        su, sv = ((float(pixelSpacingMm),) * 2 if _isNumber(pixelSpacingMm) else tuple(float(s) for s in pixelSpacingMm))
+        args = [
+            self.pythonExecutable(), "-m", "SingleImageReconLib.cli", "generate",
+            "--ct", str(ctPath), "--labels", str(labelsPath), "--labels-table", str(tablePath),
+            "--structures", ",".join(structures),
+            "--out", str(outputDirectory), "--views", str(int(views)), "--seed", str(int(seed)),
+            "--preset", augmentationPreset,
+            "--geometry", preset, "--lao", repr(float(laoDegrees)), "--cranial", repr(float(cranialDegrees)),
+            "--source-to-isocenter-mm", repr(float(sourceToIsocenterMm)),
+            "--source-to-detector-mm", repr(float(sourceToDetectorMm)),
+            "--detector-size-px", str(width), str(height),
+            "--pixel-spacing-mm", repr(su), repr(sv),
+            "--progress", "lines",
+        ]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(self.modulePythonPaths() + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        env["PYTHONUNBUFFERED"] = "1"  # progress lines arrive as they are printed
+        env["PYTHONIOENCODING"] = "utf-8"
+        return args, env
+
+    @staticmethod
+    def inputFileStem(volumeNode) -> str:
+        """File name stem of an exported CT: the node's name made safe (``xrecon generate`` names the case after it)."""
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", volumeNode.GetName() or "").strip("_")
+        return stem if stem and stem.lower() not in ("ct", "image", "volume", "inputs") else f"case_{stem or 'ct'}"
+
+    def exportInputs(self, volumeNode, segmentationNode, structures, folder: str) -> tuple:
+        """Write the CT and the structures as a label map with its table into a folder.
+
+        Files (``STEM`` from :meth:`inputFileStem`): ``STEM.nrrd`` (the CT), ``STEM-labels.nrrd``
+        (label k + 1 for structure k on the CT grid: the label map the preview renders, see
+        :meth:`segmentLabelmap`) and ``STEM-labels.csv`` (``id,structure``). Files that already hold
+        the same data are left alone; a folder whose dataset was made from other data is refused
+        (``xrecon generate`` resumes a dataset only from the same inputs). The nodes keep their
+        own storage. Returns (ctPath, labelsPath, tablePath).
+        """
+        import SimpleITK as sitk
+        from SyntheticDataGenLib.errors import XreconInputError
+
+        ctImage, labelImage, names = self.preparedInputs(volumeNode, segmentationNode, list(structures))
+        if labelImage is None:
+            raise XreconInputError("Select at least one structure")
+        table = "id,structure\n" + "".join(f"{index + 1},{name}\n" for index, name in enumerate(names))
+
+        os.makedirs(folder, exist_ok=True)
+        stem = self.inputFileStem(volumeNode)
+        ctPath = os.path.join(folder, f"{stem}.nrrd")
+        labelsPath = os.path.join(folder, f"{stem}-labels.nrrd")
+        tablePath = os.path.join(folder, f"{stem}-labels.csv")
+        dataset = os.path.dirname(os.path.abspath(folder))
+        datasetExists = os.path.isfile(os.path.join(dataset, "dataset.json"))
+        for image, path in ((ctImage, ctPath), (labelImage, labelsPath)):
+            if os.path.isfile(path) and _sameImage(path, image):
+                continue
+            if datasetExists and os.path.isfile(path):
+                raise XreconInputError(
+                    f"The dataset in {dataset} was made from other data ({os.path.basename(path)} differs); "
+                    "choose a new output folder")
+            temporary = path + ".partial.nrrd"
+            sitk.WriteImage(image, temporary, True)
+            os.replace(temporary, path)
+        if os.path.isfile(tablePath):
+            with open(tablePath, encoding="utf-8") as stream:
+                sameTable = stream.read() == table
+        else:
+            sameTable = False
+        if not sameTable:
+            if datasetExists and os.path.isfile(tablePath):
+                raise XreconInputError(f"The dataset in {dataset} was made with other structures; choose a new output folder")
+            with open(tablePath, "w", encoding="utf-8", newline="") as stream:
+                stream.write(table)
+        return ctPath, labelsPath, tablePath
+
+    def startGeneration(self, volumeNode, segmentationNode, structures, outputDirectory: str, **options):
+        """Export the inputs and start ``xrecon generate`` in a subprocess; returns its :class:`GenerationJob`.
+
+        The CT and the structures are written into ``OUTPUT/inputs/`` (see :meth:`exportInputs`):
+        the dataset keeps what it was made from, and a later run with the same inputs and options
+        continues it. ``options`` are those of :meth:`generationCommand` (views, seed,
+        augmentationPreset, preset, laoDegrees, cranialDegrees, sourceToIsocenterMm,
+        sourceToDetectorMm, detectorSizePx, pixelSpacingMm). The base view's isocentre is the
+        centre of the structures, as in the preview.
+        """
+        from SyntheticDataGenLib.errors import XreconInputError
+
+        if not volumeNode or not segmentationNode:
+            raise XreconInputError("Select a CT volume and its segmentation")
+        if not outputDirectory:
+            raise XreconInputError("Select an output folder")
+        structures = list(structures)
+        if not structures:
+            raise XreconInputError("Select at least one structure to generate")
+        outputDirectory = os.path.abspath(os.path.expanduser(str(outputDirectory)))
+        ctPath, labelsPath, tablePath = self.exportInputs(
+            volumeNode, segmentationNode, structures, os.path.join(outputDirectory, "inputs"))
+        args, env = self.generationCommand(ctPath, labelsPath, tablePath, structures, outputDirectory, **options)
+        logging.info("SyntheticDataGen: " + shlex.join(args))
+        return GenerationJob(args, env=env, cwd=outputDirectory, outputDirectory=outputDirectory)
+
+
+class GenerationJob:
+    """A generator subprocess whose output a thread reads; ``poll()`` hands it over without waiting.
+
+    The GUI calls ``poll()`` from a ``qt.QTimer``. Lines ``progress DONE/TOTAL`` (one per finished
+    sample, from ``xrecon generate --progress lines``) become ("progress", done, total) events,
+    other lines ("log", text), and the end ("exit", return code). ``cancel()`` terminates the
+    process group (the Python launcher's child included) and kills it if it has not stopped
+    ``killAfterS`` seconds later. Qt-free.
+    """
+
+    PROGRESS_LINE = re.compile(r"^\s*progress\s+(\d+)\s*/\s*(\d+)\s*$")
+
+    def __init__(self, args, env=None, cwd=None, outputDirectory=None, killAfterS: float = 5.0):
+        self.args = [str(arg) for arg in args]
+        self.outputDirectory = outputDirectory
+        self.killAfterS = killAfterS
+        self.done = 0
+        self.total = None
+        self.returnCode = None
+        self.cancelled = False
+        self.log = collections.deque(maxlen=500)  # the last lines, for error reports
+        self._cancelTime = None
+        self._killed = False
+        self._queue = queue.Queue()
+        options = dict(stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       encoding="utf-8", errors="replace", bufsize=1, env=env, cwd=cwd)
+        if os.name == "nt":
+            options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        else:
+            options["start_new_session"] = True  # its own process group: cancel reaches the launcher's child
+        self.process = subprocess.Popen(self.args, **options)
+        self._reader = threading.Thread(target=self._read, name="xrecon-generate-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            for line in self.process.stdout:
+                # progress bars redraw with carriage returns: keep what is on screen last
+                text = line.rstrip("\r\n").split("\r")[-1]
+                self._queue.put(("line", text))
+        finally:
+            self._queue.put(("exit", self.process.wait()))
+
+    @property
+    def running(self) -> bool:
+        """True until the end of the process has been seen by :meth:`poll`."""
+        return self.returnCode is None
+
+    def poll(self) -> list:
+        """Events since the last call, without waiting; also kills a cancelled process that lingers."""
+        events = []
+        while True:
+            try:
+                kind, value = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "exit":
+                self.returnCode = value
+                events.append(("exit", value))
+                continue
+            match = self.PROGRESS_LINE.match(value)
+            if match:
+                self.done, self.total = int(match.group(1)), int(match.group(2))
+                events.append(("progress", self.done, self.total))
+            elif value.strip():
+                self.log.append(value)
+                events.append(("log", value))
+        if (self.cancelled and self.returnCode is None and not self._killed
+                and time.monotonic() - self._cancelTime > self.killAfterS):
+            self._signal(kill=True)
+        return events
+
+    def cancel(self, force: bool = False) -> None:
+        """Ask the process to stop (terminate); ``force`` kills it at once. Does not wait."""
+        if self.returnCode is not None or self.process.poll() is not None:
+            return  # it has ended already (its end is reported by poll)
+        if not self.cancelled:
+            self.cancelled = True
+            self._cancelTime = time.monotonic()
+            self._signal(kill=force)
+        elif force:
+            self._signal(kill=True)
+
+    def _signal(self, kill: bool) -> None:
+        if kill:
+            self._killed = True
+        try:
+            if os.name == "nt":
+                # taskkill /T reaches the launcher's child; without /F a console program ignores it
+                subprocess.run(["taskkill", "/F", "/T", "/PID", str(self.process.pid)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            else:
+                os.killpg(self.process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        except (ProcessLookupError, PermissionError, OSError):
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+
+    def wait(self, timeoutS: Optional[float] = None, idle=None, intervalS: float = 0.1):
+        """Poll until the process ends (for scripts and tests): returns the return code.
+
+        ``idle`` is called between polls (``slicer.app.processEvents`` keeps a GUI alive). On
+        timeout the process is cancelled and TimeoutError raised.
+        """
+        deadline = None if timeoutS is None else time.monotonic() + timeoutS
+        while True:
+            self.poll()
+            if not self.running:
+                return self.returnCode
+            if deadline is not None and time.monotonic() > deadline:
+                self.cancel(force=True)
+                raise TimeoutError(f"{shlex.join(self.args)} did not finish in {timeoutS} s")
+            if idle is not None:
+                idle()
+            time.sleep(intervalS)
+
+
+def _sameImage(path: str, image) -> bool:
+    """True when the image file holds the same voxels on the same grid as a SimpleITK image."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    try:
+        existing = sitk.ReadImage(path)
+    except RuntimeError:
+        return False
+    if (existing.GetSize() != image.GetSize() or existing.GetPixelID() != image.GetPixelID()
+            or not np.allclose(existing.GetOrigin(), image.GetOrigin(), atol=1e-6)
+            or not np.allclose(existing.GetSpacing(), image.GetSpacing(), atol=1e-9)
+            or not np.allclose(existing.GetDirection(), image.GetDirection(), atol=1e-9)):
+        return False
+    return bool(np.array_equal(sitk.GetArrayViewFromImage(existing), sitk.GetArrayViewFromImage(image)))
+
+
+def _isNumber(value) -> bool:
+    return isinstance(value, (int, float)) or (hasattr(value, "__float__") and not hasattr(value, "__len__"))
+
+
+def _checkNoTransform(node) -> None:
+    """The Lib works in the node's own RAS: refuse nodes under a transform instead of ignoring it."""
+    if node is not None and node.GetParentTransformNode() is not None:
+        from SyntheticDataGenLib.errors import XreconInputError
+
+        raise XreconInputError(
+            f"{node.GetName()} is under the transform {node.GetParentTransformNode().GetName()}; "
+            "harden the transform (Transforms module) first")
 
 
 def _removeNodeWithHelpers(node) -> None:
@@ -419,6 +1509,14 @@ class SyntheticDataGenTest(ScriptedLoadableModuleTest):
         self.test_DescribeSampleCase()
         self.setUp()
         self.test_PresetGeometrySourceOutsideCT()
+        self.setUp()
+        self.test_GeometryModel()
+        self.setUp()
+        self.test_PreviewSampleCase()
+        self.setUp()
+        self.test_BatchGeneration()
+        self.setUp()
+        self.test_CancelGeneration()
 
     def _loadFirstSampleCase(self):
         logic = SyntheticDataGenLogic()
@@ -426,6 +1524,24 @@ class SyntheticDataGenTest(ScriptedLoadableModuleTest):
         self.assertTrue(names, "no bundled sample case")
         volumeNode, segmentationNode = logic.loadSampleCase(names[0])
         return logic, names[0], volumeNode, segmentationNode
+
+    @staticmethod
+    def _torchAvailable() -> bool:
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:
+            logging.warning("SyntheticDataGen self-test: PyTorch is not installed (PyTorch extension); "
+                            "the preview and generation tests are skipped")
+            return False
+        return True
+
+    @staticmethod
+    def _matrix(node):
+        import numpy as np
+
+        matrix = vtk.vtkMatrix4x4()
+        node.GetIJKToRASMatrix(matrix)
+        return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
 
     def test_ParameterNodeDefaults(self):
         self.delayDisplay("Parameter node defaults")
@@ -436,11 +1552,21 @@ class SyntheticDataGenTest(ScriptedLoadableModuleTest):
         self.assertEqual(parameterNode.preset, "ap")
         self.assertEqual(parameterNode.laoDegrees, 0.0)
         self.assertEqual(parameterNode.cranialDegrees, 0.0)
+        self.assertEqual(parameterNode.sourceToIsocenterMm, 900.0)
+        self.assertEqual(parameterNode.sourceToDetectorMm, 1100.0)
+        self.assertEqual(parameterNode.detectorSizePx, 256)
+        self.assertEqual(parameterNode.pixelSpacingMm, 1.6)
+        self.assertFalse(parameterNode.livePreview)
+        self.assertEqual(parameterNode.augmentationPreset, "light")
         parameterNode.preset = "lateral-left"
         parameterNode.laoDegrees = 30.0
+        parameterNode.structures = "femur_left,femur_right"
         self.assertEqual(SyntheticDataGenLogic().getParameterNode().preset, "lateral-left")
+        self.assertEqual(structureList(SyntheticDataGenLogic().getParameterNode().structures), ["femur_left", "femur_right"])
         with self.assertRaises(ValueError):
             parameterNode.cranialDegrees = 60.0  # outside WithinRange(-45, 45)
+        with self.assertRaises(ValueError):
+            parameterNode.augmentationPreset = "extreme"
         self.delayDisplay("Test passed")
 
     def test_LoadSampleCase(self):
@@ -460,12 +1586,13 @@ class SyntheticDataGenTest(ScriptedLoadableModuleTest):
 
         case = sample_case(name)
         table = logic.readLabelTable(case.table_path)
-        ids = np.unique(sitk.GetArrayViewFromImage(sitk.ReadImage(str(case.labels_path))))
+        ids = np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(case.labels_path))))  # a copy: a view would outlive its image
         expected = {table.get(int(i), f"label_{int(i)}") for i in ids if i != 0}
         segmentation = segmentationNode.GetSegmentation()
         names = {segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())}
         self.assertTrue(names)
         self.assertEqual(names, expected)
+        self.assertEqual(set(logic.segmentNames(segmentationNode)), expected)
         self.delayDisplay("Test passed")
 
     def test_DescribeSampleCase(self):
@@ -513,4 +1640,160 @@ class SyntheticDataGenTest(ScriptedLoadableModuleTest):
         # AP: the beam enters the patient's front, so the source is anterior (+A in RAS); PA the reverse
         self.assertGreater(logic.geometrySummary(logic.geometry(volumeNode, "ap"))["source_ras_mm"][1], b[3])
         self.assertLess(logic.geometrySummary(logic.geometry(volumeNode, "pa"))["source_ras_mm"][1], b[2])
+
+        # Distances and detector options reach the geometry
+        geometry = logic.geometry(volumeNode, "ap", sourceToIsocenterMm=700.0, sourceToDetectorMm=1000.0,
+                                  detectorSizePx=(120, 80), pixelSpacingMm=2.0)
+        self.assertEqual(tuple(geometry.size_px), (120, 80))
+        self.assertAlmostEqual(float(geometry.source_to_detector_mm), 1000.0, places=6)
+        self.delayDisplay("Test passed")
+
+    def test_GeometryModel(self):
+        self.delayDisplay("X-ray geometry in 3D")
+        import numpy as np
+
+        logic, name, volumeNode, segmentationNode = self._loadFirstSampleCase()
+        geometry = logic.geometry(volumeNode, "lateral-left", 20.0, -10.0)
+        modelNode = logic.updateGeometryModel(geometry)
+        polyData = modelNode.GetPolyData()
+        self.assertEqual(polyData.GetNumberOfPoints(), 12)
+        self.assertIsNotNone(polyData.GetCellData().GetArray("part"))
+        np.testing.assert_allclose(polyData.GetPoint(0), geometry.source_ras_mm, atol=1e-6)
+        # Drawn again: the same node, updated
+        self.assertIs(logic.updateGeometryModel(logic.geometry(volumeNode, "ap")), modelNode)
+        geometryModels = [node for node in slicer.util.getNodesByClass("vtkMRMLModelNode")
+                          if node.GetAttribute(ROLE_ATTRIBUTE) == "geometry"]
+        self.assertEqual(len(geometryModels), 1)
+        self.assertFalse(modelNode.GetDisplayNode().GetVisibility2D())
+        self.delayDisplay("Test passed")
+
+    def test_PreviewSampleCase(self):
+        self.delayDisplay("DRR preview of a sample case")
+        if not self._torchAvailable():
+            return
+        import numpy as np
+
+        logic, name, volumeNode, segmentationNode = self._loadFirstSampleCase()
+        structures = logic.segmentNames(segmentationNode)[:3]
+
+        # The isocentre is the generator's: the centre of the structures
+        isocenter = logic.isocenterRas(volumeNode, segmentationNode, structures)
+        from SyntheticDataGenLib import generation
+        from SyntheticDataGenLib.labels import Segmentation
+
+        if hasattr(generation, "_structure_centre"):
+            ctImage, labelImage, names = logic.preparedInputs(volumeNode, segmentationNode, structures)
+            segmentation = Segmentation([labelImage], {name: (0, index + 1) for index, name in enumerate(names)})
+            np.testing.assert_allclose(
+                isocenter, generation._structure_centre(ctImage, segmentation, structures), atol=1e-6)
+
+        geometry = logic.geometry(volumeNode, "ap", 10.0, 5.0, detectorSizePx=(96, 64), pixelSpacingMm=4.0,
+                                  isocenterRas=isocenter)
+        result = logic.preview(volumeNode, segmentationNode, structures, geometry)
+
+        drrNode, masksNode, modelNode = result["drr"], result["masks"], result["model"]
+        self.assertEqual(drrNode.GetName(), DRR_NODE_NAME)
+        self.assertEqual(drrNode.GetImageData().GetDimensions(), (96, 64, 1))
+        self.assertEqual(masksNode.GetImageData().GetDimensions(), (96, 64, 1))
+        for node in (drrNode, masksNode):
+            ijkToRas = self._matrix(node)
+            np.testing.assert_allclose(ijkToRas, geometry.detector_ijk_to_ras(), atol=1e-6)
+            for u, v in ((0, 0), (95, 0), (0, 63), (40, 30)):
+                np.testing.assert_allclose((ijkToRas @ [u, v, 0, 1])[:3], geometry.pixel_center_ras(u, v), atol=1e-6)
+        drr = slicer.util.arrayFromVolume(drrNode)
+        self.assertEqual(drr.shape, (1, 64, 96))
+        self.assertGreater(float(drr.max()), 0.0)
+
+        # Masks: label k + 1 for structure k, the last structure over the others
+        labels = slicer.util.arrayFromVolume(masksNode)[0]
+        masks = result["view"].masks.cpu().numpy()
+        self.assertEqual(result["view"].names, structures)
+        present = set(int(v) for v in np.unique(labels)) - {0}
+        self.assertTrue(present)
+        self.assertTrue(present <= set(range(1, len(structures) + 1)))
+        np.testing.assert_array_equal(labels > 0, masks.any(axis=0))
+        self.assertTrue(np.all(labels[masks[-1]] == len(structures)))
+        colorNode = masksNode.GetDisplayNode().GetColorNode()
+        self.assertEqual(colorNode.GetColorName(1), structures[0])
+
+        # Geometry model
+        self.assertEqual(modelNode.GetPolyData().GetNumberOfPoints(), 12)
+
+        # A second preview re-uses the nodes and the prepared CT
+        case = logic.caseVolume(volumeNode, segmentationNode, structures)
+        counts = {cls: slicer.mrmlScene.GetNumberOfNodesByClass(cls)
+                  for cls in ("vtkMRMLScalarVolumeNode", "vtkMRMLModelNode", "vtkMRMLColorTableNode")}
+        second = logic.preview(volumeNode, segmentationNode, structures,
+                               logic.geometry(volumeNode, "ap", -20.0, 0.0, detectorSizePx=(96, 64), pixelSpacingMm=4.0))
+        self.assertIs(second["drr"], drrNode)
+        self.assertIs(second["masks"], masksNode)
+        self.assertIs(logic.caseVolume(volumeNode, segmentationNode, structures), case)
+        for cls, count in counts.items():
+            self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass(cls), count, cls)
+
+        # The Red slice view shows the DRR on the detector plane
+        sliceLogic = slicer.app.applicationLogic().GetSliceLogicByLayoutName("Red")
+        self.assertEqual(sliceLogic.GetSliceCompositeNode().GetBackgroundVolumeID(), drrNode.GetID())
+        self.assertEqual(sliceLogic.GetSliceCompositeNode().GetLabelVolumeID(), masksNode.GetID())
+        self.delayDisplay("Test passed")
+
+    def _startSmallGeneration(self, views: int, outputDirectory=None, case=None):
+        """Start generating a small set from the first sample case (loaded unless ``case`` gives
+        (logic, volumeNode, segmentationNode)): returns (job, outputDirectory, case)."""
+        import tempfile
+
+        if case is None:
+            logic, name, volumeNode, segmentationNode = self._loadFirstSampleCase()
+            case = (logic, volumeNode, segmentationNode)
+        logic, volumeNode, segmentationNode = case
+        structures = logic.segmentNames(segmentationNode)[:2]
+        outputDirectory = outputDirectory or tempfile.mkdtemp(prefix="SyntheticDataGenTest-")
+        job = logic.startGeneration(volumeNode, segmentationNode, structures, outputDirectory,
+                                    views=views, seed=1, augmentationPreset="none", preset="ap",
+                                    detectorSizePx=64, pixelSpacingMm=6.4)
+        return job, outputDirectory, case
+
+    def test_BatchGeneration(self):
+        self.delayDisplay("Batch generation in a subprocess")
+        if not self._torchAvailable():
+            return
+        job, outputDirectory, case = self._startSmallGeneration(views=2)
+        try:
+            returnCode = job.wait(timeoutS=900, idle=slicer.app.processEvents)
+            self.assertEqual(returnCode, 0, "\n".join(list(job.log)[-30:]))
+            self.assertTrue(os.path.isfile(os.path.join(outputDirectory, "manifest.jsonl")))
+            self.assertIsNotNone(job.total, "no 'progress DONE/TOTAL' line")
+            self.assertEqual(job.done, job.total)
+            self.assertTrue(os.listdir(os.path.join(outputDirectory, "inputs")))  # what the set was made from
+
+            # Run again with the same inputs and options: the dataset is complete, nothing is redone
+            job, _, _ = self._startSmallGeneration(views=2, outputDirectory=outputDirectory, case=case)
+            returnCode = job.wait(timeoutS=300, idle=slicer.app.processEvents)
+            self.assertEqual(returnCode, 0, "\n".join(list(job.log)[-30:]))
+            self.assertEqual(job.done, job.total)
+        finally:
+            job.cancel(force=True)
+            shutil.rmtree(outputDirectory, ignore_errors=True)
+        self.delayDisplay("Test passed")
+
+    def test_CancelGeneration(self):
+        self.delayDisplay("Cancelling a batch generation")
+        if not self._torchAvailable():
+            return
+        job, outputDirectory, _ = self._startSmallGeneration(views=100000)
+        try:
+            deadline = time.monotonic() + 60
+            while job.running and not job.log and job.total is None and time.monotonic() < deadline:
+                job.poll()
+                slicer.app.processEvents()
+                time.sleep(0.1)
+            self.assertTrue(job.running, "\n".join(job.log))
+            job.cancel()
+            returnCode = job.wait(timeoutS=60, idle=slicer.app.processEvents)
+            self.assertTrue(job.cancelled)
+            self.assertNotEqual(returnCode, 0)
+            self.assertIsNotNone(job.process.poll())
+        finally:
+            job.cancel(force=True)
+            shutil.rmtree(outputDirectory, ignore_errors=True)
         self.delayDisplay("Test passed")

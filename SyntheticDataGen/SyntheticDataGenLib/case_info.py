@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import SimpleITK as sitk
 
@@ -62,3 +64,19 @@ def describe_case(ct: sitk.Image, segmentation: Segmentation | None = None,
             "bounds_ras_mm": _ras_bounds(matrix, index_min, index_max),
         }
     return info
+
+
+def structures_centre_ras(ct: sitk.Image, masks_kji: Iterable[np.ndarray]) -> np.ndarray:
+    """Centre (RAS mm) of the voxel box that holds all the (K, J, I) masks; of the CT box without any.
+
+    The isocentre of generated views: the bones, not the scan, should sit in the middle.
+    """
+    low, high = np.full(3, np.inf), np.full(3, -np.inf)
+    for mask in masks_kji:
+        kji = np.argwhere(mask)
+        if len(kji):
+            low, high = np.minimum(low, kji.min(axis=0)), np.maximum(high, kji.max(axis=0))
+    if not np.all(np.isfinite(low)):
+        low, high = np.zeros(3), (np.array(ct.GetSize()) - 1)[::-1].astype(float)
+    matrix = ijk_to_ras(ct)
+    return matrix[:3, :3] @ ((low + high)[::-1] / 2) + matrix[:3, 3]

@@ -32,6 +32,7 @@ import torch
 
 from .atomic_io import write_text_atomically
 from .augmentation import AugmentationConfig, sample_anatomy, sample_augmentation
+from .case_info import structures_centre_ras
 from .ct_io import read_ct
 from .detector import add_scatter, collimate, gamma_correct, gaussian_blur, invert, poisson_noise
 from .errors import XreconInputError
@@ -194,25 +195,22 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 # --- a prepared case, possibly deformed --------------------------------------------------
 @dataclass
+class RawCase:
+    """A case as read: CT, labels, the dataset structures it has, landmarks, isocentre of its views."""
+
+    ct: sitk.Image
+    segmentation: Segmentation | None
+    names: list[str]
+    landmarks: tuple[list[str], np.ndarray] | None
+    centre_ras_mm: np.ndarray
+
+
+@dataclass
 class PreparedCase:
     source: CaseSource
     volume: CaseVolume
     isocenter_ras_mm: np.ndarray
     landmarks: tuple[list[str], np.ndarray] | None
-
-
-def _structure_centre(ct: sitk.Image, segmentation: Segmentation | None, names: list[str]) -> np.ndarray:
-    """Centre (RAS mm) of the named structures' voxels, or of the CT box without labels."""
-    from .ct_io import ijk_to_ras
-
-    matrix = ijk_to_ras(ct)
-    if segmentation is None or not names:
-        return matrix[:3, :3] @ ((np.array(ct.GetSize()) - 1) / 2) + matrix[:3, 3]
-    low, high = np.full(3, np.inf), np.full(3, -np.inf)
-    for name in names:
-        kji = np.argwhere(segmentation.mask_array(name))
-        low, high = np.minimum(low, kji.min(axis=0)), np.maximum(high, kji.max(axis=0))
-    return matrix[:3, :3] @ ((low + high)[::-1] / 2) + matrix[:3, 3]
 
 
 class CaseLoader:
@@ -229,11 +227,11 @@ class CaseLoader:
         self.extend_body_mm = extend_body_mm
         self.cases = {case.name: case for case in cases or []}
         self.cache_dir = cache_dir
-        self._raw: dict[str, tuple[sitk.Image, Segmentation | None, list[str], tuple | None]] = {}
+        self._raw: dict[str, RawCase] = {}
         self._undeformed: dict[str, PreparedCase] = {}
         self._registrations: dict[tuple[str, str], sitk.Transform] = {}
 
-    def raw(self, source: CaseSource):
+    def raw(self, source: CaseSource) -> RawCase:
         if source.name not in self._raw:
             ct = read_ct(source.ct_path)
             segmentation = (read_segmentation(source.labels_path, source.table_path, reference=ct)
@@ -241,15 +239,16 @@ class CaseLoader:
             counts = segmentation.voxel_counts() if segmentation else {}
             names = [s for s in self.structures if counts.get(s, 0) > 0]
             landmarks = read_markups_json(source.landmarks_path) if source.landmarks_path else None
-            self._raw[source.name] = (ct, segmentation, names, landmarks)
+            centre = structures_centre_ras(ct, [segmentation.mask_array(name) for name in names])
+            self._raw[source.name] = RawCase(ct, segmentation, names, landmarks, centre)
         return self._raw[source.name]
 
     def partners(self, source: CaseSource) -> list[str]:
         """Cases of the same body region (at least half their structures shared): registration partners."""
-        names = set(self.raw(source)[2])
+        names = set(self.raw(source).names)
         partners = []
         for other in self.cases.values():
-            other_names = set(self.raw(other)[2])
+            other_names = set(self.raw(other).names)
             if other.name != source.name and names and len(names & other_names) >= 0.5 * len(names | other_names):
                 partners.append(other.name)
         return partners
@@ -264,10 +263,9 @@ class CaseLoader:
             if path is not None and path.exists():
                 field = sitk.ReadImage(str(path), sitk.sitkVectorFloat64)
             else:
-                (fixed_ct, fixed_labels, fixed_names, _), (moving_ct, moving_labels, moving_names, _) = (
-                    self.raw(fixed), self.raw(moving))
-                transform = register_cases(fixed_ct, moving_ct, _union_mask(fixed_labels, fixed_names),
-                                           _union_mask(moving_labels, moving_names))
+                first, second = self.raw(fixed), self.raw(moving)
+                transform = register_cases(first.ct, second.ct, _union_mask(first.segmentation, first.names),
+                                           _union_mask(second.segmentation, second.names))
                 field = transform.GetDisplacementField()
                 if path is not None:
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -278,13 +276,14 @@ class CaseLoader:
         return self._registrations[key]
 
     def prepare(self, source: CaseSource, anatomy: dict) -> PreparedCase:
-        ct, segmentation, names, landmarks = self.raw(source)
+        raw = self.raw(source)
+        ct, segmentation, names, landmarks = raw.ct, raw.segmentation, raw.names, raw.landmarks
         if not anatomy["deformation_mm"] and not anatomy["towards_case"]:
             if source.name not in self._undeformed:
                 self._undeformed[source.name] = PreparedCase(
                     source, CaseVolume.from_ct(ct, segmentation, names, extend_body_mm=self.extend_body_mm,
                                                device=self.device),
-                    _structure_centre(ct, segmentation, names), landmarks)
+                    raw.centre_ras_mm, landmarks)
             return self._undeformed[source.name]
         from .deformation import (interpolate_displacement, inverse_transform_points, random_bspline_transform,
                                   warp_case)
@@ -301,7 +300,7 @@ class CaseLoader:
             landmarks = (landmarks[0], inverse_transform_points(transform, landmarks[1]))
         return PreparedCase(source, CaseVolume.from_ct(warped_ct, warped_segmentation, names,
                                                        extend_body_mm=self.extend_body_mm, device=self.device),
-                            _structure_centre(ct, segmentation, names), landmarks)
+                            raw.centre_ras_mm, landmarks)
 
 
 def _union_mask(segmentation: Segmentation | None, names: list[str]) -> sitk.Image | None:

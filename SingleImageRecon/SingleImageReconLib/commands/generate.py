@@ -93,7 +93,6 @@ def case_sources(args: argparse.Namespace) -> list:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from tqdm import tqdm
 
     from SyntheticDataGenLib.augmentation import preset
     from SyntheticDataGenLib.errors import XreconInputError
@@ -111,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         loader = CaseLoader([])
         structures = []
         for case in cases:
-            _, segmentation, _, _ = loader.raw(case)
+            segmentation = loader.raw(case).segmentation
             present = segmentation.select(None) if segmentation else []
             structures += [name for name in present if name not in structures]
     augmentation = preset(args.preset).scaled(geometric=args.geometric, physics=args.physics, style=args.style,
@@ -130,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"progress {done}/{total}", flush=True)
         elif args.progress == "bar":
             if bar is None:
+                from tqdm import tqdm  # only here: Slicer's Python, which runs --progress lines, lacks it
+
                 bar = tqdm(total=total, initial=done, unit="sample", desc="generate", dynamic_ncols=True)
             bar.update(done - bar.n)
 
