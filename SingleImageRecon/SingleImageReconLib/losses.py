@@ -1,0 +1,87 @@
+"""Losses for dual-face depth maps: scale-invariant log depth (Eigen et al. 2014) and its two
+multi-depth variants from the dual-face depth (3DDX) paper, plus a mask loss.
+
+With d = log(predicted depth) − log(true depth) over the n valid pixels of a map, the
+scale-invariant loss is
+
+    L = (1/n) Σ d²  −  (λ/n²) (Σ d)²
+
+With λ = 1 it ignores a global scale of the prediction (a constant added to every d); λ = 0 is
+the plain mean squared log error. For K maps (structures × front/back faces):
+
+* object-dependent: the statistics are pooled over the valid pixels of all maps,
+  n = Σₖ nₖ, L = (1/n) Σₖ Σᵢ d² − (λ/n²)(Σₖ Σᵢ d)², so one scale is shared by every map and the
+  maps' depths relative to each other count;
+* object-independent: L = (1/K') Σₖ [(1/nₖ) Σᵢ d² − (λ/nₖ²)(Σᵢ d)²] over the K' maps with any
+  valid pixel, so each map has its own scale.
+
+Tensors are (B, K, H, W); ``valid`` says which pixels count (the true mask); pixels outside it
+contribute nothing, whatever their values.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceLoss
+
+
+def _log_difference(predicted_mm: torch.Tensor, target_mm: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """d = log(pred) − log(target) where valid, 0 elsewhere (no NaN from zero depths off the mask).
+
+    In float64: the loss subtracts two large sums when the scale is far off.
+    """
+    safe = valid.bool()
+    predicted_mm, target_mm = predicted_mm.double(), target_mm.double()
+    one = torch.ones_like(predicted_mm)
+    return torch.where(safe, torch.log(torch.where(safe, predicted_mm, one)) - torch.log(torch.where(safe, target_mm, one)),
+                       torch.zeros_like(predicted_mm))
+
+
+def scale_invariant_log_loss(predicted_mm: torch.Tensor, target_mm: torch.Tensor, valid: torch.Tensor,
+                             variance_weight: float = 1.0) -> torch.Tensor:
+    """Scale-invariant log loss of single maps, pooled over a batch: (B, H, W) or (B, 1, H, W) inputs."""
+    d = _log_difference(predicted_mm, target_mm, valid)
+    n = valid.sum().clamp(min=1)
+    return ((d ** 2).sum() / n - variance_weight * d.sum() ** 2 / n ** 2).float()
+
+
+def object_dependent_loss(predicted_mm: torch.Tensor, target_mm: torch.Tensor, valid: torch.Tensor,
+                          variance_weight: float = 1.0) -> torch.Tensor:
+    """Multi-depth loss with statistics pooled over all maps of an image, averaged over the batch."""
+    d = _log_difference(predicted_mm, target_mm, valid).flatten(1)
+    n = valid.flatten(1).sum(dim=1)
+    has_pixels = n > 0
+    n = n.clamp(min=1)
+    per_image = (d ** 2).sum(dim=1) / n - variance_weight * d.sum(dim=1) ** 2 / n ** 2
+    return (per_image[has_pixels].mean() if has_pixels.any() else d.sum() * 0).float()
+
+
+def object_independent_loss(predicted_mm: torch.Tensor, target_mm: torch.Tensor, valid: torch.Tensor,
+                            variance_weight: float = 1.0) -> torch.Tensor:
+    """Multi-depth loss computed per map (structure and face), averaged over the maps with pixels."""
+    d = _log_difference(predicted_mm, target_mm, valid).flatten(2)
+    n = valid.flatten(2).sum(dim=2)
+    has_pixels = n > 0
+    n = n.clamp(min=1)
+    per_map = (d ** 2).sum(dim=2) / n - variance_weight * d.sum(dim=2) ** 2 / n ** 2
+    return (per_map[has_pixels].mean() if has_pixels.any() else d.sum() * 0).float()
+
+
+DEPTH_LOSSES = {"single": scale_invariant_log_loss, "object-dependent": object_dependent_loss,
+                "object-independent": object_independent_loss}
+
+
+class MaskLoss(torch.nn.Module):
+    """Dice + binary cross-entropy on per-structure mask logits (B, K, H, W).
+
+    Each structure is its own binary problem (their projections overlap), so there is no softmax
+    across channels; MONAI's DiceCELoss applies a softmax cross-entropy even with sigmoid Dice.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.dice = DiceLoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.dice(logits, target) + F.binary_cross_entropy_with_logits(logits, target)
