@@ -13,9 +13,9 @@ import SimpleITK as sitk
 
 from SyntheticDataGenLib.errors import XreconInputError
 
-from .commands import bench, generate, info, render
+from .commands import bench, generate, info, render, train
 
-COMMANDS = (info, render, generate, bench)
+COMMANDS = (info, render, generate, train, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +87,8 @@ class SyntheticXrayDataset(torch.utils.data.Dataset):
             raise XreconInputError(f"{row['file']} lacks {', '.join(sorted(missing))}; expected {list(SAMPLE_ARRAYS)}")
         image = torch.from_numpy(arrays["image"])[None]
         if self.jitter is not None:
-            generator = torch.Generator().manual_seed(hash((self.seed, row["id"])) & 0x7FFFFFFF)
+            # a seed from the sample, not from Python's per-process string hash: the same in every process
+            generator = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}/{row['id']}".encode()))
             image = self.jitter(image, generator)
         return {"id": row["id"], "image": image, "masks": torch.from_numpy(arrays["masks"]).float(),
                 "front_mm": torch.from_numpy(arrays["front_mm"]), "back_mm": torch.from_numpy(arrays["back_mm"]),

@@ -1,0 +1,274 @@
+"""Training the depth network on a synthetic dataset; one process or many under ``torchrun``.
+
+Every process sees the same global order of samples (a permutation per epoch from the seed)
+and takes its share of each global batch, and the loss is a mean over samples, so N processes
+with batches of B/N follow the same path as one process with batches of B. State is saved at
+the end of every epoch (model, optimiser, schedule, epoch) and a run resumes from it exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from SyntheticDataGenLib.dataset import IntensityJitter, SyntheticXrayDataset
+from SyntheticDataGenLib.errors import XreconInputError
+
+from .bundle import bundle_metadata, environment, write_bundle
+from .losses import DEPTH_LOSSES, MaskLoss
+from .network import DEFAULT_FEATURES, DepthNet, reference_depth_mm
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (saved with it; a resume must match)."""
+
+    epochs: int = 20
+    batch_size: int = 8  # global: split across processes
+    optimiser: str = "adamw"  # or sgd (momentum 0.9)
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    depth_loss: str = "object-independent"  # or object-dependent, single
+    variance_weight: float = 0.85  # 1 would leave the global depth scale unlearnt
+    depth_weight: float = 1.0
+    features: list[int] = field(default_factory=lambda: list(DEFAULT_FEATURES))
+    seed: int = 0
+    jitter: bool = True
+    steps_per_epoch: int = 0  # 0: one pass over the training split
+    amp: bool = True  # on CUDA only
+
+    @classmethod
+    def from_sources(cls, path: str | None, overrides: list[str]) -> "TrainConfig":
+        """A JSON config file (optional) with ``key=value`` overrides (values parsed as JSON)."""
+        values = {}
+        if path:
+            try:
+                values = json.loads(Path(path).read_text())
+            except (OSError, json.JSONDecodeError) as error:
+                raise XreconInputError(f"cannot read training config {path}: {error}") from None
+        for override in overrides:
+            key, _, text = override.partition("=")
+            try:
+                values[key] = json.loads(text)
+            except json.JSONDecodeError:
+                values[key] = text
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise XreconInputError(f"unknown training option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+        config = cls(**values)
+        if config.depth_loss not in DEPTH_LOSSES:
+            raise XreconInputError(f"depth_loss must be one of {', '.join(DEPTH_LOSSES)}")
+        if config.optimiser not in _OPTIMISERS:
+            raise XreconInputError(f"optimiser must be one of {', '.join(_OPTIMISERS)}")
+        return config
+
+
+_OPTIMISERS = {
+    "adamw": lambda parameters, config: torch.optim.AdamW(parameters, lr=config.learning_rate,
+                                                          weight_decay=config.weight_decay),
+    "sgd": lambda parameters, config: torch.optim.SGD(parameters, lr=config.learning_rate, momentum=0.9,
+                                                      weight_decay=config.weight_decay),
+}
+
+
+def collate(items: list[dict]) -> dict:
+    return {"image": torch.stack([i["image"] for i in items]), "masks": torch.stack([i["masks"] for i in items]),
+            "front_mm": torch.stack([i["front_mm"] for i in items]), "back_mm": torch.stack([i["back_mm"] for i in items]),
+            "present": torch.stack([i["present"] for i in items]),
+            "reference_mm": torch.tensor([reference_depth_mm(i["geometry"]) for i in items], dtype=torch.float32),
+            "id": [i["id"] for i in items]}
+
+
+def per_sample_loss(prediction: dict, batch: dict, config: TrainConfig, mask_loss: MaskLoss) -> torch.Tensor:
+    """Mask loss + weighted depth loss of each sample, (B,); absent structures do not count."""
+    present = batch["present"][:, :, None, None]
+    valid = (batch["masks"] > 0.5) & present
+    depth_loss = DEPTH_LOSSES[config.depth_loss]
+    losses = []
+    for index in range(len(batch["image"])):
+        keep = batch["present"][index]
+        masks = mask_loss(prediction["mask_logits"][index:index + 1, keep], batch["masks"][index:index + 1, keep]) \
+            if keep.any() else prediction["mask_logits"].sum() * 0
+        predicted = torch.cat([prediction["front_mm"][index:index + 1], prediction["back_mm"][index:index + 1]], dim=1)
+        target = torch.cat([batch["front_mm"][index:index + 1], batch["back_mm"][index:index + 1]], dim=1)
+        both_valid = torch.cat([valid[index:index + 1]] * 2, dim=1)
+        losses.append(masks + config.depth_weight * depth_loss(predicted, target, both_valid, config.variance_weight))
+    return torch.stack(losses)
+
+
+def global_order(length: int, seed: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(length)
+
+
+def _distributed() -> tuple[int, int]:
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, dataset: SyntheticXrayDataset, device: torch.device, batch_size: int = 8) -> dict:
+    """Mask Dice per structure and median absolute front/back depth error (mm) on true-mask pixels."""
+    model.eval()
+    structures = dataset.structures
+    intersections, sums = np.zeros(len(structures)), np.zeros(len(structures))
+    front_errors, back_errors = [[] for _ in structures], [[] for _ in structures]
+    for start in range(0, len(dataset), batch_size):
+        batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        prediction = model(batch["image"].to(device), batch["reference_mm"].to(device))
+        predicted_mask = (prediction["mask_logits"] > 0).cpu()
+        truth = batch["masks"] > 0.5
+        present = batch["present"]
+        for channel in range(len(structures)):
+            rows = present[:, channel]
+            if not rows.any():
+                continue
+            p, t = predicted_mask[rows, channel], truth[rows, channel]
+            intersections[channel] += (p & t).sum().item()
+            sums[channel] += p.sum().item() + t.sum().item()
+            front_errors[channel].append((prediction["front_mm"].cpu()[rows, channel] - batch["front_mm"][rows, channel])[t].abs())
+            back_errors[channel].append((prediction["back_mm"].cpu()[rows, channel] - batch["back_mm"][rows, channel])[t].abs())
+    model.train()
+    result = {}
+    for channel, name in enumerate(structures):
+        if sums[channel] == 0:
+            continue
+        front = torch.cat(front_errors[channel]) if front_errors[channel] else torch.zeros(0)
+        back = torch.cat(back_errors[channel]) if back_errors[channel] else torch.zeros(0)
+        result[name] = {"dice": 2 * intersections[channel] / sums[channel],
+                        "front_median_abs_error_mm": float(front.median()) if len(front) else math.nan,
+                        "back_median_abs_error_mm": float(back.median()) if len(back) else math.nan}
+    return result
+
+
+def train(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, config: TrainConfig,
+          device: str = "auto", commands: list[str] | None = None, progress: bool = True) -> dict:
+    """Train, validate each epoch, checkpoint, and write the bundle into ``out_dir``; returns the last metrics."""
+    rank, world = _distributed()
+    if config.batch_size % world:
+        raise XreconInputError(f"batch_size {config.batch_size} must divide among {world} processes")
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    if device.type == "cuda" and world > 1:
+        torch.cuda.set_device(rank % torch.cuda.device_count())
+        device = torch.device("cuda", rank % torch.cuda.device_count())
+    torch.manual_seed(config.seed)
+    out_dir = Path(out_dir)
+    training_dir = out_dir / "training"
+    training_dir.mkdir(parents=True, exist_ok=True)
+    jitter = IntensityJitter() if config.jitter else None
+    train_set = SyntheticXrayDataset(dataset_dir, "train", jitter=jitter, seed=config.seed)
+    validation = SyntheticXrayDataset(dataset_dir, "validation")
+    if not len(train_set):
+        raise XreconInputError(f"{dataset_dir} has no training samples")
+    model = DepthNet(len(train_set.structures), config.features).to(device)
+    optimiser = _OPTIMISERS[config.optimiser](model.parameters(), config)
+    per_epoch = config.steps_per_epoch or max(1, len(train_set) // config.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=config.epochs * per_epoch)
+    start_epoch = _resume(training_dir / "checkpoint.pt", config, model, optimiser, schedule)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
+    mask_loss = MaskLoss()
+    local = config.batch_size // world
+    writer = _tensorboard(training_dir) if rank == 0 else None
+    metrics = {}
+    started = time.perf_counter()
+    for epoch in range(start_epoch, config.epochs):
+        order = global_order(len(train_set), config.seed, epoch)
+        losses = []
+        steps = range(per_epoch)
+        if progress and rank == 0:
+            from tqdm import tqdm
+
+            steps = tqdm(steps, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", dynamic_ncols=True)
+        for step in steps:
+            indices = [order[(step * config.batch_size + rank * local + i) % len(order)] for i in range(local)]
+            batch = collate([train_set[int(i)] for i in indices])
+            with torch.autocast(device.type, enabled=scaler.is_enabled()):
+                prediction = ddp(batch["image"].to(device), batch["reference_mm"].to(device))
+                loss = per_sample_loss(prediction, {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()},
+                                       config, mask_loss).mean()
+            optimiser.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            schedule.step()
+            losses.append(loss.item())
+        if rank == 0:
+            metrics = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "seconds": time.perf_counter() - started}
+            if len(validation):
+                per_structure = evaluate(model, validation, device)
+                metrics["validation"] = per_structure
+                metrics["validation_dice_mean"] = float(np.mean([v["dice"] for v in per_structure.values()]))
+            _log(training_dir, writer, metrics)
+            _save_checkpoint(training_dir / "checkpoint.pt", config, model, optimiser, schedule, epoch + 1)
+    if rank == 0:
+        image_size = tuple(train_set.header["settings"]["base_view"]["size_px"])
+        extra = {"geometry": train_set.header["settings"]["base_view"], "training": {
+            "dataset": str(dataset_dir), "dataset_settings": train_set.header["settings"], "config": dataclasses.asdict(config),
+            "commands": commands or [], "processes": world, "environment": environment(),
+            "train_samples": len(train_set), "validation_samples": len(validation)},
+            "validation": metrics.get("validation", {})}
+        write_bundle(out_dir, model, bundle_metadata(train_set.structures, config.features, image_size, extra))
+        if writer is not None:
+            writer.close()
+    if world > 1:
+        dist.barrier()
+    return metrics
+
+
+def _tensorboard(folder: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional; metrics.csv has the same numbers
+        return None
+    return SummaryWriter(str(folder / "tensorboard"))
+
+
+def _log(folder: Path, writer, metrics: dict) -> None:
+    row = {"epoch": metrics["epoch"], "train_loss": metrics["train_loss"], "seconds": round(metrics["seconds"], 1),
+           "validation_dice_mean": metrics.get("validation_dice_mean", "")}
+    path = folder / "metrics.csv"
+    new = not path.exists()
+    with path.open("a", newline="") as stream:
+        writer_csv = csv.DictWriter(stream, fieldnames=list(row))
+        if new:
+            writer_csv.writeheader()
+        writer_csv.writerow(row)
+    (folder / "validation.json").write_text(json.dumps(metrics.get("validation", {}), indent=2))
+    if writer is not None:
+        writer.add_scalar("loss/train", metrics["train_loss"], metrics["epoch"])
+        if "validation_dice_mean" in metrics:
+            writer.add_scalar("dice/validation_mean", metrics["validation_dice_mean"], metrics["epoch"])
+
+
+def _save_checkpoint(path: Path, config: TrainConfig, model, optimiser, schedule, epoch: int) -> None:
+    temporary = path.with_name(f".{path.name}.partial")
+    torch.save({"config": dataclasses.asdict(config), "epoch": epoch, "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict()}, temporary)
+    os.replace(temporary, path)
+
+
+def _resume(path: Path, config: TrainConfig, model, optimiser, schedule) -> int:
+    """The epoch to start from: 0, or where a saved run of the same config stopped."""
+    if not path.exists():
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state["config"] != dataclasses.asdict(config):
+        raise XreconInputError(f"{path.parent.parent} holds a run with another config; use a new --out folder")
+    model.load_state_dict(state["model"])
+    optimiser.load_state_dict(state["optimiser"])
+    schedule.load_state_dict(state["schedule"])
+    return int(state["epoch"])
