@@ -8,7 +8,7 @@ from pathlib import Path
 
 from SyntheticDataGenLib.errors import XreconInputError
 
-BENCHMARKS = {"drr": "bench_drr.py", "generate": "bench_generate.py"}
+BENCHMARKS = {"drr": "bench_drr.py", "generate": "bench_generate.py", "model": "bench_model.py"}
 
 
 def benchmarks_dir() -> Path:
