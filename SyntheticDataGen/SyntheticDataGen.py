@@ -6,17 +6,10 @@ in the Lib; batch generation runs the ``xrecon generate`` command in a subproces
 never waits for it. World coordinates are Slicer's RAS, in millimetres.
 """
 
-import collections
 import logging
 import os
-import queue
-import re
 import shlex
 import shutil
-import signal
-import subprocess
-import sys
-import threading
 import time
 from typing import Annotated, Optional
 
@@ -609,14 +602,14 @@ class SyntheticDataGenWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if job.cancelled:
             self.ui.generationStatusLabel.text = _(
                 "Cancelled after {progress}. Press Generate to continue where it stopped.").format(progress=progress)
-        elif job.returnCode == 0:
+        elif job.return_code == 0:
             self.ui.generationStatusLabel.text = _("Finished: {progress} in {folder}.").format(
-                progress=progress, folder=job.outputDirectory)
+                progress=progress, folder=job.output_dir)
         else:
             lastLine = job.log[-1] if job.log else ""
             self.ui.generationStatusLabel.text = _(
                 "Failed (exit status {code}) after {progress}: {message}").format(
-                    code=job.returnCode, progress=progress, message=lastLine or _("see the log below"))
+                    code=job.return_code, progress=progress, message=lastLine or _("see the log below"))
         self._updateButtonStates()
 
     def onCancelButton(self) -> None:
@@ -730,28 +723,14 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def _segmentIds(segmentationNode, names=None) -> dict:
-        """{name: segment ID} for the named segments (None: all), in the order asked for.
-
-        Raises XreconInputError for a name that is missing or that several segments share.
-        """
-        from SyntheticDataGenLib.errors import XreconInputError
+        """{name: segment ID} of the named segments (None: all), in the order asked for; raises
+        XreconInputError for a missing name or one that several segments share (``segment_ids_by_name``)."""
+        from SyntheticDataGenLib.segment_names import segment_ids_by_name
 
         segmentation = segmentationNode.GetSegmentation()
-        ids = {}
-        for index in range(segmentation.GetNumberOfSegments()):
-            segmentId = segmentation.GetNthSegmentID(index)
-            name = segmentation.GetSegment(segmentId).GetName()
-            if name in ids:
-                raise XreconInputError(f"Segment name '{name}' occurs twice in {segmentationNode.GetName()}; names must be unique")
-            ids[name] = segmentId
-        if names is None:
-            return ids
-        missing = [name for name in names if name not in ids]
-        if missing:
-            raise XreconInputError(
-                f"{segmentationNode.GetName()} has no segment named {', '.join(repr(n) for n in missing)}; "
-                f"available: {', '.join(ids) or 'none'}")
-        return {name: ids[name] for name in names}
+        segments = [(segmentation.GetNthSegmentID(index), segmentation.GetNthSegment(index).GetName())
+                    for index in range(segmentation.GetNumberOfSegments())]
+        return segment_ids_by_name(segments, names, segmentationNode.GetName())
 
     def segmentMasks(self, volumeNode, segmentationNode, names=None, ctImage=None) -> dict:
         """{name: SimpleITK uint8 mask on the CT grid} of the named segments (None: all), in that order.
@@ -818,18 +797,16 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         """
         if not volumeNode:
             raise ValueError("A CT volume is required")
+        from SyntheticDataGenLib.generation_command import as_pair
         from SyntheticDataGenLib.geometry import preset_geometry
 
-        size = (int(detectorSizePx), int(detectorSizePx)) if _isNumber(detectorSizePx) else tuple(int(n) for n in detectorSizePx)
-        spacing = ((float(pixelSpacingMm), float(pixelSpacingMm)) if _isNumber(pixelSpacingMm)
-                   else tuple(float(s) for s in pixelSpacingMm))
         return preset_geometry(
             preset,
             isocenter_ras_mm=self.volumeCenterRas(volumeNode) if isocenterRas is None else [float(x) for x in isocenterRas],
             source_to_isocenter_mm=float(sourceToIsocenterMm),
             source_to_detector_mm=float(sourceToDetectorMm),
-            size_px=size,
-            pixel_spacing_mm=spacing,
+            size_px=as_pair(detectorSizePx, int),
+            pixel_spacing_mm=as_pair(pixelSpacingMm, float),
             lao_deg=float(laoDegrees),
             cranial_deg=float(cranialDegrees),
         )
@@ -902,27 +879,23 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         """The named segments (None: all) as one label map on the CT grid: (SimpleITK image, names, overlaps).
 
         Label k + 1 marks structure k; where structures overlap the later one wins (``overlaps``
-        lists those that cover earlier ones). One label map costs one byte a voxel however many
-        structures there are; it is also what batch generation writes for ``xrecon generate``.
+        lists those that cover earlier ones; ``SyntheticDataGenLib.label_map.stack_masks``). It is
+        also what batch generation writes for ``xrecon generate``.
         """
-        import numpy as np
         import SimpleITK as sitk
         import sitkUtils
+        from SyntheticDataGenLib.label_map import stack_masks
 
         if ctImage is None:
             ctImage = sitkUtils.PullVolumeFromSlicer(volumeNode)
         ids = self._segmentIds(segmentationNode, names)
-        size = ctImage.GetSize()
-        labels = np.zeros((size[2], size[1], size[0]), dtype=np.uint8 if len(ids) < 255 else np.uint16)
-        overlaps = []
-        for index, (name, segmentId) in enumerate(ids.items()):
-            inside = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, volumeNode) > 0
-            if index and np.any(labels[inside]):
-                overlaps.append(name)
-            labels[inside] = index + 1
+        # One segment rasterised at a time: only one full-size mask exists at once
+        masks = (slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, volumeNode)
+                 for segmentId in ids.values())
+        labels, overlapping = stack_masks(masks, tuple(reversed(ctImage.GetSize())), len(ids))
         image = sitk.GetImageFromArray(labels)
         image.CopyInformation(ctImage)
-        return image, list(ids), overlaps
+        return image, list(ids), [list(ids)[index] for index in overlapping]
 
     def preparedInputs(self, volumeNode, segmentationNode, structures) -> tuple:
         """(CT SimpleITK image, label map image or None, structure names) of the nodes, kept while unchanged.
@@ -983,26 +956,6 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         defaults = {field.name: field.default for field in dataclasses.fields(GenerationSettings)}
         return float(defaults.get("extend_body_mm", 0.0))
 
-    @staticmethod
-    def structuresCenterRas(ctImage, labelImage=None) -> list:
-        """Isocentre of the generator's base view (RAS mm): the centre of the voxel box of the
-        structures' voxels (label > 0), or of the whole CT without any.
-
-        The same rule as ``SyntheticDataGenLib.generation`` (``_structure_centre``), kept free of
-        PyTorch so that showing the geometry does not need it.
-        """
-        import numpy as np
-        import SimpleITK as sitk
-        from SyntheticDataGenLib.ct_io import ijk_to_ras
-
-        matrix = ijk_to_ras(ctImage)
-        kji = np.argwhere(sitk.GetArrayViewFromImage(labelImage) != 0) if labelImage is not None else np.zeros((0, 3))
-        if len(kji):
-            centreIjk = (kji.min(axis=0) + kji.max(axis=0))[::-1] / 2
-        else:
-            centreIjk = (np.array(ctImage.GetSize()) - 1) / 2
-        return [float(x) for x in matrix[:3, :3] @ centreIjk + matrix[:3, 3]]
-
     def isocenterRas(self, volumeNode, segmentationNode=None, structures=None) -> list:
         """Isocentre (RAS mm) that ``xrecon generate`` uses for these inputs: the centre of the
         selected structures (``structures`` None: every segment), or of the CT without any."""
@@ -1010,8 +963,12 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
             raise ValueError("A CT volume is required")
         if not segmentationNode or (structures is not None and not structures):
             return self.volumeCenterRas(volumeNode)
+        import SimpleITK as sitk
+        from SyntheticDataGenLib.case_info import structures_centre_ras
+
         ctImage, labelImage, names = self.preparedInputs(volumeNode, segmentationNode, structures)
-        return self.structuresCenterRas(ctImage, labelImage)
+        masks = [sitk.GetArrayViewFromImage(labelImage) != 0] if labelImage is not None else []
+        return [float(x) for x in structures_centre_ras(ctImage, masks)]
 
     def renderView(self, volumeNode, segmentationNode, structures, geometry):
         """DRR, masks and depth maps of one geometry (``SyntheticDataGenLib.view.render_view``)."""
@@ -1032,6 +989,8 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         if not volumeNode:
             raise ValueError("A CT volume is required")
         import numpy as np
+        from SyntheticDataGenLib.drr_display import drr_window
+        from SyntheticDataGenLib.label_map import stack_masks
 
         structures = list(structures) if structures is not None else None
         self.caseVolume(volumeNode, segmentationNode, structures)  # prepared (or re-used) outside the timing
@@ -1046,16 +1005,14 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         drrNode.SetIJKToRASMatrix(ijkToRas)
         displayNode = drrNode.GetDisplayNode()
         if displayNode:
-            low, high = self.drrWindow(lineIntegral)
+            low, high = drr_window(lineIntegral)
             displayNode.SetAndObserveColorNodeID("vtkMRMLColorTableNodeGrey")
             displayNode.AutoWindowLevelOff()
             displayNode.SetWindowLevelMinMax(low, high)  # higher line integral = denser = brighter
             displayNode.SetInterpolate(True)
 
         masks = view.masks.detach().cpu().numpy()
-        labels = np.zeros(lineIntegral.shape, dtype=np.uint8 if len(masks) < 255 else np.uint16)
-        for index, mask in enumerate(masks):
-            labels[mask] = index + 1
+        labels, _overlapping = stack_masks(masks, lineIntegral.shape, len(masks))
         masksNode = self._outputNode("vtkMRMLLabelMapVolumeNode", MASKS_NODE_NAME, "masks")
         slicer.util.updateVolumeFromArray(masksNode, labels[np.newaxis])
         masksNode.SetIJKToRASMatrix(ijkToRas)
@@ -1073,20 +1030,6 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
                              fitSlice=fit or extent != self._shownDetectorExtent)
             self._shownDetectorExtent = extent
         return {"drr": drrNode, "masks": masksNode, "model": modelNode, "view": view, "seconds": seconds}
-
-    @staticmethod
-    def drrWindow(lineIntegral) -> tuple:
-        """(low, high) display window of a DRR: the range of the body's pixels (air left out)."""
-        import numpy as np
-
-        values = np.asarray(lineIntegral, dtype=np.float64)
-        values = values[np.isfinite(values)]
-        if values.size == 0:
-            return 0.0, 1.0
-        body = values[values > 0.02 * values.max()] if values.max() > 0 else values
-        body = body if body.size else values
-        low, high = float(np.percentile(body, 1.0)), float(np.percentile(body, 99.8))
-        return (low, high) if high > low else (low, low + 1.0)
 
     def updateGeometryModel(self, geometry):
         """Draw a projection geometry in the 3D view: the model node "X-ray geometry" (RAS mm).
@@ -1172,141 +1115,55 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def modulePythonPaths() -> list:
         """Folders that hold ``SyntheticDataGenLib`` and ``SingleImageReconLib`` (for the generator's PYTHONPATH)."""
+        from SyntheticDataGenLib.generation_command import module_python_paths
+
         here = os.path.dirname(os.path.abspath(__file__))
-        paths = [here]
+        candidates = [here]
         module = getattr(getattr(slicer, "modules", None), "singleimagerecon", None)
         if module is not None and getattr(module, "path", None):
-            paths.append(os.path.dirname(os.path.abspath(module.path)))
-        paths.append(os.path.join(os.path.dirname(here), "SingleImageRecon"))  # source tree layout
-        result = []
-        for path in paths:
-            if os.path.isdir(path) and path not in result:
-                result.append(path)
-        if not any(os.path.isfile(os.path.join(path, "SingleImageReconLib", "cli.py")) for path in result):
-            raise RuntimeError(
-                "The SingleImageRecon module (which holds the xrecon command) was not found; "
-                f"looked in {', '.join(paths)}")
-        return result
+            candidates.append(os.path.dirname(os.path.abspath(module.path)))
+        candidates.append(os.path.join(os.path.dirname(here), "SingleImageRecon"))  # source tree layout
+        return module_python_paths(candidates)
 
     @staticmethod
-    def pythonExecutable() -> str:
-        """Slicer's Python launcher (PythonSlicer), or this Python outside Slicer."""
-        found = shutil.which("PythonSlicer")
-        if found:
-            return found
-        candidate = os.path.join(os.path.dirname(sys.executable), "PythonSlicer" + (".exe" if os.name == "nt" else ""))
-        if os.path.isfile(candidate):
-            return candidate
-        if os.path.basename(sys.executable).lower().startswith("python"):
-            return sys.executable
-        raise RuntimeError("Slicer's Python launcher (PythonSlicer) was not found")
+    def generationOptions(views: int = 100, seed: int = 0, augmentationPreset: str = "light", preset: str = "ap",
+                          laoDegrees: float = 0.0, cranialDegrees: float = 0.0, sourceToIsocenterMm: float = 900.0,
+                          sourceToDetectorMm: float = 1100.0, detectorSizePx=256, pixelSpacingMm=1.6):
+        """The GUI's generation options as ``SyntheticDataGenLib.generation_command.GenerationOptions``."""
+        from SyntheticDataGenLib.generation_command import GenerationOptions
 
-    def generationCommand(self, ctPath: str, labelsPath: str, tablePath: str, structures, outputDirectory: str,
-                          views: int = 100, seed: int = 0, augmentationPreset: str = "light", preset: str = "ap",
-                          laoDegrees: float = 0.0, cranialDegrees: float = 0.0,
-                          sourceToIsocenterMm: float = 900.0, sourceToDetectorMm: float = 1100.0,
-                          detectorSizePx=256, pixelSpacingMm=1.6) -> tuple:
-        """The ``xrecon generate`` argument list and environment for exported inputs: (args, env).
+        return GenerationOptions(views, seed, augmentationPreset, preset, laoDegrees, cranialDegrees,
+                                 sourceToIsocenterMm, sourceToDetectorMm, detectorSizePx, pixelSpacingMm)
 
-        The command is run with Slicer's Python (PythonSlicer) and the modules' folders on PYTHONPATH.
-        """
-        from SyntheticDataGenLib.errors import XreconInputError
-
-        structures = list(structures)
-        if not structures:
-            raise XreconInputError("Select at least one structure to generate")
-        commas = [name for name in structures if "," in name]
-        if commas:
-            raise XreconInputError(f"Structure names must not contain commas: {', '.join(commas)}")
-        if augmentationPreset not in AUGMENTATION_PRESETS:
-            raise XreconInputError(f"Unknown augmentation preset {augmentationPreset!r}; choose one of {', '.join(AUGMENTATION_PRESETS)}")
-        if preset not in PRESETS:
-            raise XreconInputError(f"Unknown view preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        width, height = ((int(detectorSizePx),) * 2 if _isNumber(detectorSizePx) else tuple(int(n) for n in detectorSizePx))
-        su, sv = ((float(pixelSpacingMm),) * 2 if _isNumber(pixelSpacingMm) else tuple(float(s) for s in pixelSpacingMm))
-        args = [
-            self.pythonExecutable(), "-m", "SingleImageReconLib.cli", "generate",
-            "--ct", str(ctPath), "--labels", str(labelsPath), "--labels-table", str(tablePath),
-            "--structures", ",".join(structures),
-            "--out", str(outputDirectory), "--views", str(int(views)), "--seed", str(int(seed)),
-            "--preset", augmentationPreset,
-            "--geometry", preset, "--lao", repr(float(laoDegrees)), "--cranial", repr(float(cranialDegrees)),
-            "--source-to-isocenter-mm", repr(float(sourceToIsocenterMm)),
-            "--source-to-detector-mm", repr(float(sourceToDetectorMm)),
-            "--detector-size-px", str(width), str(height),
-            "--pixel-spacing-mm", repr(su), repr(sv),
-            "--progress", "lines",
-        ]
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(self.modulePythonPaths() + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        env["PYTHONUNBUFFERED"] = "1"  # progress lines arrive as they are printed
-        env["PYTHONIOENCODING"] = "utf-8"
-        return args, env
-
-    @staticmethod
-    def inputFileStem(volumeNode) -> str:
-        """File name stem of an exported CT: the node's name made safe (``xrecon generate`` names the case after it)."""
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", volumeNode.GetName() or "").strip("_")
-        return stem if stem and stem.lower() not in ("ct", "image", "volume", "inputs") else f"case_{stem or 'ct'}"
-
-    def exportInputs(self, volumeNode, segmentationNode, structures, folder: str) -> tuple:
+    def exportInputs(self, volumeNode, segmentationNode, structures, folder: str):
         """Write the CT and the structures as a label map with its table into a folder.
 
-        Files (``STEM`` from :meth:`inputFileStem`): ``STEM.nrrd`` (the CT), ``STEM-labels.nrrd``
-        (label k + 1 for structure k on the CT grid: the label map the preview renders, see
-        :meth:`segmentLabelmap`) and ``STEM-labels.csv`` (``id,structure``). Files that already hold
-        the same data are left alone; a folder whose dataset was made from other data is refused
-        (``xrecon generate`` resumes a dataset only from the same inputs). The nodes keep their
-        own storage. Returns (ctPath, labelsPath, tablePath).
+        ``SyntheticDataGenLib.generation_inputs.write_generation_inputs`` writes ``STEM.nrrd``,
+        ``STEM-labels.nrrd`` (the label map the preview renders, see :meth:`segmentLabelmap`) and
+        ``STEM-labels.csv``, STEM made from the CT node's name; unchanged files are left alone, and
+        a dataset made from other data is refused. Returns its ``GenerationInputs`` (the paths).
         """
-        import SimpleITK as sitk
         from SyntheticDataGenLib.errors import XreconInputError
+        from SyntheticDataGenLib.generation_inputs import input_file_stem, write_generation_inputs
 
         ctImage, labelImage, names = self.preparedInputs(volumeNode, segmentationNode, list(structures))
         if labelImage is None:
             raise XreconInputError("Select at least one structure")
-        table = "id,structure\n" + "".join(f"{index + 1},{name}\n" for index, name in enumerate(names))
-
-        os.makedirs(folder, exist_ok=True)
-        stem = self.inputFileStem(volumeNode)
-        ctPath = os.path.join(folder, f"{stem}.nrrd")
-        labelsPath = os.path.join(folder, f"{stem}-labels.nrrd")
-        tablePath = os.path.join(folder, f"{stem}-labels.csv")
-        dataset = os.path.dirname(os.path.abspath(folder))
-        datasetExists = os.path.isfile(os.path.join(dataset, "dataset.json"))
-        for image, path in ((ctImage, ctPath), (labelImage, labelsPath)):
-            if os.path.isfile(path) and _sameImage(path, image):
-                continue
-            if datasetExists and os.path.isfile(path):
-                raise XreconInputError(
-                    f"The dataset in {dataset} was made from other data ({os.path.basename(path)} differs); "
-                    "choose a new output folder")
-            temporary = path + ".partial.nrrd"
-            sitk.WriteImage(image, temporary, True)
-            os.replace(temporary, path)
-        if os.path.isfile(tablePath):
-            with open(tablePath, encoding="utf-8") as stream:
-                sameTable = stream.read() == table
-        else:
-            sameTable = False
-        if not sameTable:
-            if datasetExists and os.path.isfile(tablePath):
-                raise XreconInputError(f"The dataset in {dataset} was made with other structures; choose a new output folder")
-            with open(tablePath, "w", encoding="utf-8", newline="") as stream:
-                stream.write(table)
-        return ctPath, labelsPath, tablePath
+        return write_generation_inputs(ctImage, labelImage, names, folder, input_file_stem(volumeNode.GetName()))
 
     def startGeneration(self, volumeNode, segmentationNode, structures, outputDirectory: str, **options):
-        """Export the inputs and start ``xrecon generate`` in a subprocess; returns its :class:`GenerationJob`.
+        """Export the inputs and start ``xrecon generate`` in a subprocess; returns its
+        ``SyntheticDataGenLib.generation_job.GenerationJob``.
 
         The CT and the structures are written into ``OUTPUT/inputs/`` (see :meth:`exportInputs`):
         the dataset keeps what it was made from, and a later run with the same inputs and options
-        continues it. ``options`` are those of :meth:`generationCommand` (views, seed,
-        augmentationPreset, preset, laoDegrees, cranialDegrees, sourceToIsocenterMm,
-        sourceToDetectorMm, detectorSizePx, pixelSpacingMm). The base view's isocentre is the
-        centre of the structures, as in the preview.
+        continues it. ``options`` are those of :meth:`generationOptions`. The command runs with
+        Slicer's Python (PythonSlicer) and the modules' folders on PYTHONPATH. The base view's
+        isocentre is the centre of the structures, as in the preview.
         """
         from SyntheticDataGenLib.errors import XreconInputError
+        from SyntheticDataGenLib.generation_command import generate_arguments, generation_environment, python_executable
+        from SyntheticDataGenLib.generation_job import GenerationJob
 
         if not volumeNode or not segmentationNode:
             raise XreconInputError("Select a CT volume and its segmentation")
@@ -1316,150 +1173,12 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         if not structures:
             raise XreconInputError("Select at least one structure to generate")
         outputDirectory = os.path.abspath(os.path.expanduser(str(outputDirectory)))
-        ctPath, labelsPath, tablePath = self.exportInputs(
-            volumeNode, segmentationNode, structures, os.path.join(outputDirectory, "inputs"))
-        args, env = self.generationCommand(ctPath, labelsPath, tablePath, structures, outputDirectory, **options)
+        inputs = self.exportInputs(volumeNode, segmentationNode, structures, os.path.join(outputDirectory, "inputs"))
+        args = generate_arguments(python_executable(), inputs, structures, outputDirectory,
+                                  self.generationOptions(**options))
+        env = generation_environment(self.modulePythonPaths())
         logging.info("SyntheticDataGen: " + shlex.join(args))
-        return GenerationJob(args, env=env, cwd=outputDirectory, outputDirectory=outputDirectory)
-
-
-class GenerationJob:
-    """A generator subprocess whose output a thread reads; ``poll()`` hands it over without waiting.
-
-    The GUI calls ``poll()`` from a ``qt.QTimer``. Lines ``progress DONE/TOTAL`` (one per finished
-    sample, from ``xrecon generate --progress lines``) become ("progress", done, total) events,
-    other lines ("log", text), and the end ("exit", return code). ``cancel()`` terminates the
-    process group (the Python launcher's child included) and kills it if it has not stopped
-    ``killAfterS`` seconds later. Qt-free.
-    """
-
-    PROGRESS_LINE = re.compile(r"^\s*progress\s+(\d+)\s*/\s*(\d+)\s*$")
-
-    def __init__(self, args, env=None, cwd=None, outputDirectory=None, killAfterS: float = 5.0):
-        self.args = [str(arg) for arg in args]
-        self.outputDirectory = outputDirectory
-        self.killAfterS = killAfterS
-        self.done = 0
-        self.total = None
-        self.returnCode = None
-        self.cancelled = False
-        self.log = collections.deque(maxlen=500)  # the last lines, for error reports
-        self._cancelTime = None
-        self._killed = False
-        self._queue = queue.Queue()
-        options = dict(stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       encoding="utf-8", errors="replace", bufsize=1, env=env, cwd=cwd)
-        if os.name == "nt":
-            options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP | getattr(subprocess, "CREATE_NO_WINDOW", 0)
-        else:
-            options["start_new_session"] = True  # its own process group: cancel reaches the launcher's child
-        self.process = subprocess.Popen(self.args, **options)
-        self._reader = threading.Thread(target=self._read, name="xrecon-generate-reader", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        try:
-            for line in self.process.stdout:
-                # progress bars redraw with carriage returns: keep what is on screen last
-                text = line.rstrip("\r\n").split("\r")[-1]
-                self._queue.put(("line", text))
-        finally:
-            self._queue.put(("exit", self.process.wait()))
-
-    @property
-    def running(self) -> bool:
-        """True until the end of the process has been seen by :meth:`poll`."""
-        return self.returnCode is None
-
-    def poll(self) -> list:
-        """Events since the last call, without waiting; also kills a cancelled process that lingers."""
-        events = []
-        while True:
-            try:
-                kind, value = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if kind == "exit":
-                self.returnCode = value
-                events.append(("exit", value))
-                continue
-            match = self.PROGRESS_LINE.match(value)
-            if match:
-                self.done, self.total = int(match.group(1)), int(match.group(2))
-                events.append(("progress", self.done, self.total))
-            elif value.strip():
-                self.log.append(value)
-                events.append(("log", value))
-        if (self.cancelled and self.returnCode is None and not self._killed
-                and time.monotonic() - self._cancelTime > self.killAfterS):
-            self._signal(kill=True)
-        return events
-
-    def cancel(self, force: bool = False) -> None:
-        """Ask the process to stop (terminate); ``force`` kills it at once. Does not wait."""
-        if self.returnCode is not None or self.process.poll() is not None:
-            return  # it has ended already (its end is reported by poll)
-        if not self.cancelled:
-            self.cancelled = True
-            self._cancelTime = time.monotonic()
-            self._signal(kill=force)
-        elif force:
-            self._signal(kill=True)
-
-    def _signal(self, kill: bool) -> None:
-        if kill:
-            self._killed = True
-        try:
-            if os.name == "nt":
-                # taskkill /T reaches the launcher's child; without /F a console program ignores it
-                subprocess.run(["taskkill", "/F", "/T", "/PID", str(self.process.pid)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-            else:
-                os.killpg(self.process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-        except (ProcessLookupError, PermissionError, OSError):
-            if kill:
-                self.process.kill()
-            else:
-                self.process.terminate()
-
-    def wait(self, timeoutS: Optional[float] = None, idle=None, intervalS: float = 0.1):
-        """Poll until the process ends (for scripts and tests): returns the return code.
-
-        ``idle`` is called between polls (``slicer.app.processEvents`` keeps a GUI alive). On
-        timeout the process is cancelled and TimeoutError raised.
-        """
-        deadline = None if timeoutS is None else time.monotonic() + timeoutS
-        while True:
-            self.poll()
-            if not self.running:
-                return self.returnCode
-            if deadline is not None and time.monotonic() > deadline:
-                self.cancel(force=True)
-                raise TimeoutError(f"{shlex.join(self.args)} did not finish in {timeoutS} s")
-            if idle is not None:
-                idle()
-            time.sleep(intervalS)
-
-
-def _sameImage(path: str, image) -> bool:
-    """True when the image file holds the same voxels on the same grid as a SimpleITK image."""
-    import numpy as np
-    import SimpleITK as sitk
-
-    try:
-        existing = sitk.ReadImage(path)
-    except RuntimeError:
-        return False
-    if (existing.GetSize() != image.GetSize() or existing.GetPixelID() != image.GetPixelID()
-            or not np.allclose(existing.GetOrigin(), image.GetOrigin(), atol=1e-6)
-            or not np.allclose(existing.GetSpacing(), image.GetSpacing(), atol=1e-9)
-            or not np.allclose(existing.GetDirection(), image.GetDirection(), atol=1e-9)):
-        return False
-    return bool(np.array_equal(sitk.GetArrayViewFromImage(existing), sitk.GetArrayViewFromImage(image)))
-
-
-def _isNumber(value) -> bool:
-    return isinstance(value, (int, float)) or (hasattr(value, "__float__") and not hasattr(value, "__len__"))
+        return GenerationJob(args, env=env, cwd=outputDirectory, output_dir=outputDirectory)
 
 
 def _checkNoTransform(node) -> None:
@@ -1545,9 +1264,11 @@ class SyntheticDataGenTest(ScriptedLoadableModuleTest):
 
     def test_ParameterNodeDefaults(self):
         self.delayDisplay("Parameter node defaults")
+        from SyntheticDataGenLib.augmentation import PRESETS as LIB_AUGMENTATION_PRESETS
         from SyntheticDataGenLib.geometry import PRESETS as LIB_PRESETS
 
         self.assertEqual(PRESETS, list(LIB_PRESETS))  # the combo box choices match the Lib's presets
+        self.assertEqual(AUGMENTATION_PRESETS, list(LIB_AUGMENTATION_PRESETS))
         parameterNode = SyntheticDataGenLogic().getParameterNode()
         self.assertEqual(parameterNode.preset, "ap")
         self.assertEqual(parameterNode.laoDegrees, 0.0)
@@ -1678,14 +1399,14 @@ class SyntheticDataGenTest(ScriptedLoadableModuleTest):
 
         # The isocentre is the generator's: the centre of the structures
         isocenter = logic.isocenterRas(volumeNode, segmentationNode, structures)
-        from SyntheticDataGenLib import generation
-        from SyntheticDataGenLib.labels import Segmentation
+        import SimpleITK as sitk
+        from SyntheticDataGenLib.case_info import structures_centre_ras
 
-        if hasattr(generation, "_structure_centre"):
-            ctImage, labelImage, names = logic.preparedInputs(volumeNode, segmentationNode, structures)
-            segmentation = Segmentation([labelImage], {name: (0, index + 1) for index, name in enumerate(names)})
-            np.testing.assert_allclose(
-                isocenter, generation._structure_centre(ctImage, segmentation, structures), atol=1e-6)
+        # The generator takes the box of the structures' separate masks (CaseLoader.raw): so does this check
+        masks = logic.segmentMasks(volumeNode, segmentationNode, structures)
+        ctImage = logic.preparedInputs(volumeNode, segmentationNode, structures)[0]
+        np.testing.assert_allclose(isocenter, structures_centre_ras(
+            ctImage, [sitk.GetArrayViewFromImage(mask) != 0 for mask in masks.values()]), atol=1e-6)
 
         geometry = logic.geometry(volumeNode, "ap", 10.0, 5.0, detectorSizePx=(96, 64), pixelSpacingMm=4.0,
                                   isocenterRas=isocenter)
@@ -1759,7 +1480,7 @@ class SyntheticDataGenTest(ScriptedLoadableModuleTest):
             return
         job, outputDirectory, case = self._startSmallGeneration(views=2)
         try:
-            returnCode = job.wait(timeoutS=900, idle=slicer.app.processEvents)
+            returnCode = job.wait(timeout_s=900, idle=slicer.app.processEvents)
             self.assertEqual(returnCode, 0, "\n".join(list(job.log)[-30:]))
             self.assertTrue(os.path.isfile(os.path.join(outputDirectory, "manifest.jsonl")))
             self.assertIsNotNone(job.total, "no 'progress DONE/TOTAL' line")
@@ -1768,7 +1489,7 @@ class SyntheticDataGenTest(ScriptedLoadableModuleTest):
 
             # Run again with the same inputs and options: the dataset is complete, nothing is redone
             job, _, _ = self._startSmallGeneration(views=2, outputDirectory=outputDirectory, case=case)
-            returnCode = job.wait(timeoutS=300, idle=slicer.app.processEvents)
+            returnCode = job.wait(timeout_s=300, idle=slicer.app.processEvents)
             self.assertEqual(returnCode, 0, "\n".join(list(job.log)[-30:]))
             self.assertEqual(job.done, job.total)
         finally:
@@ -1789,7 +1510,7 @@ class SyntheticDataGenTest(ScriptedLoadableModuleTest):
                 time.sleep(0.1)
             self.assertTrue(job.running, "\n".join(job.log))
             job.cancel()
-            returnCode = job.wait(timeoutS=60, idle=slicer.app.processEvents)
+            returnCode = job.wait(timeout_s=60, idle=slicer.app.processEvents)
             self.assertTrue(job.cancelled)
             self.assertNotEqual(returnCode, 0)
             self.assertIsNotNone(job.process.poll())

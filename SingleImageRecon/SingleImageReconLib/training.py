@@ -217,7 +217,8 @@ def train(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Tr
     if rank == 0:
         image_size = tuple(train_set.header["settings"]["base_view"]["size_px"])
         extra = {"geometry": train_set.header["settings"]["base_view"], "training": {
-            "dataset": str(dataset_dir), "dataset_settings": train_set.header["settings"], "config": dataclasses.asdict(config),
+            "dataset": str(dataset_dir), "dataset_command": train_set.header["command"],
+            "dataset_settings": train_set.header["settings"], "config": dataclasses.asdict(config),
             "commands": commands or [], "processes": world, "environment": environment(),
             "train_samples": len(train_set), "validation_samples": len(validation)},
             "validation": metrics.get("validation", {})}
