@@ -1,0 +1,29 @@
+"""Several binary masks as one label map: label k + 1 marks mask k, later masks over earlier ones.
+
+One label map costs one byte a voxel (or pixel) however many structures there are; the
+SyntheticDataGen module writes the CT's structures this way for ``xrecon generate`` and shows
+the preview's detector masks this way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+
+def stack_masks(masks: Iterable[np.ndarray], shape: tuple[int, ...], count: int) -> tuple[np.ndarray, list[int]]:
+    """(label map of ``shape``, indices of the masks that cover part of an earlier one).
+
+    ``masks`` yields ``count`` arrays of ``shape`` (non-zero = inside); they may be produced one
+    at a time, so only one full-size mask need exist at once. The labels are uint8 for fewer
+    than 255 masks, else uint16; 0 is background.
+    """
+    labels = np.zeros(shape, dtype=np.uint8 if count < 255 else np.uint16)
+    overlapping = []
+    for index, mask in enumerate(masks):
+        inside = np.asarray(mask) != 0
+        if index and np.any(labels[inside]):
+            overlapping.append(index)
+        labels[inside] = index + 1
+    return labels, overlapping
