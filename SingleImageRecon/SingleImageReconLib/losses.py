@@ -38,34 +38,34 @@ def _log_difference(predicted_mm: torch.Tensor, target_mm: torch.Tensor, valid: 
                        torch.zeros_like(predicted_mm))
 
 
+def _scale_invariant(d: torch.Tensor, valid: torch.Tensor, variance_weight: float) -> torch.Tensor:
+    """Mean over the rows of (d, valid), each flattened, of (1/n)Σd² − (λ/n²)(Σd)²; rows without pixels skipped."""
+    n = valid.sum(dim=-1)
+    has_pixels = n > 0
+    n = n.clamp(min=1)
+    per_row = (d ** 2).sum(dim=-1) / n - variance_weight * d.sum(dim=-1) ** 2 / n ** 2
+    return (per_row[has_pixels].mean() if has_pixels.any() else d.sum() * 0).float()
+
+
 def scale_invariant_log_loss(predicted_mm: torch.Tensor, target_mm: torch.Tensor, valid: torch.Tensor,
                              variance_weight: float = 1.0) -> torch.Tensor:
-    """Scale-invariant log loss of single maps, pooled over a batch: (B, H, W) or (B, 1, H, W) inputs."""
+    """Scale-invariant log loss of single maps, pooled over everything given (e.g. one image's one map)."""
     d = _log_difference(predicted_mm, target_mm, valid)
-    n = valid.sum().clamp(min=1)
-    return ((d ** 2).sum() / n - variance_weight * d.sum() ** 2 / n ** 2).float()
+    return _scale_invariant(d.reshape(1, -1), valid.reshape(1, -1), variance_weight)
 
 
 def object_dependent_loss(predicted_mm: torch.Tensor, target_mm: torch.Tensor, valid: torch.Tensor,
                           variance_weight: float = 1.0) -> torch.Tensor:
     """Multi-depth loss with statistics pooled over all maps of an image, averaged over the batch."""
-    d = _log_difference(predicted_mm, target_mm, valid).flatten(1)
-    n = valid.flatten(1).sum(dim=1)
-    has_pixels = n > 0
-    n = n.clamp(min=1)
-    per_image = (d ** 2).sum(dim=1) / n - variance_weight * d.sum(dim=1) ** 2 / n ** 2
-    return (per_image[has_pixels].mean() if has_pixels.any() else d.sum() * 0).float()
+    d = _log_difference(predicted_mm, target_mm, valid)
+    return _scale_invariant(d.flatten(1), valid.flatten(1), variance_weight)
 
 
 def object_independent_loss(predicted_mm: torch.Tensor, target_mm: torch.Tensor, valid: torch.Tensor,
                             variance_weight: float = 1.0) -> torch.Tensor:
     """Multi-depth loss computed per map (structure and face), averaged over the maps with pixels."""
-    d = _log_difference(predicted_mm, target_mm, valid).flatten(2)
-    n = valid.flatten(2).sum(dim=2)
-    has_pixels = n > 0
-    n = n.clamp(min=1)
-    per_map = (d ** 2).sum(dim=2) / n - variance_weight * d.sum(dim=2) ** 2 / n ** 2
-    return (per_map[has_pixels].mean() if has_pixels.any() else d.sum() * 0).float()
+    d = _log_difference(predicted_mm, target_mm, valid)
+    return _scale_invariant(d.flatten(2), valid.flatten(2), variance_weight)
 
 
 DEPTH_LOSSES = {"single": scale_invariant_log_loss, "object-dependent": object_dependent_loss,
