@@ -78,6 +78,7 @@ def _train_one_epoch_then_stop(dataset, out, config):
 def test_bundle_loads_and_predicts_like_the_trained_model(dataset, tmp_path):
     metrics = train(dataset, tmp_path / "bundle", TrainConfig(epochs=1, **TINY), device="cpu", progress=False)
     assert set(metrics["validation"]) == {"vertebrae_L1"}, "the chest has no femur: only L1 is validated"
+    assert list((tmp_path / "bundle" / "training" / "tensorboard").glob("events.out.tfevents.*"))
     model, metadata = load_bundle(tmp_path / "bundle")
     assert metadata["xrecon"]["structures"] == ["femur_left", "vertebrae_L1"]
     assert metadata["xrecon"]["geometry"]["size_px"] == [32, 32]

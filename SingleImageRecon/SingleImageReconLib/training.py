@@ -233,7 +233,7 @@ def train(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Tr
 def _tensorboard(folder: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional; metrics.csv has the same numbers
+    except ImportError:  # e.g. inside Slicer without it: metrics.csv has the same numbers
         return None
     return SummaryWriter(str(folder / "tensorboard"))
 
