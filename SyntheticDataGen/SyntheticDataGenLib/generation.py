@@ -446,4 +446,5 @@ def _make_sample(dataset_dir: Path, prepared: PreparedCase, settings: Generation
     write_npz(dataset_dir / relative, arrays)
     return {"id": sample_id(case.name, view_index), "case": case.name, "split": case.split, "view": view_index,
             "file": relative.as_posix(), "geometry": geometry.to_dict(), "augmentation": draw, "anatomy": anatomy,
-            "landmark_labels": prepared.landmarks[0] if prepared.landmarks is not None else []}
+            "landmark_labels": [mirrored_name(label) if draw["flip"] else label  # a flipped image swaps sides
+                                for label in (prepared.landmarks[0] if prepared.landmarks is not None else [])]}
