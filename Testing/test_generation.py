@@ -219,3 +219,21 @@ def test_registration_moves_a_case_towards_another_of_the_same_region(tmp_path):
     view = render_view(prepared.volume, ProjectionGeometry.from_dict(row["geometry"]))
     stored = load_sample(tmp_path / "dataset" / row["file"])
     np.testing.assert_array_equal(stored["masks"], view.masks.numpy().astype(np.uint8))
+
+
+def test_landmarks_beside_a_case_are_projected_into_every_sample(tmp_path):
+    from SyntheticDataGenLib.landmarks import write_markups_json
+
+    points = np.array([[-100.0, 120.0, 150.0], [0.0, 120.0, 300.0], [0.0, 5000.0, 0.0]])  # the last is far off
+    write_markups_json(tmp_path / "landmarks.mrk.json", ["femur_left head", "L3 body", "nowhere"], points)
+    source = case()
+    with_landmarks = CaseSource(source.name, source.ct_path, source.labels_path, source.table_path, "train",
+                                tmp_path / "landmarks.mrk.json")
+    generate_dataset(tmp_path / "dataset", [with_landmarks], settings("light", views=3))
+    for row in read_manifests(tmp_path / "dataset"):
+        stored = load_sample(tmp_path / "dataset" / row["file"])
+        uv, _ = ProjectionGeometry.from_dict(row["geometry"]).project(points)
+        visible = stored["landmarks_visible"]
+        assert visible.tolist()[2] is False and visible[:2].all()
+        np.testing.assert_allclose(stored["landmarks_uv"][:2], uv[:2], atol=1e-3)
+        assert row["landmark_labels"] == ["femur_left head", "L3 body", "nowhere"]
