@@ -123,6 +123,9 @@ def test_presets_change_what_they_claim(tmp_path):
     assert any(d["flip"] for d in heavy) and not any(d["flip"] for d in light)
     assert np.mean([d["text_count"] > 0 for d in heavy]) > 0.5
     assert {d["model"] for d in heavy} == {"linear", "two-material"}
+    # a radiograph hardly shows a shift along the beam, so heavy moves the patient across it
+    shifts = np.array([d["translation_mm"] for d in heavy])
+    assert np.abs(shifts[:, :2]).max() > 30 and np.abs(shifts[:, 2]).max() <= 5
     off = PRESETS["heavy"].scaled(geometric=0, physics=0, style=0, anatomy=0)
     assert sample_augmentation(off, np.random.default_rng(3)) == sample_augmentation(PRESETS["none"],
                                                                                  np.random.default_rng(3))

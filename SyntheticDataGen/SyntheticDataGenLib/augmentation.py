@@ -40,7 +40,8 @@ class AugmentationConfig:
     # geometric
     lao_deg: Interval = (0.0, 0.0)
     cranial_deg: Interval = (0.0, 0.0)
-    translation_mm: float = 0.0
+    translation_mm: float = 0.0  # across the beam, along the image's u and v
+    depth_translation_mm: float = 0.0  # along the beam: an image barely shows it, so keep it small
     source_to_isocenter_mm: Interval | None = None
     magnification: Interval | None = None
     zoom: Interval = (1.0, 1.0)
@@ -88,7 +89,7 @@ _NEUTRAL = {"lao_deg": 0.0, "cranial_deg": 0.0, "zoom": 1.0, "inplane_rotation_d
             "bone_density": 1.0, "scatter_fraction": 0.0, "blur_sigma_px": 0.0, "gamma": 1.0, "tone_strength": 0.0,
             "grid_strength": 0.0, "deformation_magnitude_mm": 0.0}
 _GROUP = {name: group for group, names in {
-    "geometric": ["lao_deg", "cranial_deg", "translation_mm", "source_to_isocenter_mm", "magnification", "zoom",
+    "geometric": ["lao_deg", "cranial_deg", "translation_mm", "depth_translation_mm", "source_to_isocenter_mm", "magnification", "zoom",
                   "inplane_rotation_deg", "flip_probability"],
     "physics": ["two_material_probability", "energy_kev", "bone_density"],
     "style": ["noise_probability", "photons_per_pixel", "scatter_fraction", "scatter_sigma_px", "blur_sigma_px",
@@ -110,7 +111,7 @@ def _scale(name: str, value, strength: float):
         return min(0.45, value * strength)
     if name.startswith("max_"):
         return int(round(value * strength))
-    if name == "translation_mm":
+    if name in ("translation_mm", "depth_translation_mm"):
         return value * strength
     if name in ("source_to_isocenter_mm", "magnification"):  # narrow towards the centre; 0 keeps the base view
         centre = sum(value) / 2
@@ -128,7 +129,8 @@ PRESETS: dict[str, AugmentationConfig] = {
         tone_strength=(0.0, 0.3), max_text_count=2,
         deformation_probability=0.5, deformation_magnitude_mm=(1.0, 2.0)),
     "heavy": AugmentationConfig(
-        lao_deg=(-30, 30), cranial_deg=(-20, 20), translation_mm=40, source_to_isocenter_mm=(700, 1300),
+        lao_deg=(-30, 30), cranial_deg=(-20, 20), translation_mm=40, depth_translation_mm=5,
+        source_to_isocenter_mm=(700, 1300),
         magnification=(1.1, 1.5), zoom=(0.75, 1.33), inplane_rotation_deg=(-20, 20), flip_probability=0.5,
         two_material_probability=0.5, energy_kev=(35, 90), bone_density=(0.7, 1.3),
         noise_probability=0.8, photons_per_pixel=(3e3, 3e5), scatter_fraction=(0.0, 0.3), blur_sigma_px=(0.0, 1.5),
@@ -158,7 +160,9 @@ def sample_augmentation(config: AugmentationConfig, rng: np.random.Generator) ->
     draw = {}
     draw["lao_deg"] = _uniform(rng, config.lao_deg)
     draw["cranial_deg"] = _uniform(rng, config.cranial_deg)
-    draw["translation_mm"] = [float(x) for x in rng.uniform(-1, 1, 3) * config.translation_mm]
+    # (along u, along v, along the beam) of the view
+    draw["translation_mm"] = [float(x) for x in rng.uniform(-1, 1, 3) * [config.translation_mm, config.translation_mm,
+                                                                          config.depth_translation_mm]]
     sid = rng.uniform(*(config.source_to_isocenter_mm or (0.0, 0.0)))
     draw["source_to_isocenter_mm"] = float(sid) if config.source_to_isocenter_mm else None
     magnification = rng.uniform(*(config.magnification or (0.0, 0.0)))

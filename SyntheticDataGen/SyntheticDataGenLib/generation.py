@@ -124,11 +124,14 @@ def sample_geometry(base: BaseView, isocenter_ras_mm: np.ndarray, draw: dict) ->
     """The projection of one sample: the base view moved and turned as ``draw`` says."""
     sid = draw["source_to_isocenter_mm"] or base.source_to_isocenter_mm
     sdd = sid * draw["magnification"] if draw["magnification"] else base.source_to_detector_mm * sid / base.source_to_isocenter_mm
-    geometry = preset_geometry(
-        base.preset, isocenter_ras_mm=np.asarray(isocenter_ras_mm) + draw["translation_mm"],
-        source_to_isocenter_mm=sid, source_to_detector_mm=sdd, size_px=base.size_px,
-        pixel_spacing_mm=np.asarray(base.pixel_spacing_mm) * sdd / base.source_to_detector_mm,
-        lao_deg=base.lao_deg + draw["lao_deg"], cranial_deg=base.cranial_deg + draw["cranial_deg"])
+    view = dict(source_to_isocenter_mm=sid, source_to_detector_mm=sdd, size_px=base.size_px,
+                pixel_spacing_mm=np.asarray(base.pixel_spacing_mm) * sdd / base.source_to_detector_mm,
+                lao_deg=base.lao_deg + draw["lao_deg"], cranial_deg=base.cranial_deg + draw["cranial_deg"])
+    centred = preset_geometry(base.preset, isocenter_ras_mm=isocenter_ras_mm, **view)
+    along_u, along_v, along_beam = draw["translation_mm"]
+    shift = (along_u * centred.detector_u_ras + along_v * centred.detector_v_ras
+             + along_beam * centred.beam_direction_ras)
+    geometry = preset_geometry(base.preset, isocenter_ras_mm=isocenter_ras_mm, translation_ras_mm=shift, **view)
     geometry = zoom_detector(rotate_detector(geometry, draw["inplane_rotation_deg"]), draw["zoom"])
     return mirror_detector(geometry) if draw["flip"] else geometry
 
