@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from SyntheticDataGenLib.atomic_io import write_text_atomically
+from SyntheticDataGenLib.atomic_io import read_json, write_text_atomically
 from SyntheticDataGenLib.errors import XreconInputError
 
 from .network import DepthNet
@@ -96,12 +96,7 @@ def load_bundle(bundle_dir: str | os.PathLike, device: torch.device | str = "cpu
     bundle_dir = Path(bundle_dir)
     metadata_path = bundle_dir / "configs" / "metadata.json"
     weights_path = bundle_dir / "models" / "model.safetensors"
-    try:
-        metadata = json.loads(metadata_path.read_text())
-    except FileNotFoundError:
-        raise XreconInputError(f"{bundle_dir} is not a model bundle (no configs/metadata.json)") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise XreconInputError(f"cannot read {metadata_path}: {error}") from None
+    metadata = read_json(metadata_path, f"{bundle_dir} is not a model bundle (no configs/metadata.json)")
     section = metadata.get("xrecon", {})
     if section.get("format") != BUNDLE_FORMAT:
         raise XreconInputError(f"{bundle_dir}: bundle format {section.get('format')!r}, expected {BUNDLE_FORMAT!r}")

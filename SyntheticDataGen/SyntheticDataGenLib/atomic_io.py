@@ -1,8 +1,10 @@
-"""Writing files and folders so that a failure or an interruption leaves nothing half-written."""
+"""Files in and out: JSON read with one-line errors, and writes that a failure or an interruption
+never leaves half-done."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -55,3 +57,18 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> None:
         if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)
         raise XreconInputError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def read_json(path: str | os.PathLike, missing: str):
+    """The content of a JSON file; ``missing`` is the error message when it does not exist.
+
+    Unreadable or malformed files raise XreconInputError naming the file.
+    """
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise XreconInputError(missing) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise XreconInputError(f"{path} is not valid JSON: {error}") from None
+    except OSError as error:
+        raise XreconInputError(f"cannot read {path}: {error.strerror or error}") from None

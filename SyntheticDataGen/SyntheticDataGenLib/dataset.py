@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import zlib
 from dataclasses import dataclass
@@ -11,19 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic_io import read_json
 from .errors import XreconInputError
 from .generation import SAMPLE_ARRAYS, SCHEMA_VERSION, read_manifests
 
 
 def read_header(dataset_dir: str | os.PathLike) -> dict:
     """``dataset.json`` of a dataset, checked for its schema version."""
-    path = Path(dataset_dir) / "dataset.json"
-    try:
-        header = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise XreconInputError(f"{dataset_dir} is not a dataset (no dataset.json)") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise XreconInputError(f"cannot read {path}: {error}") from None
+    header = read_json(Path(dataset_dir) / "dataset.json", f"{dataset_dir} is not a dataset (no dataset.json)")
     if header.get("schema_version") != SCHEMA_VERSION:
         raise XreconInputError(f"{dataset_dir} has schema version {header.get('schema_version')}; this xrecon "
                                f"reads version {SCHEMA_VERSION} (make the dataset again with this version)")

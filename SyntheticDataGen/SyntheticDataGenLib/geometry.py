@@ -12,11 +12,10 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .atomic_io import write_text_atomically
+from .atomic_io import read_json, write_text_atomically
 from .errors import XreconInputError
 
 PRESETS = ("ap", "pa", "lateral-left", "lateral-right")
@@ -253,13 +252,7 @@ class ProjectionGeometry:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ProjectionGeometry":
         """Read a geometry JSON file; malformed files raise :class:`XreconInputError`."""
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise XreconInputError(f"geometry file not found: {path}") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise XreconInputError(f"geometry file {path} is not valid JSON: {error}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_json(path, f"geometry file not found: {path}"))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ProjectionGeometry) and self.to_dict() == other.to_dict()
