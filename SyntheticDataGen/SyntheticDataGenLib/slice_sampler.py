@@ -55,11 +55,16 @@ class SliceRays:
         return SliceRays(parts[0].axis, *(torch.cat([getattr(part, name) for part in parts]) for name in
                                           ("source_index", "direction_index", "step_mm", "length_mm")))
 
+    def extent(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(P,) lowest and highest position along the slice axis of each source-to-pixel segment."""
+        ends = torch.stack([self.source_index[:, self.axis],
+                            self.source_index[:, self.axis] + self.direction_index[:, self.axis]])
+        return ends.min(dim=0).values, ends.max(dim=0).values
+
     def spans(self, first: float, last: float) -> bool:
         """True when every ray's source-to-pixel segment covers the slice positions first..last."""
-        ends = torch.stack([self.source_index[:, self.axis], self.source_index[:, self.axis]
-                            + self.direction_index[:, self.axis]])
-        return bool(ends.min(dim=0).values.max() < first and ends.max(dim=0).values.min() > last)
+        lower, upper = self.extent()
+        return bool(lower.max() < first and upper.min() > last)
 
     def subset(self, keep: torch.Tensor) -> "SliceRays":
         """The rays selected by a (P,) boolean mask or index tensor."""
@@ -186,9 +191,8 @@ def sample_slices(slices: torch.Tensor, positions: torch.Tensor, rays: SliceRays
     per_slice = rays.direction_index[:, [low, high]] / rays.direction_index[:, axis:axis + 1] * scale
     start = rays.source_index[:, [low, high]] * scale - 1.0 - rays.source_index[:, axis:axis + 1] * per_slice
     # slice positions strictly between each ray's source (t = 0) and pixel (t = 1)
-    ends = torch.stack([rays.source_index[:, axis], rays.source_index[:, axis] + rays.direction_index[:, axis]])
-    lower, upper = ends.min(dim=0).values, ends.max(dim=0).values
-    clip = bool(lower.max() >= positions.min() or upper.min() <= positions.max())
+    lower, upper = rays.extent()
+    clip = not rays.spans(float(positions.min()), float(positions.max()))
     for begin in range(0, len(positions), chunk):
         position = positions[begin:begin + chunk]
         grid = torch.addcmul(start, position[:, None, None], per_slice)  # (S, P, 2)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
 
-from SyntheticDataGenLib.ct_io import ijk_to_ras
+from SyntheticDataGenLib.case_info import structures_centre_ras
 from SyntheticDataGenLib.geometry import PRESETS, ProjectionGeometry, preset_geometry
 
 
@@ -28,19 +27,13 @@ def add_geometry_arguments(parser: argparse.ArgumentParser) -> None:
                        help="isocentre in RAS mm (default: the centre of the CT)")
 
 
-def volume_centre_ras(image: sitk.Image) -> np.ndarray:
-    """RAS centre (mm) of a volume's voxel-centre box."""
-    matrix = ijk_to_ras(image)
-    return matrix[:3, :3] @ ((np.array(image.GetSize()) - 1) / 2) + matrix[:3, 3]
-
-
 def geometry_from_arguments(args: argparse.Namespace, ct: sitk.Image) -> ProjectionGeometry:
     """The geometry the options name; presets are centred on the CT unless --isocenter is given."""
     if args.geometry not in PRESETS and (args.geometry.endswith(".json") or Path(args.geometry).exists()):
         return ProjectionGeometry.load(args.geometry)
     return preset_geometry(
         args.geometry,
-        isocenter_ras_mm=args.isocenter if args.isocenter is not None else volume_centre_ras(ct),
+        isocenter_ras_mm=args.isocenter if args.isocenter is not None else structures_centre_ras(ct, []),
         source_to_isocenter_mm=args.source_to_isocenter_mm, source_to_detector_mm=args.source_to_detector_mm,
         size_px=args.detector_size_px, pixel_spacing_mm=args.pixel_spacing_mm,
         lao_deg=args.lao, cranial_deg=args.cranial)
