@@ -1,0 +1,535 @@
+"""MRML scene for QA: radiographs in place, reconstructed and ground-truth bones, landmarks, metrics.
+
+This is the one module of ``SingleImageReconLib`` that imports ``slicer``, and it needs only the
+Qt-free MRML library: the PyPI package ``slicer-core`` outside Slicer, Slicer's own ``slicer``
+module inside it. It uses MRML classes only (scene, nodes, storage nodes, module logics), never
+``slicer.util`` or Qt, so the same code fills ``slicer.mrmlScene`` in the GUI and writes a
+``.mrb`` bundle from the ``xrecon`` command.
+
+Everything is in Slicer's RAS world, millimetres. Files inside the bundle are written by Slicer's
+own storage nodes (LPS on disk, as Slicer does), so a bundle opens in Slicer with every node in
+place: radiographs on their detector planes, the CT and its segmentation on the CT grid,
+surfaces coloured by signed distance with one fixed millimetre scale for all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover - only for type hints
+    import SimpleITK
+    import slicer
+    import vtk
+
+    from SyntheticDataGenLib.geometry import ProjectionGeometry
+
+# Distinct colours (RGB 0..1) for segments and plain models, a qualitative palette that stays
+# readable on Slicer's dark and light 3D backgrounds.
+PALETTE = (
+    (0.90, 0.62, 0.00),  # orange
+    (0.34, 0.71, 0.91),  # sky blue
+    (0.00, 0.62, 0.45),  # bluish green
+    (0.94, 0.89, 0.26),  # yellow
+    (0.00, 0.45, 0.70),  # blue
+    (0.84, 0.37, 0.00),  # vermillion
+    (0.80, 0.47, 0.65),  # reddish purple
+    (0.60, 0.60, 0.60),  # grey
+    (0.55, 0.34, 0.16),  # brown
+    (0.58, 0.40, 0.74),  # purple
+)
+
+DISTANCE_ARRAY = "distance_mm"
+# Attribute that marks nodes made here, with the role each plays in a QA scene.
+ROLE_ATTRIBUTE = "xrecon.role"
+
+
+def _slicer():
+    """The MRML library: ``slicer-core`` outside Slicer, the application's module inside."""
+    import slicer
+
+    return slicer
+
+
+def _vtk_matrix(matrix: np.ndarray) -> "vtk.vtkMatrix4x4":
+    import vtk
+
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
+        raise ValueError(f"expected a finite 4x4 matrix, got shape {matrix.shape}")
+    result = vtk.vtkMatrix4x4()
+    for row in range(4):
+        for column in range(4):
+            result.SetElement(row, column, float(matrix[row, column]))
+    return result
+
+
+def _numpy_matrix(matrix: "vtk.vtkMatrix4x4") -> np.ndarray:
+    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def _image_data(voxels_kji: np.ndarray) -> "vtk.vtkImageData":
+    """A vtkImageData (dimensions i, j, k) holding a copy of a [k, j, i] array."""
+    import vtk
+    from vtkmodules.util.numpy_support import numpy_to_vtk
+
+    voxels = np.asarray(voxels_kji)
+    if voxels.ndim != 3:
+        raise ValueError(f"expected a 3D [k, j, i] array, got shape {voxels.shape}")
+    if voxels.dtype == bool:
+        voxels = voxels.astype(np.uint8)
+    image = vtk.vtkImageData()
+    image.SetDimensions(voxels.shape[2], voxels.shape[1], voxels.shape[0])
+    scalars = numpy_to_vtk(np.ascontiguousarray(voxels).ravel(), deep=True)
+    scalars.SetName("ImageScalars")
+    image.GetPointData().SetScalars(scalars)
+    return image
+
+
+# --- scene ------------------------------------------------------------------------------------
+def new_scene() -> "slicer.vtkMRMLScene":
+    """An empty MRML scene that can hold every node made here and read and write ``.mrb`` files.
+
+    The scene gets an application logic, the colour, segmentations, markups, models, volumes and
+    tables module logics (they register node classes and segmentation converter rules), and a
+    data IO manager with a cache manager whose directory is a fresh temporary folder: Slicer
+    unpacks a bundle there in ``ReadFromMRB`` and packs one there in ``WriteToMRB``. The logics
+    are kept alive with the scene's Python object (``scene.xrecon_logics``).
+    """
+    slicer = _slicer()
+    scene = slicer.vtkMRMLScene()
+    application = slicer.vtkSlicerApplicationLogic()
+    application.SetMRMLScene(scene)
+    logics = [application]
+    # The plain MRML colour logic adds Slicer's built-in colour tables (Grey for volumes, ...)
+    # without looking for the colour files that only an installed Slicer has.
+    logic_classes = [slicer.vtkMRMLColorLogic, slicer.vtkSlicerSegmentationsModuleLogic,
+                     slicer.vtkSlicerMarkupsLogic, slicer.vtkSlicerModelsLogic,
+                     slicer.vtkSlicerVolumesLogic, slicer.vtkSlicerTablesLogic]
+    for logic_class in logic_classes:
+        logic = logic_class()
+        logic.SetMRMLApplicationLogic(application)
+        logic.SetMRMLScene(scene)
+        logics.append(logic)
+    _drop_duplicate_converter_rules()
+    cache = slicer.vtkCacheManager()
+    cache.SetRemoteCacheDirectory(tempfile.mkdtemp(prefix="xrecon-mrml-cache-"))
+    io_manager = slicer.vtkDataIOManager()
+    io_manager.SetCacheManager(cache)
+    scene.SetDataIOManager(io_manager)
+    scene.SetCacheManager(cache)
+    scene.xrecon_logics = logics
+    return scene
+
+
+def close_scene(scene: "slicer.vtkMRMLScene") -> None:
+    """Release a scene made by :func:`new_scene`: its nodes, logics and cache folder.
+
+    Scenes not made here (Slicer's own ``slicer.mrmlScene``) are refused, never cleared.
+    """
+    import vtk
+
+    if not hasattr(scene, "xrecon_logics"):
+        raise ValueError("close_scene only closes scenes made by new_scene()")
+    logics = scene.xrecon_logics
+    cache = scene.GetCacheManager()
+    cache_dir = cache.GetRemoteCacheDirectory() if cache is not None else None
+    scene.Clear(True)
+    # Detaching the segmentations logic warns about the missing scene; that is expected here.
+    warnings = vtk.vtkObject.GetGlobalWarningDisplay()
+    vtk.vtkObject.GlobalWarningDisplayOff()
+    try:
+        for logic in reversed(logics):
+            logic.SetMRMLScene(None)
+    finally:
+        vtk.vtkObject.SetGlobalWarningDisplay(warnings)
+    scene.xrecon_logics = []
+    if cache_dir and os.path.basename(cache_dir.rstrip("/")).startswith("xrecon-mrml-cache-"):
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+
+def _drop_duplicate_converter_rules() -> None:
+    """Keep one segmentation converter rule of each class.
+
+    Every segmentations logic registers its rules in the process-wide converter factory again;
+    a second scene in the same process (or in Slicer) would otherwise double them.
+    """
+    factory = _slicer().vtkSegmentationConverterFactory.GetInstance()
+    seen = set()
+    for rule in list(factory.GetConverterRules()):
+        if rule.GetClassName() in seen:
+            factory.UnregisterConverterRule(rule)
+        else:
+            seen.add(rule.GetClassName())
+
+
+def _add_node(scene, class_name: str, name: str, role: str):
+    node = scene.AddNewNodeByClass(class_name, name)
+    if node is None:
+        raise RuntimeError(f"the MRML scene cannot create a {class_name}")
+    node.SetAttribute(ROLE_ATTRIBUTE, role)
+    return node
+
+
+# --- volumes ----------------------------------------------------------------------------------
+def add_volume(scene, name: str, voxels_kji: np.ndarray, ijk_to_ras: np.ndarray, *,
+               role: str = "volume", window_level: tuple[float, float] | None = None):
+    """A scalar volume node holding ``voxels_kji`` ([k, j, i]) placed by a 4x4 IJK->RAS matrix (mm).
+
+    The voxel type is kept (bool becomes uint8). ``window_level`` fixes the display window and
+    level; by default Slicer's automatic window/level is used.
+    """
+    slicer = _slicer()
+    node = _add_node(scene, "vtkMRMLScalarVolumeNode", name, role)
+    node.SetIJKToRASMatrix(_vtk_matrix(ijk_to_ras))
+    node.SetAndObserveImageData(_image_data(voxels_kji))
+    display = _add_node(scene, "vtkMRMLScalarVolumeDisplayNode", f"{name} display", role)
+    display.SetAndObserveColorNodeID(slicer.vtkMRMLColorLogic.GetColorTableNodeID(
+        slicer.vtkMRMLColorTableNode.Grey))
+    if window_level is None:
+        display.AutoWindowLevelOn()
+    else:
+        display.AutoWindowLevelOff()
+        display.SetWindowLevel(float(window_level[0]), float(window_level[1]))
+    node.SetAndObserveDisplayNodeID(display.GetID())
+    return node
+
+
+def add_radiograph(scene, name: str, image_hw: np.ndarray, geometry: "ProjectionGeometry"):
+    """A one-slice scalar volume of a [height, width] radiograph, shown in place on its detector.
+
+    Voxel (i, j, 0) is pixel (u = i, v = j); IJK->RAS is ``geometry.detector_ijk_to_ras()``, so
+    the image lies on the detector plane in RAS mm, next to the CT and the surfaces. The pixel
+    values (for example a DRR line integral or an intensity) are stored unchanged.
+    """
+    image = np.asarray(image_hw)
+    if image.shape != (geometry.height, geometry.width):
+        raise ValueError(f"radiograph {name!r} has shape {image.shape}, but its geometry is "
+                         f"{geometry.height}x{geometry.width} (height x width)")
+    node = add_volume(scene, name, image[None], geometry.detector_ijk_to_ras(), role="radiograph")
+    # The projection geometry travels with the image (the DESIGN.md JSON), for tools in Slicer.
+    node.SetAttribute("xrecon.geometry", json.dumps(geometry.to_dict()))
+    return node
+
+
+def add_ct(scene, name: str, ct: "SimpleITK.Image"):
+    """A scalar volume of a SimpleITK CT (Hounsfield units), in place: its LPS geometry becomes RAS."""
+    import SimpleITK as sitk
+
+    from SyntheticDataGenLib.ct_io import ijk_to_ras
+
+    if ct.GetDimension() != 3 or ct.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError(f"CT {name!r} must be a 3D scalar image")
+    return add_volume(scene, name, sitk.GetArrayViewFromImage(ct), ijk_to_ras(ct), role="ct",
+                      window_level=(1800.0, 400.0))
+
+
+# --- segmentation -----------------------------------------------------------------------------
+def add_segmentation(scene, name: str, masks: Mapping[str, np.ndarray], ijk_to_ras: np.ndarray, *,
+                     closed_surface: bool = True, colors: Mapping[str, Sequence[float]] | None = None,
+                     reference_volume=None):
+    """A segmentation node with one segment a structure, from boolean masks [k, j, i] on one grid.
+
+    Args:
+        masks: structure name -> mask (non-zero = inside), all with the CT grid's shape.
+        ijk_to_ras: 4x4 voxel-index -> RAS (mm) matrix of that grid (any direction, spacing).
+        closed_surface: also make the closed-surface representation so the bones show in 3D.
+        colors: optional structure name -> RGB in 0..1; others get distinct palette colours.
+        reference_volume: optional volume node on the same grid (the CT), recorded as the
+            segmentation's reference geometry so Slicer's Segment Editor edits on that grid.
+
+    Segments are named (and identified) by structure; the binary labelmap is the source
+    representation, which the bundle stores in a ``.seg.nrrd``. The masks' full grid is the
+    segmentation's reference image geometry, so editing in Slicer keeps the CT's voxels.
+    """
+    slicer = _slicer()
+    node = _add_node(scene, "vtkMRMLSegmentationNode", name, "truth_segmentation")
+    node.CreateDefaultDisplayNodes()
+    segmentation = node.GetSegmentation()
+    labelmap_name = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
+    segmentation.SetSourceRepresentationName(labelmap_name)
+    shape = None
+    world = _vtk_matrix(ijk_to_ras)
+    for index, (structure, mask) in enumerate(masks.items()):
+        mask = np.asarray(mask)
+        if shape is None:
+            shape = mask.shape
+        elif mask.shape != shape:
+            raise ValueError(f"mask {structure!r} has shape {mask.shape}, the first mask {shape}")
+        labelmap = slicer.vtkOrientedImageData()
+        labelmap.ShallowCopy(_image_data(mask != 0))
+        labelmap.SetImageToWorldMatrix(world)
+        color = (colors or {}).get(structure, PALETTE[index % len(PALETTE)])
+        segment_id = node.AddSegmentFromBinaryLabelmapRepresentation(
+            labelmap, structure, [float(c) for c in color], structure)
+        if not segment_id:
+            raise RuntimeError(f"cannot add segment {structure!r} to segmentation {name!r}")
+    if reference_volume is not None:
+        node.SetReferenceImageGeometryParameterFromVolumeNode(reference_volume)
+    elif shape is not None:
+        extent = [0, shape[2] - 1, 0, shape[1] - 1, 0, shape[0] - 1]
+        segmentation.SetConversionParameter(
+            slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(),
+            slicer.vtkSegmentationConverter.SerializeImageGeometry(world, extent))
+    if closed_surface and masks:
+        node.CreateClosedSurfaceRepresentation()
+    display = node.GetDisplayNode()
+    if display is not None:
+        display.SetAttribute(ROLE_ATTRIBUTE, "truth_segmentation")
+        display.SetOpacity3D(0.4)
+    return node
+
+
+# --- models -----------------------------------------------------------------------------------
+def distance_color_node(scene, scalar_range_mm: tuple[float, float] = (-5.0, 5.0)):
+    """The scene's diverging blue-white-red colour node for signed distances over ``scalar_range_mm``.
+
+    Blue is the low end (negative distance), white zero, red the high end. It is a procedural
+    colour node saved with the scene, so a bundle shows the same colours in any Slicer; one node
+    a range is shared by all models of the scene.
+    """
+    low, high = (float(x) for x in scalar_range_mm)
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"scalar range must be two finite numbers, low < high, got {scalar_range_mm!r}")
+    name = f"DistanceBlueWhiteRed {low:g} to {high:g} mm"
+    existing = scene.GetFirstNodeByName(name)
+    if existing is not None and existing.IsA("vtkMRMLProceduralColorNode"):
+        return existing
+    node = _add_node(scene, "vtkMRMLProceduralColorNode", name, "distance_colors")
+    node.SetHideFromEditors(False)  # listed in the Colors module, stored in the bundle's Data folder
+    node.SetDescription("Signed surface distance in mm: blue below zero, white at zero, red above")
+    function = node.GetColorTransferFunction()
+    function.RemoveAllPoints()
+    function.SetColorSpaceToRGB()
+    middle = 0.0 if low < 0.0 < high else (low + high) / 2
+    function.AddRGBPoint(low, 0.23, 0.30, 0.75)
+    function.AddRGBPoint(middle, 0.93, 0.93, 0.93)
+    function.AddRGBPoint(high, 0.71, 0.02, 0.15)
+    node.SetAttribute("Category", "xrecon")
+    return node
+
+
+def add_model(scene, name: str, surface_ras: "vtk.vtkPolyData", scalars: str | None = DISTANCE_ARRAY,
+              scalar_range_mm: tuple[float, float] = (-5.0, 5.0), color: Sequence[float] | None = None, *,
+              opacity: float = 1.0, role: str = "model"):
+    """A model node showing a surface whose points are in RAS mm.
+
+    When the point array ``scalars`` exists, the model is coloured by it with a diverging colour
+    node over the fixed ``scalar_range_mm`` (so a colour means the same millimetres on every
+    model); otherwise it has the solid ``color`` (RGB 0..1; a palette colour by default).
+    The surface is copied, so later changes to ``surface_ras`` do not reach the scene.
+    """
+    import vtk
+
+    slicer = _slicer()
+    polydata = vtk.vtkPolyData()
+    polydata.DeepCopy(surface_ras)
+    node = _add_node(scene, "vtkMRMLModelNode", name, role)
+    node.SetAndObservePolyData(polydata)
+    display = _add_node(scene, "vtkMRMLModelDisplayNode", f"{name} display", role)
+    if color is None:
+        color = PALETTE[(scene.GetNumberOfNodesByClass("vtkMRMLModelNode") - 1) % len(PALETTE)]
+    display.SetColor(*(float(c) for c in color))
+    display.SetOpacity(float(opacity))
+    display.SetVisibility2D(True)
+    display.SetBackfaceCulling(False)
+    if scalars and polydata.GetPointData().GetArray(scalars) is not None:
+        color_node = distance_color_node(scene, scalar_range_mm)
+        display.SetActiveScalar(scalars, vtk.vtkAssignAttribute.POINT_DATA)
+        display.SetAndObserveColorNodeID(color_node.GetID())
+        display.SetScalarRangeFlag(slicer.vtkMRMLDisplayNode.UseManualScalarRange)
+        display.SetScalarRange(float(scalar_range_mm[0]), float(scalar_range_mm[1]))
+        display.SetScalarVisibility(True)
+    else:
+        display.SetScalarVisibility(False)
+    node.SetAndObserveDisplayNodeID(display.GetID())
+    return node
+
+
+# --- landmarks --------------------------------------------------------------------------------
+def add_landmarks(scene, name: str, labels: Sequence[str], points_ras: np.ndarray):
+    """A point list (markups fiducial) node of named landmarks at RAS positions (mm).
+
+    Rows of ``points_ras`` (shape [n, 3]) with a NaN are left out (landmarks not found).
+    """
+    points = np.asarray(points_ras, dtype=np.float64).reshape(-1, 3)
+    if len(labels) != len(points):
+        raise ValueError(f"{len(labels)} landmark labels for {len(points)} points")
+    node = _add_node(scene, "vtkMRMLMarkupsFiducialNode", name, "landmarks")
+    node.CreateDefaultDisplayNodes()
+    for label, point in zip(labels, points):
+        if np.all(np.isfinite(point)):
+            node.AddControlPoint(float(point[0]), float(point[1]), float(point[2]), str(label))
+    node.SetLocked(True)
+    return node
+
+
+# --- metrics ----------------------------------------------------------------------------------
+def _is_number(value) -> bool:
+    return value is None or (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, str))
+
+
+def add_metrics_table(scene, name: str, rows: Iterable[Mapping[str, object]]):
+    """A table node with one row a dict (for example one a method and structure).
+
+    Columns appear in the order keys are first seen. A column whose values are all numbers
+    (or missing/None, stored as NaN) is a double column; any other column holds strings (a
+    missing value is an empty string).
+    """
+    import vtk
+
+    rows = [dict(row) for row in rows]
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(key for key in row if key not in columns)
+    node = _add_node(scene, "vtkMRMLTableNode", name, "metrics")
+    table = node.GetTable()
+    for column in columns:
+        values = [row.get(column) for row in rows]
+        if all(_is_number(value) and not isinstance(value, bool) for value in values):
+            array = vtk.vtkDoubleArray()
+            for value in values:
+                array.InsertNextValue(math.nan if value is None else float(value))
+        else:
+            array = vtk.vtkStringArray()
+            for value in values:
+                array.InsertNextValue("" if value is None else str(value))
+        array.SetName(str(column))
+        table.AddColumn(array)
+    node.SetUseColumnTitleAsColumnHeader(True)
+    node.Modified()
+    return node
+
+
+# --- writing ----------------------------------------------------------------------------------
+def write_scene_bundle(scene, path: str | os.PathLike) -> None:
+    """Write the scene as a Slicer bundle (``.mrb``), atomically.
+
+    Slicer packs ``<name>/<name>.mrml`` and ``<name>/Data/*`` (name = file name without
+    ``.mrb``) into a temporary folder beside ``path``; the finished zip replaces ``path`` with
+    one rename, so a reader never sees half a bundle. Raises RuntimeError when Slicer reports
+    an error (its messages are in the exception).
+    """
+    slicer = _slicer()
+    path = Path(path).absolute()
+    if path.suffix.lower() != ".mrb":
+        raise ValueError(f"a Slicer bundle must end in .mrb, got {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    try:
+        staged = staging / path.name
+        messages = slicer.vtkMRMLMessageCollection()
+        ok = scene.WriteToMRB(str(staged), None, messages)
+        errors = messages.GetNumberOfMessagesOfType(_vtk_error_event())
+        if not ok or errors or not staged.is_file():
+            text = messages.GetAllMessagesAsString() or "no message"
+            raise RuntimeError(f"Slicer could not write the scene bundle {path}: {text.strip()}")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staged, 0o666 & ~umask)
+        os.replace(staged, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _vtk_error_event() -> int:
+    import vtk
+
+    return vtk.vtkCommand.ErrorEvent
+
+
+def read_scene_bundle(path: str | os.PathLike) -> "slicer.vtkMRMLScene":
+    """Read a ``.mrb`` into a new scene (see :func:`new_scene`); raises RuntimeError on failure.
+
+    Release the scene with :func:`close_scene` when done (it removes the unpacked files).
+    """
+    slicer = _slicer()
+    path = Path(path).absolute()
+    if not path.is_file():
+        raise FileNotFoundError(f"scene bundle not found: {path}")
+    scene = new_scene()
+    messages = slicer.vtkMRMLMessageCollection()
+    if not scene.ReadFromMRB(str(path), False, messages):
+        text = messages.GetAllMessagesAsString() or "no message"
+        close_scene(scene)
+        raise RuntimeError(f"Slicer could not read the scene bundle {path}: {text.strip()}")
+    return scene
+
+
+# --- the whole QA bundle ----------------------------------------------------------------------
+def _same_grid(ct: "SimpleITK.Image", mask_kji: np.ndarray, mask_ijk_to_ras: np.ndarray) -> bool:
+    from SyntheticDataGenLib.ct_io import ijk_to_ras
+
+    return (tuple(ct.GetSize()) == tuple(np.shape(mask_kji))[::-1]
+            and bool(np.allclose(ijk_to_ras(ct), mask_ijk_to_ras, atol=1e-3, rtol=0)))
+
+
+def _landmark_sets(landmarks) -> dict[str, tuple[Sequence[str], np.ndarray]]:
+    if landmarks is None:
+        return {}
+    if isinstance(landmarks, Mapping):
+        return {str(name): (labels, points) for name, (labels, points) in landmarks.items()}
+    labels, points = landmarks
+    return {"Landmarks": (labels, points)}
+
+
+def build_qa_scene(
+    path: str | os.PathLike,
+    *,
+    radiographs: Sequence[tuple[str, np.ndarray, "ProjectionGeometry"]],
+    models: Mapping[str, "vtk.vtkPolyData"],
+    truth_masks: Mapping[str, np.ndarray] | None,
+    truth_ijk_to_ras: np.ndarray | None,
+    truth_models: Mapping[str, "vtk.vtkPolyData"] | None = None,
+    metrics_rows: Sequence[Mapping[str, object]] = (),
+    landmarks=None,
+    ct: "SimpleITK.Image | None" = None,
+    scalar_range_mm: tuple[float, float] = (-5.0, 5.0),
+    segmentation_name: str = "Ground truth",
+    metrics_name: str = "Metrics",
+) -> None:
+    """Build the QA scene of one case and write it to ``path`` (a ``.mrb``), atomically.
+
+    Args:
+        radiographs: (node name, [height, width] image, geometry) for each view, placed on its
+            detector plane.
+        models: node name -> reconstructed surface in RAS mm; a point array ``distance_mm``
+            (signed distance to the ground truth) colours it over ``scalar_range_mm``.
+        truth_masks, truth_ijk_to_ras: ground-truth masks [k, j, i] on the CT grid and that
+            grid's IJK->RAS matrix, shown as one segmentation (skipped when None).
+        truth_models: optional ground-truth surfaces (RAS mm), shown half transparent.
+        metrics_rows: one dict a (method, structure) row of the metrics table.
+        landmarks: None, ``(labels, points_ras [n, 3])`` for one point list named
+            "Landmarks", or a dict node name -> (labels, points_ras). NaN rows are skipped.
+        ct: optional SimpleITK CT (HU); its LPS geometry is converted to RAS.
+    """
+    scene = new_scene()
+    try:
+        ct_node = add_ct(scene, "CT", ct) if ct is not None else None
+        for name, image, geometry in radiographs:
+            add_radiograph(scene, name, image, geometry)
+        if truth_masks:
+            if truth_ijk_to_ras is None:
+                raise ValueError("truth_masks need truth_ijk_to_ras")
+            on_ct_grid = ct_node is not None and _same_grid(ct, next(iter(truth_masks.values())), truth_ijk_to_ras)
+            add_segmentation(scene, segmentation_name, truth_masks, truth_ijk_to_ras,
+                             reference_volume=ct_node if on_ct_grid else None)
+        for name, surface in (truth_models or {}).items():
+            add_model(scene, name, surface, scalars=None, opacity=0.5, role="truth_model")
+        for name, surface in models.items():
+            add_model(scene, name, surface, scalars=DISTANCE_ARRAY, scalar_range_mm=scalar_range_mm)
+        for name, (labels, points) in _landmark_sets(landmarks).items():
+            add_landmarks(scene, name, labels, points)
+        if metrics_rows:
+            add_metrics_table(scene, metrics_name, metrics_rows)
+        write_scene_bundle(scene, path)
+    finally:
+        close_scene(scene)
