@@ -18,8 +18,9 @@ from .errors import XreconInputError
 def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``out_dir``; on success its files move into ``out_dir``.
 
-    Each file lands with an atomic rename, after all of them were written; on an exception the
-    temporary folder is removed and ``out_dir`` is left as it was.
+    Each file lands with an atomic rename, after all of them were written (a sub-folder replaces
+    the same-named folder of an earlier run); on an exception the temporary folder is removed
+    and ``out_dir`` is left as it was.
     """
     out_dir = Path(out_dir)
     try:
@@ -31,7 +32,14 @@ def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
         yield staging
         out_dir.mkdir(exist_ok=True)
         for item in sorted(staging.iterdir()):
-            os.replace(item, out_dir / item.name)
+            target = out_dir / item.name
+            if item.is_dir() and target.is_dir():  # a folder of an earlier run: swap it out whole
+                old = Path(tempfile.mkdtemp(prefix=f".{item.name}.", suffix=".old", dir=out_dir))
+                os.replace(target, old / item.name)
+                os.replace(item, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(item, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

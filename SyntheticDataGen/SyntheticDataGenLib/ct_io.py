@@ -63,7 +63,7 @@ def _check_nifti_complete(path: Path, what: str) -> None:
 
 
 @contextlib.contextmanager
-def _native_output_silenced():
+def native_output_silenced():
     """Hide what ITK's C++ readers print straight to the process's stdout/stderr."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
@@ -80,7 +80,7 @@ def _native_output_silenced():
                 os.close(fd)
 
 
-def _itk_reason(error: RuntimeError) -> str:
+def itk_reason(error: RuntimeError) -> str:
     """The human part of a SimpleITK exception ("File cannot be read: ..."), on one line."""
     text = str(error)
     match = re.search(r"ERROR:\s*(?:\w+\(0x[0-9a-f]+\):\s*)?(.*)", text, flags=re.S)
@@ -106,10 +106,10 @@ def read_image(path: str | os.PathLike, what: str = "image") -> sitk.Image:
         else:
             if path.name.lower().endswith((".nii", ".nii.gz")):
                 _check_nifti_complete(path, what)
-            with _native_output_silenced():
+            with native_output_silenced():
                 image = sitk.ReadImage(str(path))
     except RuntimeError as error:
-        raise XreconInputError(f"cannot read {what} {path}: {_itk_reason(error)}") from None
+        raise XreconInputError(f"cannot read {what} {path}: {itk_reason(error)}") from None
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise XreconInputError(
             f"{what} {path} must be a 3D scalar volume, got {image.GetDimension()}D with "

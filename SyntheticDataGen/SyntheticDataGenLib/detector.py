@@ -194,6 +194,18 @@ def _per_image_range(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return flat.amin(-1)[..., None, None], flat.amax(-1)[..., None, None]
 
 
+def display_window(image: torch.Tensor, low_quantile: float = 0.005, high_quantile: float = 0.995) -> torch.Tensor:
+    """A (H, W) image mapped to [0, 1] between two of its quantiles, as a radiograph is shown.
+
+    Training images and the radiographs given to the networks both pass through this, so
+    that a network sees the same value range whatever the detector's units.
+    """
+    sample = image.flatten()[:: max(1, image.numel() // 20000)]
+    low, high = torch.quantile(sample, torch.tensor([low_quantile, high_quantile], dtype=sample.dtype,
+                                                    device=sample.device))
+    return ((image - low) / (high - low).clamp(min=1e-6)).clamp(0.0, 1.0)
+
+
 def gamma_correct(image: torch.Tensor, gamma: float) -> torch.Tensor:
     """Display gamma applied to the normalised image, mapped back to the image's range.
 

@@ -34,7 +34,7 @@ from .atomic_io import write_text_atomically
 from .augmentation import AugmentationConfig, sample_anatomy, sample_augmentation
 from .case_info import structures_centre_ras
 from .ct_io import read_ct
-from .detector import add_scatter, collimate, gamma_correct, gaussian_blur, invert, poisson_noise
+from .detector import add_scatter, collimate, display_window, gamma_correct, gaussian_blur, invert, poisson_noise
 from .errors import XreconInputError
 from .geometry import ProjectionGeometry, mirror_detector, preset_geometry, rotate_detector, zoom_detector
 from .labels import Segmentation, read_segmentation
@@ -150,8 +150,7 @@ def radiograph(line_integral: torch.Tensor, draw: dict) -> tuple[torch.Tensor, t
         intensity = poisson_noise(intensity, draw["photons_per_pixel"], generator)
     photons = draw["photons_per_pixel"] or 1e6
     shown = -torch.log(intensity.clamp(min=0.5 / photons))
-    low, high = torch.quantile(shown.flatten()[:: max(1, shown.numel() // 20000)], torch.tensor([0.005, 0.995]))
-    shown = ((shown - low) / (high - low).clamp(min=1e-6)).clamp(0.0, 1.0)
+    shown = display_window(shown)
     shown = gamma_correct(shown, draw["gamma"])
     if draw["invert"]:
         shown = invert(shown)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import re
 
 from .case_arguments import add_case_arguments, load_case
 from .geometry_arguments import add_geometry_arguments, geometry_from_arguments
+from .view_files import write_view
 
 
 def add_parser(subparsers) -> None:
@@ -36,11 +36,6 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def file_stem(structure: str) -> str:
-    """A structure name made safe for a file name."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", structure)
-
-
 def run(args: argparse.Namespace) -> int:
     # heavy imports here, so that `xrecon --help` and light commands start fast
     import numpy as np
@@ -48,7 +43,6 @@ def run(args: argparse.Namespace) -> int:
 
     from SyntheticDataGenLib.atomic_io import staged_output
     from SyntheticDataGenLib.attenuation import effective_energy_kev
-    from SyntheticDataGenLib.detector_images import write_detector_image
     from SyntheticDataGenLib.errors import XreconInputError
     from SyntheticDataGenLib.landmarks import (detector_points_ras, project_landmarks, read_markups_json,
                                                write_markups_json)
@@ -64,17 +58,12 @@ def run(args: argparse.Namespace) -> int:
     view = render_view(case, geometry, model=args.attenuation, bone_density=args.bone_density,
                        energy_kev=effective_energy_kev(args.kvp) if args.kvp else args.energy_kev)
     with staged_output(args.out) as staging:
-        write_detector_image(staging / "drr.nrrd", view.line_integral, geometry)
-        for index, name in enumerate(view.names):
-            stem = file_stem(name)
-            write_detector_image(staging / f"mask_{stem}.nrrd", view.masks[index], geometry)
-            write_detector_image(staging / f"front_{stem}.nrrd", view.front_mm[index], geometry)
-            write_detector_image(staging / f"back_{stem}.nrrd", view.back_mm[index], geometry)
+        write_view(staging, "drr", view.line_integral.cpu().numpy(), geometry, view.names, view.masks.cpu().numpy(),
+                   view.front_mm.cpu().numpy(), view.back_mm.cpu().numpy())
         if landmarks is not None:
             labels, points = landmarks
             uv, visible = project_landmarks(points, geometry)
             on_detector = np.where(visible[:, None], detector_points_ras(uv, geometry), np.nan)  # NaN: undefined
             write_markups_json(staging / "landmarks.mrk.json", labels, on_detector)
-        geometry.save(staging / "geometry.json")
     print(f"wrote {args.out}: drr.nrrd, {len(view.names)} structure(s), geometry.json")
     return 0

@@ -1,0 +1,172 @@
+"""``xrecon reconstruct``: calibrated radiograph(s) → one closed surface per bone."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from SyntheticDataGenLib.geometry import PRESETS
+
+DEFAULT_BUNDLE = "xrecon-depth-ap256"
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "reconstruct", help="radiograph(s) with known geometry -> per-bone surface models",
+        description="Predict each bone's mask and front/back depth maps from each radiograph with a bundled "
+                    "network, lift them to 3D, fuse the views (several calibrated radiographs of one patient) "
+                    "and write one closed surface per bone: OUT/<structure>.vtk (LPS, as Slicer writes "
+                    "models; point arrays 'view' and 'constraint' tell which view and which face shaped each "
+                    "vertex), OUT/reconstruction.json, and for each view OUT/view<N>/ with the network input "
+                    "and the predicted masks and depth maps on the detector plane. Radiographs: NRRD, NIfTI, "
+                    "MHA, DICOM or PNG/JPEG/TIFF, bone bright. Nothing is written unless everything succeeds.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--image", nargs="+", required=True, metavar="FILE", help="radiograph(s) of one patient")
+    group = parser.add_argument_group("projection geometry (RAS mm)")
+    group.add_argument("--geometry", nargs="+", metavar="JSON|PRESET",
+                       help=f"one per image, or one for all: a geometry JSON file (as 'xrecon render' writes) or a "
+                            f"preset ({', '.join(PRESETS)}) about --isocenter. Default: the DICOM file's tags")
+    group.add_argument("--lao", type=float, nargs="+", default=[0.0], metavar="DEG",
+                       help="C-arm LAO angle of each preset view (one per image, or one for all)")
+    group.add_argument("--cranial", type=float, nargs="+", default=[0.0], metavar="DEG",
+                       help="C-arm cranial angle of each preset view")
+    group.add_argument("--source-to-isocenter-mm", type=float, default=900.0)
+    group.add_argument("--source-to-detector-mm", type=float, default=1100.0)
+    group.add_argument("--pixel-spacing-mm", type=float, nargs=2, metavar=("SU", "SV"),
+                       help="detector pixel size; required with a preset (a picture does not say it)")
+    group.add_argument("--isocenter", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("R", "A", "S"),
+                       help="isocentre of preset views in RAS mm")
+    parser.add_argument("--bundle", metavar="DIR",
+                        help=f"model bundle (default: the bundled Resources/Models/{DEFAULT_BUNDLE})")
+    parser.add_argument("--structures", metavar="A,B,...", type=lambda text: [s for s in text.split(",") if s],
+                        help="only these of the bundle's structures")
+    parser.add_argument("--spacing-mm", type=float, default=1.5, help="voxel size of the surface extraction grid")
+    parser.add_argument("--fusion", choices=("intersection", "vote"), default="intersection",
+                        help="combine views by intersecting what each allows, or by majority vote")
+    parser.add_argument("--threshold", type=float, default=0.5, help="mask probability taken as bone")
+    parser.add_argument("--invert", action="store_true", help="the images show bone dark (raw detector intensity)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.set_defaults(run=run)
+
+
+def _per_image(values: list, count: int, option: str) -> list:
+    from SyntheticDataGenLib.errors import XreconInputError
+
+    if len(values) == 1:
+        return values * count
+    if len(values) != count:
+        raise XreconInputError(f"{option}: give one value for all {count} images or one per image, not {len(values)}")
+    return values
+
+
+def resolve_geometries(args: argparse.Namespace, radiographs: list) -> list:
+    """Each radiograph's geometry: from --geometry (JSON or preset), else from its DICOM tags."""
+    from SyntheticDataGenLib.errors import XreconInputError
+    from SyntheticDataGenLib.geometry import ProjectionGeometry, preset_geometry
+
+    from ..radiograph_io import check_fits
+
+    specs = _per_image(args.geometry, len(radiographs), "--geometry") if args.geometry else [None] * len(radiographs)
+    lao = _per_image(args.lao, len(radiographs), "--lao")
+    cranial = _per_image(args.cranial, len(radiographs), "--cranial")
+    geometries = []
+    for radiograph, spec, lao_deg, cranial_deg in zip(radiographs, specs, lao, cranial):
+        if spec is None:
+            if radiograph.geometry is None:
+                raise XreconInputError(
+                    f"no projection geometry for {radiograph.path.name}: give --geometry (a JSON file or a preset "
+                    "with --pixel-spacing-mm); only DICOM files with DistanceSourceToDetector and "
+                    "ImagerPixelSpacing carry their own")
+            geometry = radiograph.geometry
+        elif spec in PRESETS:
+            if args.pixel_spacing_mm is None:
+                raise XreconInputError(f"--geometry {spec}: give the detector's --pixel-spacing-mm as well")
+            height, width = radiograph.image.shape
+            geometry = preset_geometry(spec, isocenter_ras_mm=args.isocenter,
+                                       source_to_isocenter_mm=args.source_to_isocenter_mm,
+                                       source_to_detector_mm=args.source_to_detector_mm, size_px=(width, height),
+                                       pixel_spacing_mm=args.pixel_spacing_mm, lao_deg=lao_deg, cranial_deg=cranial_deg)
+        else:
+            if not Path(spec).is_file():
+                raise XreconInputError(f"--geometry {spec}: neither a preset ({', '.join(PRESETS)}) nor a file")
+            geometry = ProjectionGeometry.load(spec)
+        check_fits(radiograph, geometry)
+        geometries.append(geometry)
+    return geometries
+
+
+def default_bundle_dir() -> Path:
+    from SyntheticDataGenLib.sample_data import resources_dir
+
+    return resources_dir() / "Models" / DEFAULT_BUNDLE
+
+
+def write_reconstruction(out: str | Path, reconstruction, sources: list[str], bundle_dir: Path, settings: dict) -> None:
+    """The surfaces, reconstruction.json and each view's prediction, all or nothing."""
+    import numpy as np
+
+    from SyntheticDataGenLib.atomic_io import staged_output
+
+    from ..mesh_io import write_model
+    from .view_files import file_stem, write_view
+
+    structures = {}
+    with staged_output(out) as staging:
+        for name, result in reconstruction.structures.items():
+            file = None
+            if result.surface is not None:
+                file = f"{file_stem(name)}.vtk"
+                write_model(staging / file, result.surface)
+            structures[name] = {
+                "file": file, "views_used": [index + 1 for index in result.views_used],
+                "view_agreement": [None if a is None else {"dice": a.dice, "front_median_mm": a.front_median_mm}
+                                   for a in result.agreements]}
+        views = []
+        for index, (prediction, source) in enumerate(zip(reconstruction.predictions, sources), start=1):
+            write_view(staging / f"view{index}", "radiograph", prediction.image, prediction.geometry,
+                       prediction.names, prediction.probability >= settings["threshold"],
+                       np.where(prediction.probability >= settings["threshold"], prediction.front_mm, 0),
+                       np.where(prediction.probability >= settings["threshold"], prediction.back_mm, 0))
+            views.append({"image": source, "folder": f"view{index}", "geometry": prediction.geometry.to_dict()})
+        summary = {"format": "xrecon-reconstruction/1", "coordinate_system": "files LPS, geometry RAS mm",
+                   "method": "fusion" if len(views) > 1 else "depth", "bundle": str(bundle_dir),
+                   "settings": settings, "views": views, "structures": structures,
+                   "timing_s": reconstruction.timing_s}
+        (staging / "reconstruction.json").write_text(json.dumps(summary, indent=2))
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from SyntheticDataGenLib.errors import XreconInputError
+
+    from ..bundle import load_bundle
+    from ..radiograph_io import read_radiograph
+    from ..reconstruction import reconstruct_radiographs
+
+    start = time.perf_counter()
+    radiographs = [read_radiograph(path) for path in args.image]
+    geometries = resolve_geometries(args, radiographs)
+    bundle_dir = Path(args.bundle) if args.bundle else default_bundle_dir()
+    model, metadata = load_bundle(bundle_dir, args.device)
+    known = metadata["xrecon"]["structures"]
+    unknown = sorted(set(args.structures or []) - set(known))
+    if unknown:
+        raise XreconInputError(f"--structures: {', '.join(unknown)} not in the bundle; it knows {', '.join(known)}")
+    if args.spacing_mm <= 0 or not 0 < args.threshold < 1:
+        raise XreconInputError("--spacing-mm must be positive and --threshold between 0 and 1")
+    images = [-r.image if args.invert else r.image for r in radiographs]
+    reconstruction = reconstruct_radiographs(model, metadata, images, geometries, structures=args.structures,
+                                             spacing_mm=args.spacing_mm, fusion=args.fusion,
+                                             threshold=args.threshold, device=args.device)
+    reconstruction.timing_s["total"] = time.perf_counter() - start
+    settings = {"spacing_mm": args.spacing_mm, "fusion": args.fusion, "threshold": args.threshold,
+                "invert": args.invert}
+    write_reconstruction(args.out, reconstruction, [str(path) for path in args.image], bundle_dir, settings)
+    found = [name for name, result in reconstruction.structures.items() if result.surface is not None]
+    missing = [name for name in reconstruction.structures if name not in found]
+    print(f"wrote {args.out}: {len(found)} surface(s) from {len(images)} view(s) in "
+          f"{reconstruction.timing_s['total']:.1f} s" + (f"; not found: {', '.join(missing)}" if missing else ""))
+    return 0

@@ -1,0 +1,104 @@
+"""Reconstructed surfaces against the CT's labels: metrics per structure, and both surfaces
+coloured by their signed distance to each other (point array ``distance_mm``, + outside)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import vtk
+from vtk.util import numpy_support
+
+from SyntheticDataGenLib.labels import Segmentation
+
+from .metrics import evaluate_structure, mask_surface, signed_distance_to
+
+DISTANCE_ARRAY = "distance_mm"
+_MARGIN_VOXELS = 3
+
+
+@dataclass
+class StructureEvaluation:
+    """One structure: its metrics (see :func:`.metrics.evaluate_structure`), the reconstruction
+    coloured by its distance to the truth, and the truth surface coloured by its distance to
+    the reconstruction (RAS mm)."""
+
+    metrics: dict
+    reconstruction: vtk.vtkPolyData
+    truth: vtk.vtkPolyData
+
+
+def with_distance(surface: vtk.vtkPolyData, to: vtk.vtkPolyData) -> vtk.vtkPolyData:
+    """A copy of ``surface`` with each vertex's signed distance (mm, + outside) to ``to``."""
+    copy = vtk.vtkPolyData()
+    copy.DeepCopy(surface)
+    points = numpy_support.vtk_to_numpy(copy.GetPoints().GetData()).astype(np.float64)
+    array = numpy_support.numpy_to_vtk(signed_distance_to(points, to).astype(np.float32), deep=True)
+    array.SetName(DISTANCE_ARRAY)
+    copy.GetPointData().AddArray(array)
+    copy.GetPointData().SetActiveScalars(DISTANCE_ARRAY)
+    return copy
+
+
+def _crop(mask_kji: np.ndarray, ijk_to_ras: np.ndarray, surface: vtk.vtkPolyData) -> tuple[np.ndarray, np.ndarray]:
+    """The mask cut to the box holding it and the surface (plus a margin), and that box's matrix."""
+    bounds = np.array(surface.GetBounds()).reshape(3, 2)
+    corners = np.array([[x, y, z, 1.0] for x in bounds[0] for y in bounds[1] for z in bounds[2]])
+    corners_ijk = (np.linalg.inv(ijk_to_ras) @ corners.T)[:3].T[:, ::-1]  # as (k, j, i)
+    occupied = np.argwhere(mask_kji)
+    low = np.floor(np.minimum(occupied.min(axis=0), corners_ijk.min(axis=0))).astype(int) - _MARGIN_VOXELS
+    high = np.ceil(np.maximum(occupied.max(axis=0), corners_ijk.max(axis=0))).astype(int) + _MARGIN_VOXELS + 1
+    low, high = np.maximum(low, 0), np.minimum(high, mask_kji.shape)
+    shift = np.eye(4)
+    shift[:3, 3] = low[::-1]
+    crop = mask_kji[low[0]:high[0], low[1]:high[1], low[2]:high[2]]
+    return crop, ijk_to_ras @ shift
+
+
+def evaluate_surfaces(surfaces: dict[str, vtk.vtkPolyData], segmentation: Segmentation, ijk_to_ras: np.ndarray,
+                      taus_mm: tuple[float, ...] = (1.0, 2.0)) -> dict[str, StructureEvaluation]:
+    """Evaluate each reconstructed structure that the segmentation holds (others are skipped).
+
+    Args:
+        surfaces: structure name -> closed RAS surface.
+        segmentation: the CT's labels; ``ijk_to_ras`` their grid.
+    """
+    results = {}
+    for name, surface in surfaces.items():
+        if name not in segmentation.names or not segmentation.mask_array(name).any():
+            continue
+        mask, matrix = _crop(segmentation.mask_array(name) != 0, ijk_to_ras, surface)
+        truth = mask_surface(mask, matrix)
+        metrics = evaluate_structure(surface, mask, matrix, taus_mm, truth_surface=truth)
+        results[name] = StructureEvaluation(metrics, with_distance(surface, truth), with_distance(truth, surface))
+    return results
+
+
+METRIC_KEYS = ("assd_mm", "hd95_mm", "chamfer_mm", "dice", "iou", "f1", "f1_tau_mm", "precision", "recall",
+               "f1_by_tau_mm")
+
+
+def metrics_document(methods: dict[str, dict[str, StructureEvaluation]], timing_s: dict[str, float],
+                     extra: dict | None = None) -> dict:
+    """``metrics.json`` as DESIGN.md gives it: methods -> structures -> metrics, and stage timings."""
+    document = {"methods": {method: {"structures": {name: {key: evaluation.metrics[key] for key in METRIC_KEYS}
+                                                    for name, evaluation in evaluations.items()}}
+                            for method, evaluations in methods.items()},
+                "timing_s": {stage: round(float(seconds), 4) for stage, seconds in timing_s.items()}}
+    document.update(extra or {})
+    return document
+
+
+def metrics_table(methods: dict[str, dict[str, StructureEvaluation]]) -> str:
+    """A plain-text table of the main metrics, one row per method and structure."""
+    lines = [f"{'method':8s} {'structure':16s} {'ASSD mm':>8s} {'HD95 mm':>8s} {'Dice':>6s} {'F1@1mm':>7s} {'F1@2mm':>7s}"]
+    for method, evaluations in methods.items():
+        for name, evaluation in evaluations.items():
+            m = evaluation.metrics
+            f1 = m["f1_by_tau_mm"]
+            lines.append(f"{method:8s} {name:16s} {m['assd_mm']:8.2f} {m['hd95_mm']:8.2f} {m['dice']:6.3f} "
+                         f"{f1.get('1', float('nan')):7.3f} {f1.get('2', float('nan')):7.3f}")
+        if evaluations:
+            mean = lambda key: np.mean([e.metrics[key] for e in evaluations.values()])  # noqa: E731
+            lines.append(f"{method:8s} {'mean':16s} {mean('assd_mm'):8.2f} {mean('hd95_mm'):8.2f} {mean('dice'):6.3f}")
+    return "\n".join(lines)
