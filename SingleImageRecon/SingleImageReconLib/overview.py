@@ -193,7 +193,7 @@ def overview_figure(path: str | os.PathLike, *, radiograph: np.ndarray, mask_pro
 
     figure = Figure(figsize=(18, 10), dpi=100)
     FigureCanvasAgg(figure)  # Agg for this figure only; pyplot and its backend stay untouched
-    grid = figure.add_gridspec(2, 3, height_ratios=[5, 1.2], left=0.02, right=0.98, bottom=0.03,
+    grid = figure.add_gridspec(2, 3, height_ratios=[5, 2.0], left=0.02, right=0.98, bottom=0.02,
                                top=0.92 if title else 0.96, wspace=0.04, hspace=0.1)
     if title:
         figure.suptitle(title, fontsize=16)
@@ -254,9 +254,9 @@ def overview_figure(path: str | os.PathLike, *, radiograph: np.ndarray, mask_pro
         axis.axis("off")
         cells = [[str(name), _number(assd, 2), _number(hd95, 2), _number(dice, 3)]
                  for name, assd, hd95, dice in table_rows]
+        # one row per structure fills the panel's height: rows never overlap, whatever their number
         table = axis.table(cellText=cells, colLabels=["structure", "ASSD (mm)", "HD95 (mm)", "Dice"],
-                           loc="center", cellLoc="center")
+                           cellLoc="center", bbox=[0.0, 0.0, 1.0, 1.0])
         table.auto_set_font_size(False)
-        table.set_fontsize(10)
-        table.scale(1, min(1.4, 6.0 / (len(cells) + 1)))
+        table.set_fontsize(min(10.0, 160.0 / (len(cells) + 1)))
     _write_png_atomically(figure, path)

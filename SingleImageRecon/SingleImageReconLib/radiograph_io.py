@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from SyntheticDataGenLib.ct_io import itk_reason, native_output_silenced
+from SyntheticDataGenLib.ct_io import check_nifti_file, itk_reason, native_output_silenced
 from SyntheticDataGenLib.dicom_geometry import geometry_from_dicom
 from SyntheticDataGenLib.errors import XreconInputError
 from SyntheticDataGenLib.geometry import ProjectionGeometry
@@ -52,6 +52,8 @@ def read_radiograph(path: str | os.PathLike) -> Radiograph:
         raise XreconInputError(f"radiograph not found: {path}")
     dicom = _is_dicom(path)
     try:
+        if path.name.lower().endswith((".nii", ".nii.gz")):
+            check_nifti_file(path, "radiograph")
         with native_output_silenced():
             image = sitk.ReadImage(str(path), imageIO="GDCMImageIO" if dicom else "")
     except RuntimeError as error:

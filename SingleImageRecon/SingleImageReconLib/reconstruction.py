@@ -21,16 +21,17 @@ from .evidence_cleanup import clean_evidence
 from .inference import DepthPrediction, predict
 from .network import DepthNet
 from .surface import ViewEvidence, surface_from_views
-from .view_consistency import ViewAgreement, consistent_views
+from .view_consistency import consistent_views
 
 
 @dataclass
 class StructureSurface:
-    """One structure's result: its surface (RAS mm; None when no view saw it) and the views used."""
+    """One structure's result: its surface (RAS mm; None when no view saw it), the views used,
+    and how consistent the views were (see :func:`.view_consistency.consistent_views`)."""
 
     surface: vtk.vtkPolyData | None
     views_used: list[int]
-    agreements: list[ViewAgreement | None]
+    consistency: dict[str, float]
 
 
 @dataclass
@@ -55,9 +56,9 @@ def surfaces_from_evidence(evidence: dict[str, list[ViewEvidence]], *, spacing_m
     results = {}
     for name, views in evidence.items():
         views = [clean_evidence(view) for view in views] if clean else list(views)
-        used, agreements = consistent_views(views)
+        used, consistency = consistent_views(views)
         surface = surface_from_views([views[index] for index in used], spacing_mm, fusion=fusion) if used else None
-        results[name] = StructureSurface(surface, used, agreements)
+        results[name] = StructureSurface(surface, used, consistency)
     return results
 
 

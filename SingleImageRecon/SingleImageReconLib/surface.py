@@ -10,7 +10,8 @@ Written as a signed distance in mm, positive inside:
 with uv the projection of x and t its distance from the source. Depths and the silhouette
 distance are interpolated bilinearly between pixel centres (depths are first continued past
 the mask's edge, so that interpolation near the edge never mixes in the 0 of "no bone").
-A view constrains only the points that project onto its detector. Views are fused by
+A view constrains only the points that project onto its detector; points that no detector
+sees are outside, so a bone cut off by the edge of the image ends there. Views are fused by
 intersection, ``s = min over views``: each view's region holds the whole bone (what a view
 cannot see between the faces is filled), so the intersection is the tightest region that all
 views allow. The 0 level of s on a regular RAS grid becomes a surface (VTK flying edges),
@@ -114,7 +115,8 @@ def signed_distance(points_ras: np.ndarray, views: list[ViewEvidence], fusion: s
     three), so a point is carved away only when a majority of views reject it.
 
     Returns s, the index of the view whose value was taken at each point, and its constraint
-    (:data:`FRONT`, :data:`BACK` or :data:`SILHOUETTE`). Points no view sees get s = +inf and view -1.
+    (:data:`FRONT`, :data:`BACK` or :data:`SILHOUETTE`). Points no view sees get s = −inf
+    (outside: no bone is made up beyond every detector's edge) and view -1.
     """
     if fusion not in FUSIONS:
         raise ValueError(f"fusion must be one of {FUSIONS}, not {fusion!r}")
@@ -124,7 +126,7 @@ def signed_distance(points_ras: np.ndarray, views: list[ViewEvidence], fusion: s
     fused, which, constraint = [], [], []
     for chunk in points.split(_CHUNK_POINTS):
         if not views:
-            fused.append(torch.full((len(chunk),), np.inf, dtype=torch.float64))
+            fused.append(torch.full((len(chunk),), -np.inf, dtype=torch.float64))
             which.append(torch.full((len(chunk),), -1))
             constraint.append(torch.full((len(chunk),), -1))
             continue
@@ -136,8 +138,9 @@ def signed_distance(points_ras: np.ndarray, views: list[ViewEvidence], fusion: s
             rank = ((torch.isfinite(distances).sum(dim=0) - 1) // 2).clamp(min=0)
         best = ordered.gather(0, rank[None])[0]
         index = order.gather(0, rank[None])[0]
-        fused.append(best)
-        which.append(torch.where(torch.isfinite(best), index, torch.full_like(index, -1)))
+        seen = torch.isfinite(best)
+        fused.append(torch.where(seen, best, torch.full_like(best, -np.inf)))
+        which.append(torch.where(seen, index, torch.full_like(index, -1)))
         constraint.append(torch.stack([c for _, c in per_view]).gather(0, index[None])[0])
     return (torch.cat(fused).numpy(), torch.cat(which).numpy(), torch.cat(constraint).numpy())
 
@@ -242,11 +245,56 @@ def _largest_piece(surface: vtk.vtkPolyData) -> vtk.vtkPolyData:
     return clean.GetOutput()
 
 
+def open_and_non_manifold_edges(surface: vtk.vtkPolyData) -> int:
+    """How many edges border fewer or more than two triangles (0 for a closed manifold)."""
+    edges = vtk.vtkFeatureEdges()
+    edges.SetInputData(surface)
+    edges.BoundaryEdgesOn()
+    edges.NonManifoldEdgesOn()
+    edges.FeatureEdgesOff()
+    edges.ManifoldEdgesOff()
+    edges.Update()
+    return edges.GetOutput().GetNumberOfCells()
+
+
+def _decimators(reduction: float) -> list[vtk.vtkPolyDataAlgorithm]:
+    """DecimatePro (fast) first, then quadric decimation (slower; better at keeping topology)."""
+    pro = vtk.vtkDecimatePro()
+    pro.SetTargetReduction(reduction)
+    pro.PreserveTopologyOn()
+    pro.SplittingOff()
+    pro.BoundaryVertexDeletionOff()
+    quadric = vtk.vtkQuadricDecimation()
+    quadric.SetTargetReduction(reduction)
+    quadric.VolumePreservationOn()
+    return [pro, quadric]
+
+
+def decimate(surface: vtk.vtkPolyData, reduction: float) -> vtk.vtkPolyData:
+    """The surface with ``reduction`` of its triangles removed, still closed and manifold.
+
+    Neither of VTK's decimators promises that on every mesh (DecimatePro can leave a doubled
+    triangle, quadric decimation a pinhole), so each result is checked, and the surface is
+    kept whole when neither passes.
+    """
+    for decimator in _decimators(reduction):
+        decimator.SetInputData(surface)
+        decimator.Update()
+        if open_and_non_manifold_edges(decimator.GetOutput()) == 0:
+            return decimator.GetOutput()
+    return surface
+
+
 def finish_surface(surface: vtk.vtkPolyData, smoothing_iterations: int = 15, decimation: float = 0.5
                    ) -> vtk.vtkPolyData:
-    """Smooth a closed surface (windowed sinc, which keeps the volume), decimate it with its
-    topology kept (VTK's DecimatePro: several times faster than quadric decimation here, for
-    meshes of this size), and give it outward normals."""
+    """Decimate a closed marching-cubes surface (:func:`decimate`), smooth it (windowed sinc,
+    which does not shrink it) and give it outward normals.
+
+    Decimating before smoothing is several times faster: the smoothed mesh's near-equal
+    quadric errors make VTK's queues work hard.
+    """
+    if decimation > 0:
+        surface = decimate(surface, decimation)
     if smoothing_iterations:
         smooth = vtk.vtkWindowedSincPolyDataFilter()
         smooth.SetInputData(surface)
@@ -256,15 +304,6 @@ def finish_surface(surface: vtk.vtkPolyData, smoothing_iterations: int = 15, dec
         smooth.NonManifoldSmoothingOn()
         smooth.Update()
         surface = smooth.GetOutput()
-    if decimation > 0:
-        decimate = vtk.vtkDecimatePro()
-        decimate.SetInputData(surface)
-        decimate.SetTargetReduction(decimation)
-        decimate.PreserveTopologyOn()
-        decimate.SplittingOff()
-        decimate.BoundaryVertexDeletionOff()
-        decimate.Update()
-        surface = decimate.GetOutput()
     normals = vtk.vtkPolyDataNormals()
     normals.SetInputData(surface)
     normals.ConsistencyOn()

@@ -1,16 +1,15 @@
-"""Which views of a structure agree with each other, so that one bad view cannot spoil a fusion.
+"""Which views of a structure agree, so that one bad view cannot spoil a fusion.
 
 A view can miss a bone (nothing predicted) or get it wrong (a mask in the wrong place, depths
-far off). With three or more views, each one is checked against the others: the others are
-fused, the result is projected into the view being checked (exact mask and front depth, with
-the depth renderer used for training targets), and the view is dropped when its mask overlaps
-that projection poorly or its front depths disagree. At most one view short of a majority is
-dropped, the worst first, and at least two always remain.
+far off). Views that agree have a fusion that projects back onto each of their masks: the
+intersection of consistent views, seen from any of them, fills that view's silhouette. The
+consistency of a set of views is therefore the mean Dice, over its views, between each mask
+and the projection of the set's fusion (projected with the exact mask renderer used for the
+training targets). With three or more views, the view whose removal makes the rest most
+consistent is dropped, when that gain is clear; this repeats while a majority remains.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,53 +18,46 @@ from SyntheticDataGenLib.depth import render_depth
 from .surface import Grid, ViewEvidence, signed_distance
 
 
-@dataclass
-class ViewAgreement:
-    """How one view agrees with the fusion of the others (NaN where it could not be checked)."""
-
-    dice: float
-    front_median_mm: float
-
-
-def _agreement(view: ViewEvidence, others: list[ViewEvidence], spacing_mm: float) -> ViewAgreement:
-    grid = Grid.around(others, spacing_mm)
+def _projected_dice(views: list[ViewEvidence], spacing_mm: float) -> list[float]:
+    """Dice of each view's mask with the projection of the views' fusion (intersection)."""
+    grid = Grid.around(views, spacing_mm)
     if grid is None:
-        return ViewAgreement(0.0, np.nan)
-    inside = signed_distance(grid.points_ras(), others)[0].reshape(grid.size_ijk[::-1]) > 0
+        return [0.0] * len(views)
+    inside = signed_distance(grid.points_ras(), views)[0].reshape(grid.size_ijk[::-1]) > 0
+    if not inside.any():
+        return [0.0] * len(views)
     ijk_to_ras = np.diag([grid.spacing_mm] * 3 + [1.0])
     ijk_to_ras[:3, 3] = grid.origin_ras_mm
-    projected = render_depth(inside, ijk_to_ras, view.geometry)
-    mask = projected.mask.numpy()
-    overlap = mask & view.mask
-    total = mask.sum() + view.mask.sum()
-    dice = 2.0 * overlap.sum() / total if total else 0.0
-    front = (np.median(np.abs(projected.front_mm.numpy()[overlap] - view.front_mm[overlap]))
-             if overlap.any() else np.nan)
-    return ViewAgreement(float(dice), float(front))
+    scores = []
+    for view in views:
+        projected = render_depth(inside, ijk_to_ras, view.geometry).mask.numpy()
+        scores.append(2.0 * (projected & view.mask).sum() / max(projected.sum() + view.mask.sum(), 1))
+    return scores
 
 
-def consistent_views(views: list[ViewEvidence], *, spacing_mm: float = 2.0, min_dice: float = 0.5,
-                     max_front_error_mm: float = 15.0) -> tuple[list[int], list[ViewAgreement | None]]:
-    """Indices of the views to fuse, and each view's agreement with the others (None: not checked).
+def consistency(views: list[ViewEvidence], spacing_mm: float = 2.0) -> float:
+    """Mean Dice between each view's mask and the projection of all the views' fusion (0 to 1)."""
+    return float(np.mean(_projected_dice(views, spacing_mm))) if views else 0.0
 
-    Empty views are never used. With fewer than three non-empty views there is no majority to
-    check against, and all of them are used.
+
+def consistent_views(views: list[ViewEvidence], *, spacing_mm: float = 2.0, min_gain: float = 0.1
+                     ) -> tuple[list[int], dict[str, float]]:
+    """Indices of the views to fuse, and the consistency before and after any were dropped.
+
+    Empty views are never used. A view is dropped when leaving it out raises the consistency
+    of the others by at least ``min_gain``; at most ⌊(n−1)/2⌋ of n views are dropped.
     """
-    candidates = [index for index, view in enumerate(views) if not view.empty]
-    agreements: list[ViewAgreement | None] = [None] * len(views)
-    if len(candidates) < 3:
-        return candidates, agreements
-    for index in candidates:
-        others = [views[other] for other in candidates if other != index]
-        agreements[index] = _agreement(views[index], others, spacing_mm)
-
-    def badness(index: int) -> float:
-        agreement = agreements[index]
-        front = agreement.front_median_mm if np.isfinite(agreement.front_median_mm) else np.inf
-        return max((min_dice - agreement.dice) / min_dice, (front - max_front_error_mm) / max_front_error_mm)
-
-    kept = list(candidates)
-    for index in sorted(candidates, key=badness, reverse=True)[: (len(candidates) - 1) // 2]:
-        if badness(index) > 0:
-            kept.remove(index)
-    return kept, agreements
+    kept = [index for index, view in enumerate(views) if not view.empty]
+    report = {}
+    if len(kept) < 3:
+        return kept, report
+    report["consistency_all"] = current = consistency([views[i] for i in kept], spacing_mm)
+    for _ in range((len(kept) - 1) // 2):
+        without = {i: consistency([views[j] for j in kept if j != i], spacing_mm) for i in kept}
+        worst = max(without, key=without.get)
+        if without[worst] < current + min_gain:
+            break
+        kept.remove(worst)
+        current = without[worst]
+    report["consistency_used"] = current
+    return kept, report

@@ -41,25 +41,30 @@ def ijk_to_ras(image: sitk.Image) -> np.ndarray:
 _NIFTI_HEADER_BYTES = 348
 
 
-def _check_nifti_complete(path: Path, what: str) -> None:
-    """ITK fills a truncated NIfTI with zeros without a word; refuse one whose data ends early."""
+def check_nifti_file(path: Path, what: str) -> None:
+    """Refuse a NIfTI-1 file that ITK would read wrongly without a word: one whose data ends
+    early (ITK fills the rest with zeros) or, for floating-point data, one holding NaN or
+    infinity (ITK turns NaN into 0)."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     reader.ReadImageInformation()
-    item_bytes = sitk.GetArrayViewFromImage(sitk.Image([1] * reader.GetDimension(), reader.GetPixelID())).itemsize
-    expected = _NIFTI_HEADER_BYTES + int(np.prod(reader.GetSize())) * reader.GetNumberOfComponents() * item_bytes
-    if path.name.lower().endswith(".gz"):
-        total = 0
-        try:
-            with gzip.open(path, "rb") as stream:
-                while chunk := stream.read(1 << 22):
-                    total += len(chunk)
-        except (EOFError, OSError, zlib.error):
-            raise XreconInputError(f"{what} {path} is truncated or corrupt (its gzip stream ends early)") from None
-    else:
-        total = path.stat().st_size
-    if total < expected:
-        raise XreconInputError(f"{what} {path} is truncated: {total} bytes of data, expected at least {expected}")
+    dtype = sitk.GetArrayViewFromImage(sitk.Image([1] * reader.GetDimension(), reader.GetPixelID())).dtype
+    count = int(np.prod(reader.GetSize())) * reader.GetNumberOfComponents()
+    try:
+        with (gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")) as stream:
+            data = stream.read()
+    except (EOFError, OSError, zlib.error):
+        raise XreconInputError(f"{what} {path} is truncated or corrupt (its gzip stream ends early)") from None
+    expected = _NIFTI_HEADER_BYTES + count * dtype.itemsize
+    if len(data) < expected:
+        raise XreconInputError(f"{what} {path} is truncated: {len(data)} bytes of data, expected at least {expected}")
+    if dtype.kind == "f":
+        little = int.from_bytes(data[:4], "little") == _NIFTI_HEADER_BYTES
+        offset = int(np.frombuffer(data, dtype="<f4" if little else ">f4", count=1, offset=108)[0])
+        voxels = np.frombuffer(data, dtype=dtype.newbyteorder("<" if little else ">"), count=count,
+                               offset=max(offset, _NIFTI_HEADER_BYTES))
+        if not np.isfinite(voxels).all():
+            raise XreconInputError(f"{what} {path} holds NaN or infinite values")
 
 
 @contextlib.contextmanager
@@ -105,7 +110,7 @@ def read_image(path: str | os.PathLike, what: str = "image") -> sitk.Image:
             image = reader.Execute()
         else:
             if path.name.lower().endswith((".nii", ".nii.gz")):
-                _check_nifti_complete(path, what)
+                check_nifti_file(path, what)
             with native_output_silenced():
                 image = sitk.ReadImage(str(path))
     except RuntimeError as error:

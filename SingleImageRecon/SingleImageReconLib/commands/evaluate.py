@@ -58,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
     if any(tau <= 0 for tau in args.tau_mm):
         raise XreconInputError("--tau-mm values must be positive")
     summary, surfaces = read_reconstruction(args.recon)
+    try:  # before the long part: a bad output path should fail at once
+        Path(args.out).resolve().parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise XreconInputError(f"cannot write {args.out}: {error.strerror or error}") from None
     if args.case:
         case = sample_case(args.case)
         labels, table = case.labels_path, case.table_path

@@ -121,8 +121,7 @@ def write_reconstruction(out: str | Path, reconstruction, sources: list[str], bu
                 write_model(staging / file, result.surface)
             structures[name] = {
                 "file": file, "views_used": [index + 1 for index in result.views_used],
-                "view_agreement": [None if a is None else {"dice": a.dice, "front_median_mm": a.front_median_mm}
-                                   for a in result.agreements]}
+                "view_consistency": result.consistency}
         views = []
         for index, (prediction, source) in enumerate(zip(reconstruction.predictions, sources), start=1):
             write_view(staging / f"view{index}", "radiograph", prediction.image, prediction.geometry,
