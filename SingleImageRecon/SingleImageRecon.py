@@ -5,8 +5,9 @@ This file stays thin: it turns GUI state into calls of ``SingleImageReconLib`` /
 arrays. World coordinates are Slicer's RAS, in millimetres.
 """
 
+import importlib.util
 import logging
-from typing import Optional
+from typing import Annotated, Optional
 
 import vtk
 
@@ -15,9 +16,17 @@ from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.ScriptedLoadableModule import *
 from slicer.util import VTKObservationMixin
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import parameterNodeWrapper, WithinRange
 
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+
+#: Python packages the reconstruction needs besides Slicer's own and PyTorch: import name -> pip requirement.
+PIP_REQUIREMENTS = {"monai": "monai>=1.3", "safetensors": "safetensors>=0.4", "skimage": "scikit-image>=0.22",
+                    "scipy": "scipy>=1.10"}
+#: Columns of the metrics table (``SingleImageReconLib.metrics.evaluate_structure``; distances in mm).
+TABLE_METRICS = ("assd_mm", "hd95_mm", "chamfer_mm", "dice", "iou", "f1")
+#: Node attribute holding a radiograph's projection geometry JSON (``SingleImageReconLib.scene.add_radiograph``).
+GEOMETRY_ATTRIBUTE = "xrecon.geometry"
 
 
 #
@@ -37,11 +46,24 @@ class SingleImageRecon(ScriptedLoadableModule):
         self.parent.contributors = ["xrecon developers"]
         self.parent.helpText = _("""
 Reconstruct closed 3D bone surfaces from one radiograph, or several calibrated views of the same
-patient: bundled MONAI networks predict per-bone dual-face depth maps, masks and landmarks, which
-are lifted to surfaces and fitted with a statistical shape model. Results are compared with the CT
+patient: a bundled MONAI network predicts each bone's mask and dual-face depth maps (where each ray
+enters and leaves the bone), which are lifted to closed surfaces. Results are compared with the CT
 reference segmentation when one is available.
-<p>Currently available: load a bundled sample case (a CT with reference bone labels) as a volume
-and a segmentation whose segments are named after the structures.</p>
+<ul>
+<li><b>Sample case</b>: load a bundled CT with reference bone labels as a volume and a segmentation whose
+segments are named after the structures; it becomes the reference.</li>
+<li><b>Reference</b>: the patient's CT and bone segmentation, when available: ground truth for evaluation.</li>
+<li><b>Reconstruct from radiograph</b>: a radiograph (a one-slice scalar volume, bone bright, for example a
+DRR) and its projection geometry (a JSON file as <code>xrecon render</code> writes; radiographs added by
+this module carry theirs) give one surface model per bone. With a reference, the models are coloured by
+their signed distance to it (blue inside, red outside, &plusmn;5 mm) and a metrics table is added.</li>
+<li><b>Demo on the reference case</b>: renders an AP radiograph of the reference CT, reconstructs from it
+alone (<i>depth</i>) and, with <i>Fuse three views</i>, also from three views fused (<i>fusion</i>, the
+C-arm turned 15&deg; to either side), and shows the radiographs on their detector planes, the models
+coloured by distance, the reference surfaces and a metrics table (ASSD, HD95, Chamfer in mm; Dice, IoU, F1).</li>
+</ul>
+Needs PyTorch (the PyTorch extension) and the Python packages MONAI, safetensors, scikit-image and SciPy
+(offered for installation on first use). Coordinates are RAS, in mm.
 See the <a href="https://github.com/xrecon/SlicerXRecon#SingleImageRecon">module documentation</a>.
 """)
         self.parent.acknowledgementText = _("""
@@ -62,11 +84,20 @@ class SingleImageReconParameterNode:
     sampleCase - name of the selected bundled sample case.
     referenceVolume - CT of the patient, when available (ground truth for evaluation).
     referenceSegmentation - bone segmentation of that CT (ground-truth surfaces).
+    radiograph - radiograph to reconstruct from: a one-slice scalar volume [1, height, width], bone bright.
+    geometryPath - projection geometry JSON of that radiograph (DESIGN.md format, RAS mm); empty: the
+        geometry the radiograph node carries (attribute "xrecon.geometry").
+    spacingMm - voxel size of the surface extraction grid, mm.
+    fuseThreeViews - the demo also shows the reconstruction from three fused views.
     """
 
     sampleCase: str = ""
     referenceVolume: vtkMRMLScalarVolumeNode
     referenceSegmentation: vtkMRMLSegmentationNode
+    radiograph: vtkMRMLScalarVolumeNode
+    geometryPath: str = ""
+    spacingMm: Annotated[float, WithinRange(0.5, 5.0)] = 1.5
+    fuseThreeViews: bool = True
 
 
 #
@@ -109,6 +140,11 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._populateSampleCases()
         self.ui.sampleCaseComboBox.connect("currentIndexChanged(int)", self.onSampleCaseChanged)
         self.ui.loadButton.connect("clicked(bool)", self.onLoadButton)
+        # parameterNodeWrapper binds a ctkPathLineEdit only to a pathlib.Path (where "" reads as "."),
+        # so the geometry file is a str synchronised by hand
+        self.ui.geometryPathLineEdit.connect("currentPathChanged(QString)", self.onGeometryPathChanged)
+        self.ui.reconstructButton.connect("clicked(bool)", self.onReconstructButton)
+        self.ui.demoButton.connect("clicked(bool)", self.onDemoButton)
 
         # Make sure parameter node is initialized (needed for module reload)
         self.initializeParameterNode()
@@ -133,6 +169,7 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Called just before the scene is closed."""
         self.setParameterNode(None)
         self.ui.sampleStatusLabel.text = ""
+        self.ui.reconstructStatusLabel.text = ""
 
     def onSceneEndClose(self, caller, event) -> None:
         """Called just after the scene is closed."""
@@ -183,6 +220,25 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             _("Load the CT and its reference labels as a volume and a named segmentation.")
             if canLoad else _("No bundled sample case is available."))
 
+        p = self._parameterNode
+        if p and self.ui.geometryPathLineEdit.currentPath != p.geometryPath:
+            wasBlocked = self.ui.geometryPathLineEdit.blockSignals(True)
+            self.ui.geometryPathLineEdit.currentPath = p.geometryPath
+            self.ui.geometryPathLineEdit.blockSignals(wasBlocked)
+        hasGeometry = bool(p and p.radiograph and (p.geometryPath or p.radiograph.GetAttribute(GEOMETRY_ATTRIBUTE)))
+        self.ui.reconstructButton.enabled = hasGeometry
+        self.ui.reconstructButton.toolTip = (
+            _("Reconstruct every bone the network knows from the radiograph; with a reference CT and segmentation, "
+              "also measure the surfaces against it.") if hasGeometry
+            else _("Select a radiograph and its geometry file.") if not (p and p.radiograph)
+            else _("Select the geometry file of the radiograph."))
+        hasReference = bool(p and p.referenceVolume and p.referenceSegmentation)
+        self.ui.demoButton.enabled = hasReference
+        self.ui.demoButton.toolTip = (
+            _("Render radiographs of the reference CT, reconstruct the bones from them and measure the surfaces "
+              "against the reference segmentation.") if hasReference
+            else _("Select a reference CT and its segmentation (or load a sample case)."))
+
     def onSampleCaseChanged(self, index: int) -> None:
         if self._parameterNode and index >= 0:
             self._parameterNode.sampleCase = self.ui.sampleCaseComboBox.itemText(index)
@@ -200,10 +256,93 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 count=segmentationNode.GetSegmentation().GetNumberOfSegments())
             slicer.util.setSliceViewerLayers(background=volumeNode, fit=True)
 
+    def onGeometryPathChanged(self, path: str) -> None:
+        if self._parameterNode and self._parameterNode.geometryPath != path:
+            self._parameterNode.geometryPath = path
+
+    def onReconstructButton(self) -> None:
+        """Reconstruct from the selected radiograph; measure against the reference when one is selected."""
+        p = self._parameterNode
+        self.ui.reconstructStatusLabel.text = _("Reconstructing...")
+        slicer.app.processEvents()
+        with slicer.util.tryWithErrorDisplay(_("Reconstruction failed."), waitCursor=True):
+            try:
+                reconstruction = self.logic.reconstructRadiograph(p.radiograph, p.geometryPath, p.spacingMm)
+                evaluations = None
+                if p.referenceVolume and p.referenceSegmentation:
+                    evaluations = self.logic.evaluateSurfaces(reconstruction.surfaces, p.referenceVolume,
+                                                              p.referenceSegmentation)
+            except Exception:
+                self.ui.reconstructStatusLabel.text = _("Reconstruction failed.")
+                raise
+            name = p.radiograph.GetName()
+            models = self.logic.addReconstructionToScene(reconstruction, evaluations, prefix=name)
+            missing = [structure for structure in reconstruction.structures if structure not in models]
+            status = _("{count} surfaces from '{name}'.").format(count=len(models), name=name)
+            if missing:
+                status += " " + _("Not found: {names}.").format(names=", ".join(missing))
+            if evaluations:
+                self._showTable(self.logic.addMetricsTable({"depth": evaluations}, f"{name} metrics"))
+                status += " " + _("{count} measured against the reference.").format(count=len(evaluations))
+            elif evaluations is not None:
+                status += " " + _("None of them is in the reference segmentation.")
+            self.ui.reconstructStatusLabel.text = status
+            slicer.util.resetThreeDViews()
+
+    def onDemoButton(self) -> None:
+        """Run the case study on the reference CT and segmentation and show its results."""
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("The demo failed."), waitCursor=True):
+            self.logic.ensurePythonPackages()  # may ask to install packages: before the modal progress dialog
+            dialog = slicer.util.createProgressDialog(windowTitle=_("Demo on the reference case"), maximum=0,
+                                                      labelText=_("Preparing the reference case..."))
+
+            def progress(stage: str) -> None:
+                if dialog.wasCanceled:
+                    raise ReconstructionCancelled()
+                dialog.labelText = stage[:1].upper() + stage[1:] + "..."
+                slicer.app.processEvents()
+
+            try:
+                slicer.app.processEvents()
+                study = self.logic.runCaseStudy(p.referenceVolume, p.referenceSegmentation, p.spacingMm, progress)
+                progress("adding the results to the scene")
+                nodes = self.logic.addCaseStudyToScene(study, p.fuseThreeViews)
+            except ReconstructionCancelled:
+                self.ui.reconstructStatusLabel.text = _("Demo cancelled.")
+                return
+            except Exception:
+                self.ui.reconstructStatusLabel.text = _("The demo failed.")
+                raise
+            finally:
+                dialog.close()
+            self.logic.showRadiograph(nodes["radiographs"][0], study.geometries[0])
+            self._showTable(nodes["table"])
+            slicer.util.resetThreeDViews()
+            seconds = sum(study.timing_s.values())
+            self.ui.reconstructStatusLabel.text = _(
+                "Demo: {count} structures, {methods} in {seconds:.0f} s; surfaces coloured by their distance to "
+                "the reference (blue inside, red outside).").format(
+                    count=len(study.structures), methods=" and ".join(nodes["models"]), seconds=seconds)
+
+    @staticmethod
+    def _showTable(tableNode) -> None:
+        """Show a table in the four-up table layout."""
+        layoutManager = slicer.app.layoutManager()
+        if layoutManager is not None:
+            layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+        applicationLogic = slicer.app.applicationLogic()
+        applicationLogic.GetSelectionNode().SetActiveTableID(tableNode.GetID())
+        applicationLogic.PropagateTableSelection()
+
 
 #
 # SingleImageReconLogic
 #
+
+
+class ReconstructionCancelled(Exception):
+    """Raised by a progress callback to stop a long job between two stages."""
 
 
 class SingleImageReconLogic(ScriptedLoadableModuleLogic):
@@ -211,6 +350,7 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
+        self._model = None  # (bundle folder, device, network, metadata) of the last loaded bundle
 
     def getParameterNode(self):
         return SingleImageReconParameterNode(super().getParameterNode())
@@ -229,6 +369,241 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
         from SyntheticDataGen import SyntheticDataGenLogic
 
         return SyntheticDataGenLogic().loadSampleCase(name)
+
+    # ------------------------------------------------------------------ network
+
+    @staticmethod
+    def ensurePythonPackages(askConfirmation: bool = True) -> None:
+        """Make sure PyTorch (through the PyTorch extension) and ``PIP_REQUIREMENTS`` are installed,
+        asking the user before installing anything. Raises RuntimeError when they are missing."""
+        from SyntheticDataGen import SyntheticDataGenLogic
+
+        SyntheticDataGenLogic.ensureTorch()  # first, so that pip does not fetch another PyTorch for MONAI
+        missing = [requirement for name, requirement in PIP_REQUIREMENTS.items()
+                   if importlib.util.find_spec(name) is None]
+        if not missing:
+            return
+        if askConfirmation and not slicer.util.confirmOkCancelDisplay(
+                _("The reconstruction needs these Python packages: {packages}. Install them now?").format(
+                    packages=", ".join(missing))):
+            raise RuntimeError(f"The reconstruction needs the Python packages {', '.join(missing)}")
+        slicer.util.pip_install(" ".join(missing))
+
+    @staticmethod
+    def device() -> str:
+        """The torch device the networks run on: "cuda" when a GPU is available, else "cpu"."""
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def loadModel(self, bundleDir=None) -> tuple:
+        """The depth network of a MONAI bundle (default: the bundled one) and its metadata, on
+        :meth:`device`: ``SingleImageReconLib.bundle.load_bundle``. Kept for the next call."""
+        self.ensurePythonPackages()
+        from SingleImageReconLib.bundle import load_bundle
+        from SingleImageReconLib.commands.reconstruct import default_bundle_dir
+
+        bundleDir, device = str(bundleDir or default_bundle_dir()), self.device()
+        if self._model is None or self._model[:2] != (bundleDir, device):
+            self._model = (bundleDir, device, *load_bundle(bundleDir, device))
+        return self._model[2], self._model[3]
+
+    # ------------------------------------------------------------------ nodes -> arrays
+
+    @staticmethod
+    def radiographArray(radiographNode):
+        """The radiograph's voxels as a float32 [height, width] array (row v, column u).
+
+        The node must be one slice: its voxel array ([k, j, i]) is [1, height, width].
+        """
+        import numpy as np
+        from SyntheticDataGen import _checkNoTransform
+        from SyntheticDataGenLib.errors import XreconInputError
+
+        if not radiographNode or radiographNode.GetImageData() is None:
+            raise XreconInputError("Select a radiograph")
+        _checkNoTransform(radiographNode)
+        voxels = slicer.util.arrayFromVolume(radiographNode)
+        if voxels.ndim != 3 or voxels.shape[0] != 1:
+            raise XreconInputError(f"{radiographNode.GetName()} is not a radiograph: its voxel array is "
+                                   f"{'x'.join(map(str, voxels.shape))} (slices x rows x columns), not one slice")
+        return np.array(voxels[0], dtype=np.float32)
+
+    @staticmethod
+    def radiographGeometry(radiographNode, geometryPath: str = "", sizePx=None):
+        """The radiograph's ``ProjectionGeometry``: read from ``geometryPath`` (a JSON file), or when
+        that is empty the geometry the node carries (attribute ``GEOMETRY_ATTRIBUTE``). With
+        ``sizePx`` (width, height), raises XreconInputError unless the detector has that size."""
+        import json
+
+        from SyntheticDataGenLib.errors import XreconInputError
+        from SyntheticDataGenLib.geometry import ProjectionGeometry
+
+        attribute = radiographNode.GetAttribute(GEOMETRY_ATTRIBUTE) if radiographNode else None
+        if geometryPath:
+            geometry = ProjectionGeometry.load(geometryPath)
+        elif attribute:
+            geometry = ProjectionGeometry.from_dict(json.loads(attribute))
+        else:
+            raise XreconInputError("Select the projection geometry file (JSON) of the radiograph")
+        if sizePx is not None and tuple(sizePx) != tuple(geometry.size_px):
+            raise XreconInputError(
+                f"The radiograph is {sizePx[0]}x{sizePx[1]} px (width x height) but the geometry's detector is "
+                f"{geometry.size_px[0]}x{geometry.size_px[1]} px; select the geometry of this radiograph")
+        return geometry
+
+    @staticmethod
+    def referenceImages(volumeNode, segmentationNode, names=None) -> tuple:
+        """The CT (SimpleITK, HU) and the named segments (None: all; names the segmentation lacks are
+        skipped) as a ``SyntheticDataGenLib.labels.Segmentation`` on the CT grid."""
+        import sitkUtils
+        from SyntheticDataGen import SyntheticDataGenLogic, _checkNoTransform
+        from SyntheticDataGenLib.errors import XreconInputError
+        from SyntheticDataGenLib.labels import Segmentation
+
+        if not volumeNode or not segmentationNode:
+            raise XreconInputError("Select a reference CT and its segmentation")
+        _checkNoTransform(volumeNode)
+        _checkNoTransform(segmentationNode)
+        logic = SyntheticDataGenLogic()
+        present = logic.segmentNames(segmentationNode)
+        names = present if names is None else [name for name in names if name in present]
+        ctImage = sitkUtils.PullVolumeFromSlicer(volumeNode)
+        return ctImage, Segmentation.from_masks(logic.segmentMasks(volumeNode, segmentationNode, names, ctImage))
+
+    # ------------------------------------------------------------------ reconstruction
+
+    def reconstructRadiograph(self, radiographNode, geometryPath: str = "", spacingMm: float = 1.5):
+        """Reconstruct every structure of the bundled network from one radiograph.
+
+        Args:
+            radiographNode: one-slice scalar volume, bone bright (see :meth:`radiographArray`).
+            geometryPath: its projection geometry JSON; empty: the geometry the node carries.
+            spacingMm: voxel size of the surface extraction grid, mm.
+
+        Returns a ``SingleImageReconLib.reconstruction.Reconstruction`` (surfaces in RAS mm).
+        """
+        image = self.radiographArray(radiographNode)
+        geometry = self.radiographGeometry(radiographNode, geometryPath, (image.shape[1], image.shape[0]))
+        model, metadata = self.loadModel()
+        from SingleImageReconLib.reconstruction import reconstruct_radiographs
+
+        return reconstruct_radiographs(model, metadata, [image], [geometry], spacing_mm=float(spacingMm),
+                                       device=self.device())
+
+    def evaluateSurfaces(self, surfaces: dict, volumeNode, segmentationNode) -> dict:
+        """Measure surfaces (structure name -> RAS polydata) against the segments of the same names,
+        rasterised on the reference CT's grid: ``SingleImageReconLib.evaluation.evaluate_surfaces``.
+        Returns {name: StructureEvaluation}; structures the segmentation lacks are left out."""
+        from SingleImageReconLib.evaluation import evaluate_surfaces
+        from SyntheticDataGenLib.ct_io import ijk_to_ras
+
+        _ctImage, segmentation = self.referenceImages(volumeNode, segmentationNode, list(surfaces))
+        if not segmentation.names:
+            return {}
+        return evaluate_surfaces(surfaces, segmentation, ijk_to_ras(segmentation.reference))
+
+    def runCaseStudy(self, volumeNode, segmentationNode, spacingMm: float = 1.5, progress=None):
+        """The demo on a reference CT and its segmentation: ``SingleImageReconLib.demo.run_case_study``.
+
+        Renders an AP radiograph and two oblique ones (C-arm turned 15 degrees to either side),
+        reconstructs from the AP view alone ("depth") and from all three fused ("fusion"), and
+        measures both against the segmentation. ``progress(stage: str)`` is called at each stage.
+        Returns the ``CaseStudy``.
+        """
+        progress = progress or (lambda stage: None)
+        progress("loading the network")
+        model, metadata = self.loadModel()
+        from SingleImageReconLib.demo import run_case_study
+
+        progress("rasterising the reference segments")
+        ctImage, segmentation = self.referenceImages(volumeNode, segmentationNode, metadata["xrecon"]["structures"])
+        return run_case_study(ctImage, segmentation, model, metadata, spacing_mm=float(spacingMm),
+                              device=self.device(), progress=progress)
+
+    # ------------------------------------------------------------------ results -> scene
+
+    @staticmethod
+    def _structureColor(name: str, reconstruction):
+        """A fixed palette colour for each structure: by its place among the network's structures."""
+        from SingleImageReconLib.scene import PALETTE
+
+        predictions = reconstruction.predictions
+        structures = list(predictions[0].names) if predictions else list(reconstruction.structures)
+        return PALETTE[structures.index(name) % len(PALETTE)] if name in structures else None
+
+    def addReconstructionToScene(self, reconstruction, evaluations=None, prefix: str = "Reconstruction") -> dict:
+        """One model node "PREFIX STRUCTURE" per reconstructed surface; returns {structure: model node}.
+
+        A structure with an evaluation shows its measured copy, coloured by the point array
+        ``distance_mm`` (signed distance to the reference, mm); the others have a palette colour.
+        """
+        from SingleImageReconLib.scene import add_model
+
+        evaluations = evaluations or {}
+        return {name: add_model(slicer.mrmlScene, f"{prefix} {name}",
+                                evaluations[name].reconstruction if name in evaluations else surface,
+                                color=self._structureColor(name, reconstruction))
+                for name, surface in reconstruction.surfaces.items()}
+
+    @staticmethod
+    def addMetricsTable(evaluationsByMethod: dict, name: str = "Metrics"):
+        """A table node with one row per method and structure: ``TABLE_METRICS`` (distances in mm)."""
+        from SingleImageReconLib.scene import add_metrics_table
+
+        rows = [{"method": method, "structure": structure,
+                 **{key: evaluation.metrics.get(key) for key in TABLE_METRICS}}
+                for method, evaluations in evaluationsByMethod.items()
+                for structure, evaluation in evaluations.items()]
+        return add_metrics_table(slicer.mrmlScene, name, rows)
+
+    def addCaseStudyToScene(self, study, fuse: bool = True) -> dict:
+        """Show a ``CaseStudy``: the AP radiograph (with ``fuse`` also the two oblique ones) on its
+        detector plane, the "depth" (and "fusion") models coloured by their distance to the
+        reference, the reference surfaces half transparent, and a metrics table.
+
+        Returns {"radiographs": [nodes], "models": {method: {structure: node}},
+        "truth": {structure: node}, "table": node}. Each group of nodes is put in a subject hierarchy
+        folder ("Demo radiographs", "Demo depth", ...), so it is shown or hidden at once.
+        """
+        from SingleImageReconLib.scene import add_model, add_radiograph
+
+        methods = ["depth", "fusion"] if fuse else ["depth"]
+        views = range(len(study.geometries)) if fuse else [0]
+        scene = slicer.mrmlScene
+        radiographs = [add_radiograph(scene, f"Radiograph view {index + 1}", study.line_integrals[index],
+                                      study.geometries[index]) for index in views]
+        self._putInFolder(radiographs, "Demo radiographs")
+        models = {}
+        for method in methods:
+            models[method] = self.addReconstructionToScene(study.reconstructions[method], study.evaluations[method],
+                                                           prefix=method)
+            self._putInFolder(models[method].values(), f"Demo {method}")
+        # Every measured structure's reference surface (its distance array is left unused: solid colour)
+        truthSurfaces = {name: evaluation.truth for method in reversed(methods)
+                         for name, evaluation in study.evaluations[method].items()}
+        truth = {name: add_model(scene, f"reference {name}", surface, scalars=None, opacity=0.5,
+                                 color=self._structureColor(name, study.reconstructions["depth"]), role="truth_model")
+                 for name, surface in truthSurfaces.items()}
+        self._putInFolder(truth.values(), "Demo reference")
+        table = self.addMetricsTable({method: study.evaluations[method] for method in methods}, "Demo metrics")
+        return {"radiographs": radiographs, "models": models, "truth": truth, "table": table}
+
+    @staticmethod
+    def _putInFolder(nodes, folderName: str) -> None:
+        """Move nodes into a new subject hierarchy folder at the top of the Data module's tree."""
+        shNode = slicer.mrmlScene.GetSubjectHierarchyNode()
+        folder = shNode.CreateFolderItem(shNode.GetSceneItemID(), folderName)
+        for node in nodes:
+            shNode.CreateItem(folder, node)  # moves the node's item (or makes one) under the folder
+
+    @staticmethod
+    def showRadiograph(radiographNode, geometry) -> None:
+        """Turn the Red slice view to the radiograph's detector plane and show it there as it is read
+        (``SyntheticDataGenLogic.showPreview``); the slice also shows in 3D, in place."""
+        from SyntheticDataGen import SyntheticDataGenLogic
+
+        SyntheticDataGenLogic().showPreview(radiographNode, None, geometry, fit=False, fitSlice=True)
 
 
 #
@@ -251,6 +626,25 @@ class SingleImageReconTest(ScriptedLoadableModuleTest):
         self.test_LoadSampleCase()
         self.setUp()
         self.test_LoadSampleCaseTwice()
+        self.setUp()
+        self.test_ParameterNodeDefaults()
+        self.setUp()
+        self.test_CaseStudy()
+
+    @staticmethod
+    def _reconstructionAvailable() -> bool:
+        missing = [name for name in ("torch", *PIP_REQUIREMENTS) if importlib.util.find_spec(name) is None]
+        if missing:
+            logging.warning(f"SingleImageRecon self-test: {', '.join(missing)} not installed; "
+                            "the reconstruction tests are skipped")
+            return False
+        return True
+
+    @staticmethod
+    def _matrix(node):
+        matrix = vtk.vtkMatrix4x4()
+        node.GetIJKToRASMatrix(matrix)
+        return slicer.util.arrayFromVTKMatrix(matrix)
 
     def test_SampleCaseList(self):
         self.delayDisplay("Listing sample cases")
@@ -304,4 +698,78 @@ class SingleImageReconTest(ScriptedLoadableModuleTest):
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLLabelMapVolumeNode"), 0)
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"), 2)
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode"), 2)
+        self.delayDisplay("Test passed")
+
+    def test_ParameterNodeDefaults(self):
+        self.delayDisplay("Parameter node defaults")
+        parameterNode = SingleImageReconLogic().getParameterNode()
+        self.assertIsNone(parameterNode.radiograph)
+        self.assertEqual(parameterNode.geometryPath, "")
+        self.assertEqual(parameterNode.spacingMm, 1.5)
+        self.assertTrue(parameterNode.fuseThreeViews)
+        with self.assertRaises(ValueError):
+            parameterNode.spacingMm = 0.0  # outside WithinRange(0.5, 5.0)
+        self.delayDisplay("Test passed")
+
+    def test_CaseStudy(self):
+        self.delayDisplay("Demo on a sample case, then reconstruction from its AP radiograph")
+        if not self._reconstructionAvailable():
+            return
+        import json
+        import os
+        import shutil
+        import tempfile
+
+        import numpy as np
+
+        logic = SingleImageReconLogic()
+        volumeNode, segmentationNode = logic.loadSampleCase(logic.sampleCaseNames()[0])
+        stages = []
+        study = logic.runCaseStudy(volumeNode, segmentationNode, spacingMm=2.0, progress=stages.append)
+        self.assertIn("rendering radiographs", stages)
+        nodes = logic.addCaseStudyToScene(study, fuse=True)
+
+        self.assertEqual(list(nodes["models"]), ["depth", "fusion"])
+        for method, models in nodes["models"].items():
+            self.assertTrue(models, method)
+            for name, modelNode in models.items():
+                polyData = modelNode.GetPolyData()
+                self.assertGreater(polyData.GetNumberOfPoints(), 0, f"{method} {name}")
+                self.assertIsNotNone(polyData.GetPointData().GetArray("distance_mm"), f"{method} {name}")
+                self.assertTrue(modelNode.GetDisplayNode().GetScalarVisibility(), f"{method} {name}")
+        self.assertEqual(set(nodes["truth"]), set(study.evaluations["depth"]) | set(study.evaluations["fusion"]))
+        for truthNode in nodes["truth"].values():
+            self.assertAlmostEqual(truthNode.GetDisplayNode().GetOpacity(), 0.5)
+        table = nodes["table"]
+        self.assertGreater(table.GetNumberOfRows(), 0)
+        self.assertEqual(table.GetNumberOfRows(), len(study.evaluations["depth"]) + len(study.evaluations["fusion"]))
+        for column in ("method", "structure") + TABLE_METRICS:
+            self.assertIsNotNone(table.GetTable().GetColumnByName(column), column)
+        self.assertEqual(len(nodes["radiographs"]), 3)
+        for radiographNode, geometry in zip(nodes["radiographs"], study.geometries):
+            np.testing.assert_allclose(self._matrix(radiographNode), geometry.detector_ijk_to_ras(), atol=1e-6)
+            self.assertEqual(slicer.util.arrayFromVolume(radiographNode).shape, (1, geometry.height, geometry.width))
+
+        # The AP radiograph carries its geometry: it reconstructs as it is, or with the geometry's file
+        apNode, apGeometry = nodes["radiographs"][0], study.geometries[0]
+        reconstruction = logic.reconstructRadiograph(apNode, "", spacingMm=2.0)
+        self.assertTrue(reconstruction.surfaces)
+        models = logic.addReconstructionToScene(reconstruction, prefix="AP")
+        for modelNode in models.values():
+            self.assertIsNone(modelNode.GetPolyData().GetPointData().GetArray("distance_mm"))
+        evaluations = logic.evaluateSurfaces(reconstruction.surfaces, volumeNode, segmentationNode)
+        self.assertEqual(set(evaluations), set(study.evaluations["depth"]))
+        folder = tempfile.mkdtemp(prefix="SingleImageReconTest-")
+        try:
+            geometryPath = os.path.join(folder, "geometry.json")
+            with open(geometryPath, "w") as stream:
+                json.dump(apGeometry.to_dict(), stream)
+            self.assertEqual(logic.radiographGeometry(None, geometryPath), apGeometry)
+            wrongSize = dict(apGeometry.to_dict(), size_px=[apGeometry.width + 1, apGeometry.height])
+            with open(geometryPath, "w") as stream:
+                json.dump(wrongSize, stream)
+            with self.assertRaisesRegex(Exception, "select the geometry of this radiograph"):
+                logic.reconstructRadiograph(apNode, geometryPath)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         self.delayDisplay("Test passed")

@@ -105,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spacing-mm", type=float, default=1.5)
     parser.add_argument("--oracle-spacing-mm", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--parts", default="oracle,model,fusion,latency",
+                        help="comma-separated parts to run: oracle, model, fusion, latency")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
     torch.set_num_threads(args.threads)
     model, metadata = load_bundle(args.bundle)
     report = {"bundle": args.bundle}
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         centre = structures_centre_ras(ct, [segmentation.mask_array(s) for s in structures])
         case = CaseVolume.from_ct(ct, segmentation, structures, extend_body_mm=EXTEND_BODY_MM)
         entry = report.setdefault(name, {})
-        if heldout is None or name != heldout[0]:
+        if "oracle" in parts and (heldout is None or name != heldout[0]):
             wide = [preset_geometry("ap", isocenter_ras_mm=centre), preset_geometry("lateral-left", isocenter_ras_mm=centre),
                     preset_geometry("ap", isocenter_ras_mm=centre, lao_deg=45)]
             demo_views = study_geometries(metadata, centre)
@@ -134,19 +137,20 @@ def main(argv: list[str] | None = None) -> int:
                   f"±15° {means['AP+LAO/RAO 15deg'][0] / means['AP'][0]:.2f}")
         views = new_views(metadata, centre, args.views if name != "held-out" else 1, args.seed)
         model_single, oracle_single = [], []
-        for geometry in views:
+        for geometry in views if "model" in parts else []:
             line_integral = render_view(case, geometry).line_integral.numpy()
             recon = reconstruct_radiographs(model, metadata, [line_integral], [geometry], structures=structures,
                                             spacing_mm=args.spacing_mm)
             model_single.append(evaluate_surfaces(recon.surfaces, segmentation, ijk_to_ras(segmentation.reference)))
             oracle_single.append(oracle(case, segmentation, structures, [geometry], args.spacing_mm))
-        entry["model_single"] = _table(f"\n[{name}] model, one AP radiograph ({len(views)} new view(s)), "
-                                       f"{args.spacing_mm} mm grid  (ASSD / HD95 / Dice)",
-                                       {"model": model_single, "oracle, same views": oracle_single}, structures,
-                                       keys=("assd_mm", "hd95_mm", "dice"))
-        means = entry["model_single"]["mean"]
-        print(f"  ratio ASSD model/oracle: {means['model'][0] / means['oracle, same views'][0]:.1f}")
-        if name != "held-out":
+        if "model" in parts:
+            entry["model_single"] = _table(f"\n[{name}] model, one AP radiograph ({len(views)} new view(s)), "
+                                           f"{args.spacing_mm} mm grid  (ASSD / HD95 / Dice)",
+                                           {"model": model_single, "oracle, same views": oracle_single}, structures,
+                                           keys=("assd_mm", "hd95_mm", "dice"))
+            means = entry["model_single"]["mean"]
+            print(f"  ratio ASSD model/oracle: {means['model'][0] / means['oracle, same views'][0]:.1f}")
+        if "fusion" in parts and name != "held-out":
             geometries = study_geometries(metadata, centre)
             images = [render_view(case, g).line_integral.numpy() for g in geometries]
             fused = reconstruct_radiographs(model, metadata, images, geometries, structures=structures,
@@ -161,7 +165,17 @@ def main(argv: list[str] | None = None) -> int:
             means = entry["model_fusion"]["mean"]
             print(f"  ratio F1@2mm fused/AP: {means['3 views fused'][0] / max(means['AP'][0], 1e-9):.2f}")
 
-    name, ct, segmentation = cases[0]
+    if "latency" in parts:
+        report["latency_s"] = latency(model, metadata, cases[0], args.spacing_mm)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=2)
+    return 0
+
+
+def latency(model, metadata, case, spacing_mm: float) -> dict:
+    """Seconds from one radiograph to all surfaces (median of 5 after a warm-up), and the network's share."""
+    name, ct, segmentation = case
     structures = [s for s in metadata["xrecon"]["structures"] if s in segmentation.names]
     centre = structures_centre_ras(ct, [segmentation.mask_array(s) for s in structures])
     geometry = study_geometries(metadata, centre)[0]
@@ -172,14 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         predict(model, metadata, [image], [geometry])
         networks.append(time.perf_counter() - start)
         start = time.perf_counter()
-        recon = reconstruct_radiographs(model, metadata, [image], [geometry], spacing_mm=args.spacing_mm)
+        recon = reconstruct_radiographs(model, metadata, [image], [geometry], spacing_mm=spacing_mm)
         totals.append(time.perf_counter() - start)
     total, network = statistics.median(totals[1:]), statistics.median(networks[1:])
-    report["latency_s"] = {"total": total, "network": network, "surfaces": len(recon.surfaces)}
     print(f"\nlatency, one 256x256 radiograph -> {len(recon.surfaces)} surfaces ({torch.get_num_threads()} threads): "
           f"{total:.2f} s (network {network * 1000:.0f} ms); ratio to network {total / network:.1f}, "
           f"to the {AIM_LATENCY_S:.0f} s aim {total / AIM_LATENCY_S:.2f}")
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(report, handle, indent=2)
-    return 0
+    return {"total": total, "network": network, "surfaces": len(recon.surfaces)}
