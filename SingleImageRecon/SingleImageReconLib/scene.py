@@ -52,6 +52,13 @@ DISTANCE_ARRAY = "distance_mm"
 ROLE_ATTRIBUTE = "xrecon.role"
 
 
+def available() -> bool:
+    """Whether Slicer's MRML library can be imported (inside Slicer, or the ``scene`` extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("slicer") is not None
+
+
 def _slicer():
     """The MRML library: ``slicer-core`` outside Slicer, the application's module inside."""
     import slicer

@@ -50,20 +50,20 @@ def _centres(surfaces: dict) -> tuple[list[str], np.ndarray]:
 
 def _write_scene(path, study, ct, segmentation, metrics_rows, landmarks) -> bool:
     """scene.mrb when Slicer's MRML library is installed (the 'scene' extra); False otherwise."""
-    try:
-        import slicer  # noqa: F401
-    except ImportError:
-        return False
     from SyntheticDataGenLib.ct_io import ijk_to_ras
 
-    from ..scene import build_qa_scene
+    from .. import scene
 
+    if not scene.available():
+        return False
     models = {f"{method} {name}": evaluation.reconstruction
               for method, evaluations in study.evaluations.items() for name, evaluation in evaluations.items()}
-    build_qa_scene(path, radiographs=[(f"Radiograph view {i}", image, geometry) for i, (image, geometry)
-                                      in enumerate(zip(study.line_integrals, study.geometries), start=1)],
-                   models=models, truth_masks={name: segmentation.mask_array(name) for name in study.structures},
-                   truth_ijk_to_ras=ijk_to_ras(segmentation.reference), metrics_rows=metrics_rows, landmarks=landmarks, ct=ct)
+    radiographs = [(f"Radiograph view {index}", image, geometry)
+                   for index, (image, geometry) in enumerate(zip(study.line_integrals, study.geometries), start=1)]
+    scene.build_qa_scene(path, radiographs=radiographs, models=models,
+                         truth_masks={name: segmentation.mask_array(name) for name in study.structures},
+                         truth_ijk_to_ras=ijk_to_ras(segmentation.reference), metrics_rows=metrics_rows,
+                         landmarks=landmarks, ct=ct)
     return True
 
 
