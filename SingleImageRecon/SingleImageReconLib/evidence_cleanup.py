@@ -32,11 +32,11 @@ def clean_evidence(evidence: ViewEvidence, *, min_blob_fraction: float = 0.1, ma
     areas = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
     mask = np.isin(labels, 1 + np.flatnonzero(areas >= min_blob_fraction * areas.max()))
     mask = morphology.remove_small_holes(mask, max_size=max_hole_px)
+    # the median of the mask's own pixels: continue the depths past the edge first
+    nearest = tuple(ndimage.distance_transform_edt(~evidence.mask, return_distances=False, return_indices=True))
     depths = []
     for depth in (evidence.front_mm, evidence.back_mm):
-        # the median of the mask's own pixels: continue the depths past the edge first
-        _, nearest = ndimage.distance_transform_edt(~evidence.mask, return_indices=True)
-        continued = depth[tuple(nearest)]
+        continued = depth[nearest]
         median = ndimage.median_filter(continued, size=median_px, mode="nearest")
         depths.append(np.where(np.abs(continued - median) > outlier_mm, median, continued))
     front, back = depths

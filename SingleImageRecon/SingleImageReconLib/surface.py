@@ -22,6 +22,7 @@ counts as outside, so the surface is always closed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -66,22 +67,19 @@ class ViewEvidence:
     def empty(self) -> bool:
         return not self.mask.any()
 
-
-def _view_maps(evidence: ViewEvidence) -> torch.Tensor:
-    """(3, H, W): front and back continued past the mask by their nearest value, and the signed
-    distance to the silhouette in pixels (positive inside, 0 halfway between pixel centres)."""
-    mask = evidence.mask
-    _, nearest = ndimage.distance_transform_edt(~mask, return_indices=True)
-    front = evidence.front_mm[tuple(nearest)]
-    back = np.maximum(evidence.back_mm[tuple(nearest)], front)
-    inside = ndimage.distance_transform_edt(mask)
-    outside = ndimage.distance_transform_edt(~mask)
-    silhouette = np.where(mask, inside - 0.5, 0.5 - outside)
-    return torch.from_numpy(np.stack([front, back, silhouette]).astype(np.float32))
+    @cached_property
+    def maps(self) -> torch.Tensor:
+        """(3, H, W): front and back continued past the mask by their nearest value, and the
+        signed distance to the silhouette in pixels (positive inside, 0 halfway between pixel
+        centres). Made once per view: every evaluation of s samples them."""
+        outside, nearest = ndimage.distance_transform_edt(~self.mask, return_indices=True)
+        front = self.front_mm[tuple(nearest)]
+        back = np.maximum(self.back_mm[tuple(nearest)], front)
+        silhouette = np.where(self.mask, ndimage.distance_transform_edt(self.mask) - 0.5, 0.5 - outside)
+        return torch.from_numpy(np.stack([front, back, silhouette]).astype(np.float32))
 
 
-def _view_signed_distance(points_ras: torch.Tensor, evidence: ViewEvidence, maps: torch.Tensor
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
+def _view_signed_distance(points_ras: torch.Tensor, evidence: ViewEvidence) -> tuple[torch.Tensor, torch.Tensor]:
     """s_view (N,) in mm at (N, 3) points (+inf off the detector) and which constraint is tightest."""
     geometry = evidence.geometry
     matrix = torch.tensor(geometry.projection_matrix(), dtype=torch.float64)
@@ -92,6 +90,7 @@ def _view_signed_distance(points_ras: torch.Tensor, evidence: ViewEvidence, maps
     u = homogeneous[:, 0] / along_beam
     v = homogeneous[:, 1] / along_beam
     t = torch.linalg.norm(points - source, dim=1)
+    maps = evidence.maps
     height, width = maps.shape[-2:]
     grid = torch.stack([2 * u / max(width - 1, 1) - 1, 2 * v / max(height - 1, 1) - 1], dim=1).float()
     front, back, silhouette_px = F.grid_sample(maps[None], grid[None, None], mode="bilinear",
@@ -121,7 +120,6 @@ def signed_distance(points_ras: np.ndarray, views: list[ViewEvidence], fusion: s
     if fusion not in FUSIONS:
         raise ValueError(f"fusion must be one of {FUSIONS}, not {fusion!r}")
     views = [view for view in views if not view.empty]
-    maps = [_view_maps(view) for view in views]
     points = torch.as_tensor(np.asarray(points_ras, dtype=np.float64).reshape(-1, 3))
     fused, which, constraint = [], [], []
     for chunk in points.split(_CHUNK_POINTS):
@@ -130,7 +128,7 @@ def signed_distance(points_ras: np.ndarray, views: list[ViewEvidence], fusion: s
             which.append(torch.full((len(chunk),), -1))
             constraint.append(torch.full((len(chunk),), -1))
             continue
-        per_view = [_view_signed_distance(chunk, view, view_maps) for view, view_maps in zip(views, maps)]
+        per_view = [_view_signed_distance(chunk, view) for view in views]
         distances = torch.stack([d for d, _ in per_view])
         ordered, order = distances.sort(dim=0)
         rank = torch.zeros(len(chunk), dtype=torch.long)

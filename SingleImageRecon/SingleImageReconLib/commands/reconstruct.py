@@ -124,10 +124,10 @@ def write_reconstruction(out: str | Path, reconstruction, sources: list[str], bu
                 "view_consistency": result.consistency}
         views = []
         for index, (prediction, source) in enumerate(zip(reconstruction.predictions, sources), start=1):
+            masks = prediction.probability >= settings["threshold"]
             write_view(staging / f"view{index}", "radiograph", prediction.image, prediction.geometry,
-                       prediction.names, prediction.probability >= settings["threshold"],
-                       np.where(prediction.probability >= settings["threshold"], prediction.front_mm, 0),
-                       np.where(prediction.probability >= settings["threshold"], prediction.back_mm, 0))
+                       prediction.names, masks, np.where(masks, prediction.front_mm, 0),
+                       np.where(masks, prediction.back_mm, 0))
             views.append({"image": source, "folder": f"view{index}", "geometry": prediction.geometry.to_dict()})
         summary = {"format": "xrecon-reconstruction/1", "coordinate_system": "files LPS, geometry RAS mm",
                    "method": "fusion" if len(views) > 1 else "depth", "bundle": str(bundle_dir),
