@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 from vtkmodules.vtkCommonCore import vtkCommand, vtkStringArray
@@ -23,6 +22,7 @@ from vtkmodules.vtkIOLegacy import vtkPolyDataReader, vtkPolyDataWriter
 from vtkmodules.vtkIOPLY import vtkPLYReader
 from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
 
+from SyntheticDataGenLib.atomic_io import atomic_path
 from SyntheticDataGenLib.errors import XreconInputError
 
 SLICER_HEADER = "3D Slicer output. SPACE=LPS"
@@ -98,21 +98,10 @@ def write_model(path: str | os.PathLike, surface_ras: vtkPolyData) -> None:
     writer.SetFileTypeToBinary()
     writer.SetHeader(SLICER_HEADER)
     errors = _ErrorCatcher(writer)
-    umask = os.umask(0)
-    os.umask(umask)
-    temporary = None
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-        os.close(handle)
-        writer.SetFileName(temporary)
+    with atomic_path(path, "model") as temporary:
+        writer.SetFileName(str(temporary))
         if not writer.Write() or errors.messages:
             raise OSError(errors.first or "VTK could not write the file")
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except OSError as error:
-        if temporary is not None and os.path.exists(temporary):
-            os.unlink(temporary)
-        raise XreconInputError(f"cannot write model {path}: {error.strerror or error}") from None
 
 
 def _space_from_text(text: str | None) -> str | None:

@@ -10,8 +10,6 @@ which stays fast for a few hundred thousand triangles. Nothing here touches pypl
 from __future__ import annotations
 
 import os
-import uuid
-from io import BytesIO
 from pathlib import Path
 
 import matplotlib
@@ -25,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from vtk.util.numpy_support import vtk_to_numpy
 
+from SyntheticDataGenLib.atomic_io import atomic_path
 from SyntheticDataGenLib.errors import XreconInputError
 
 DISTANCE_ARRAY = "distance_mm"
@@ -130,16 +129,8 @@ def _number(value, digits: int) -> str:
 
 
 def _write_png_atomically(figure: Figure, path: Path) -> None:
-    buffer = BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.partial"
-    try:
-        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as stream:
-            stream.write(buffer.getvalue())
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise XreconInputError(f"cannot write {path}: {error.strerror or error}") from None
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
 
 
 def overview_figure(path: str | os.PathLike, *, radiograph: np.ndarray, mask_probabilities: np.ndarray,

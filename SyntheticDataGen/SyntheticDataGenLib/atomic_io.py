@@ -44,27 +44,37 @@ def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def write_text_atomically(path: str | os.PathLike, text: str) -> None:
-    """Write a text file through a temporary file and an atomic rename, so readers never see half of it.
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, what: str = "") -> Iterator[Path]:
+    """Yield a temporary file beside ``path`` to write; when the block succeeds it replaces
+    ``path`` in one rename, so readers never see half a file.
 
-    Permissions follow the umask, as for a plain ``open``; a file that cannot be written raises
-    XreconInputError and leaves no temporary file behind.
+    Permissions follow the umask, as for a plain ``open``. An OSError (in the block or the
+    rename) raises XreconInputError "cannot write <what> <path>: <reason>"; whatever fails, no
+    temporary file is left behind.
     """
     path = Path(path)
     umask = os.umask(0)
     os.umask(umask)
     temporary = None
     try:
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", suffix=".partial",
-                                         delete=False, encoding="utf-8") as stream:
-            temporary = stream.name
-            stream.write(text)
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+        os.close(handle)
+        temporary = Path(name)
+        yield temporary
         os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except OSError as error:
-        if temporary is not None and os.path.exists(temporary):
-            os.unlink(temporary)
-        raise XreconInputError(f"cannot write {path}: {error.strerror or error}") from None
+        raise XreconInputError(f"cannot write {what + ' ' if what else ''}{path}: {error.strerror or error}") from None
+    finally:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> None:
+    """Write a text file (UTF-8) through :func:`atomic_path`."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
 
 
 def read_json(path: str | os.PathLike, missing: str):
