@@ -1,4 +1,5 @@
-"""The bundled depth model loads safely and finds the bones on a plain AP view of a training patient."""
+"""The bundled depth model loads safely, finds the bones on a plain AP view of a training patient,
+and does not report a pelvis on a view of the chest."""
 
 from pathlib import Path
 
@@ -19,23 +20,41 @@ def test_bundled_model_metadata_and_size():
     model, metadata = load_bundle(BUNDLE)
     assert (BUNDLE / "models" / "model.safetensors").stat().st_size < 20e6
     assert metadata["xrecon"]["geometry"]["size_px"] == [256, 256] and metadata["xrecon"]["geometry"]["preset"] == "ap"
-    assert "lumbar-tptbox" in " ".join(metadata["xrecon"]["training"]["dataset_command"]), "held out, on record"
+    training = metadata["xrecon"]["training"]
+    assert "lumbar-tptbox" in " ".join(training["validation_command"]), "held out, on record"
+    assert "lumbar-tptbox" not in " ".join(training["dataset_command"]), "never trained on"
     assert sum(p.numel() for p in model.parameters()) > 1e6
+
+
+def _plain_ap_view(case: str, structures: list[str], folder: Path):
+    files = sample_case(case)
+    source = CaseSource(case, files.ct_path, files.labels_path, files.table_path, "train")
+    generate_dataset(folder, [source], GenerationSettings(structures, 1, 0, BaseView(), PRESETS["none"], "none"))
+    return SyntheticXrayDataset(folder)[0]
+
+
+def _predict(model, item) -> dict:
+    with torch.no_grad():
+        return model(item["image"][None], torch.tensor([reference_depth_mm(item["geometry"])]))
 
 
 def test_bundled_model_finds_the_hips_and_femurs_on_an_ap_view(tmp_path: Path):
     model, metadata = load_bundle(BUNDLE)
-    files = sample_case("abdomen-pelvis")
-    source = CaseSource("abdomen-pelvis", files.ct_path, files.labels_path, files.table_path, "train")
-    settings = GenerationSettings(metadata["xrecon"]["structures"], 1, 0, BaseView(), PRESETS["none"], "none")
-    generate_dataset(tmp_path, [source], settings)
-    item = SyntheticXrayDataset(tmp_path)[0]
-    with torch.no_grad():
-        out = model(item["image"][None], torch.tensor([reference_depth_mm(item["geometry"])]))
+    item = _plain_ap_view("abdomen-pelvis", metadata["xrecon"]["structures"], tmp_path)
+    out = _predict(model, item)
     predicted = (out["mask_logits"][0] > 0).numpy()
     truth = item["masks"].numpy() > 0.5
     for name in ("hip_left", "hip_right", "femur_left", "femur_right"):
         channel = metadata["xrecon"]["structures"].index(name)
         dice = 2 * (predicted[channel] & truth[channel]).sum() / (predicted[channel].sum() + truth[channel].sum())
         assert dice > 0.5, f"{name}: Dice {dice:.2f}"
+        assert torch.sigmoid(out["presence_logits"][0, channel]) > 0.5, f"{name} not found"
     assert np.all(out["back_mm"].numpy() >= out["front_mm"].numpy())
+
+
+def test_bundled_model_reports_no_pelvis_on_a_chest_view(tmp_path: Path):
+    model, metadata = load_bundle(BUNDLE)
+    structures = metadata["xrecon"]["structures"]
+    presence = torch.sigmoid(_predict(model, _plain_ap_view("chest", structures, tmp_path))["presence_logits"][0])
+    for name in ("sacrum", "hip_left", "hip_right", "femur_left", "femur_right"):
+        assert presence[structures.index(name)] < 0.5, f"{name} found in a chest view ({presence[structures.index(name)]:.2f})"

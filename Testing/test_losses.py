@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from SingleImageReconLib.losses import (MaskLoss, object_dependent_loss, object_independent_loss,
-                                        scale_invariant_log_loss)
+from SingleImageReconLib.losses import (MaskLoss, absolute_depth_loss, object_dependent_loss,
+                                        object_independent_loss, presence_loss, scale_invariant_log_loss)
 
 
 def test_single_map_loss_ignores_a_global_scale_when_its_variance_weight_is_one():
@@ -73,3 +73,49 @@ def test_mask_loss_prefers_the_right_mask():
 
 def loss_of(logits, target):
     return MaskLoss()(logits, target).item()
+
+
+def test_a_one_millimetre_shift_costs_a_tenth_in_the_absolute_term():
+    target = torch.full((1, 2, 4, 4), 900.0)
+    valid = torch.ones_like(target, dtype=torch.bool)
+    valid[:, :, 0] = False
+    shifted = target + 1.0
+    shifted[~valid] = 500.0  # off the mask: must not count
+    assert absolute_depth_loss(shifted, target, valid).item() == pytest.approx(0.1, rel=1e-6)
+    assert absolute_depth_loss(target - 3.0, target, valid, scale_mm=10.0).item() == pytest.approx(0.3, rel=1e-6)
+    # the scale-invariant term alone barely sees the same millimetre: (1 - 0.85) * log(901/900)^2
+    seen = object_independent_loss(shifted, target, valid, 0.85).item()
+    assert seen == pytest.approx(0.15 * math.log(901 / 900) ** 2, rel=1e-3) and seen < 1e-6
+
+
+def test_the_training_loss_rises_by_the_hand_computed_amount_for_a_one_millimetre_shift():
+    from SingleImageReconLib.training import TrainConfig, per_sample_loss
+
+    masks = torch.zeros(1, 2, 8, 8)
+    masks[0, 0, 2:6, 2:6] = 1  # structure 0 in the image, structure 1 absent
+    front = torch.where(masks > 0, torch.full_like(masks, 880.0), torch.zeros_like(masks))
+    back = torch.where(masks > 0, torch.full_like(masks, 920.0), torch.zeros_like(masks))
+    batch = {"image": torch.zeros(1, 1, 8, 8), "masks": masks, "front_mm": front, "back_mm": back}
+    logits = torch.where(masks > 0, torch.tensor(20.0), torch.tensor(-20.0))
+    presence = torch.tensor([[20.0, -20.0]])
+    config = TrainConfig(min_visible_px=4)
+
+    def loss(offset_mm: float) -> float:
+        prediction = {"mask_logits": logits, "presence_logits": presence,
+                      "front_mm": front + offset_mm, "back_mm": back + offset_mm}
+        return per_sample_loss(prediction, batch, config, MaskLoss()).item()
+
+    assert loss(1.0) - loss(0.0) == pytest.approx(0.01, abs=1e-5)  # 1 mm / 100 mm, weight 1
+    assert loss(5.0) - loss(0.0) == pytest.approx(0.05, abs=1e-4)
+
+
+def test_presence_loss_and_dice_only_where_the_structure_is_in_the_image():
+    assert presence_loss(torch.zeros(1, 2), torch.tensor([[True, False]])).item() == pytest.approx(math.log(2))
+    target = torch.zeros(1, 2, 8, 8)
+    target[0, 0, :4] = 1
+    logits = torch.where(target > 0, torch.tensor(30.0), torch.tensor(-30.0))
+    logits[0, 1] = -3.0  # a faint prediction of the absent structure: Dice would call it a total miss
+    loss = MaskLoss()(logits, target).item()
+    assert loss < 0.1, "an absent structure is left to the cross-entropy"
+    everywhere = MaskLoss()(logits, target, torch.tensor([[True, True]])).item()
+    assert everywhere > loss + 0.4

@@ -220,7 +220,7 @@ def _bad_inputs(tmp_path: Path) -> list[tuple[str, list, list[str]]]:
     inf_mha = _write_image(tmp_path / "inf.mha", with_inf)
     blank = _write_image(tmp_path / "blank.nrrd", np.full((256, 256), 7.0, np.float32))
     volume = _write_image(tmp_path / "volume.nrrd", rng.random((5, 256, 256)).astype(np.float32))
-    good_nrrd = _write_image(tmp_path / "good.nrrd", rng.random((256, 256)).astype(np.float32))
+    good_nrrd = _write_image(tmp_path / "good.nrrd", np.add.outer(np.arange(256.0), np.arange(256.0)).astype(np.float32))
     return [
         ("PNG without geometry", ["--image", png], ["no projection geometry", "radiograph.png"]),
         ("preset without pixel spacing", ["--image", png, "--geometry", "ap"], ["--pixel-spacing-mm"]),

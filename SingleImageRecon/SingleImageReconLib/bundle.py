@@ -27,10 +27,11 @@ from SyntheticDataGenLib.errors import XreconInputError
 
 from .network import DepthNet
 
-BUNDLE_FORMAT = "xrecon-depth/1"
+BUNDLE_FORMAT = "xrecon-depth/2"  # /2: depth in mm about the isocentre, presence logits
 
 
-def bundle_metadata(structures: list[str], features, image_size: tuple[int, int], extra: dict) -> dict:
+def bundle_metadata(structures: list[str], features, image_size: tuple[int, int], extra: dict,
+                    downsample: int = 1) -> dict:
     """MONAI-style metadata for a depth network (``extra`` joins the "xrecon" section)."""
     return {
         "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
@@ -62,9 +63,13 @@ def bundle_metadata(structures: list[str], features, image_size: tuple[int, int]
                        "is_patch_data": False, "channel_def": {str(i): s for i, s in enumerate(structures)}}
                 for name, format_, range_ in (("mask_logits", "logits", [-100, 100]), ("front_mm", "distance", [0, 5000]),
                                               ("back_mm", "distance", [0, 5000]))
-            },
+            } | {"presence_logits": {"type": "tensor", "format": "logits", "num_channels": len(structures),
+                                     "spatial_shape": [], "dtype": "float32", "value_range": [-100, 100],
+                                     "is_patch_data": False,
+                                     "channel_def": {str(i): s for i, s in enumerate(structures)}}},
         },
-        "xrecon": {"format": BUNDLE_FORMAT, "structures": list(structures), "features": list(features), **extra},
+        "xrecon": {"format": BUNDLE_FORMAT, "structures": list(structures), "features": list(features),
+                   "downsample": int(downsample), **extra},
     }
 
 
@@ -81,7 +86,8 @@ def write_bundle(bundle_dir: str | os.PathLike, model: DepthNet, metadata: dict,
     inference = {"imports": ["$import SingleImageReconLib.network"],
                  "network_def": {"_target_": "SingleImageReconLib.network.DepthNet",
                                  "structure_count": len(metadata["xrecon"]["structures"]),
-                                 "features": metadata["xrecon"]["features"]},
+                                 "features": metadata["xrecon"]["features"],
+                                 "downsample": metadata["xrecon"].get("downsample", 1)},
                  "weights": "$@bundle_root + '/models/model.safetensors'"}
     write_text_atomically(bundle_dir / "configs" / "inference.json", json.dumps(inference, indent=2))
     write_text_atomically(bundle_dir / "docs" / "README.md", readme or metadata["description"] + "\n")
@@ -99,14 +105,18 @@ def load_bundle(bundle_dir: str | os.PathLike, device: torch.device | str = "cpu
     metadata = read_json(metadata_path, f"{bundle_dir} is not a model bundle (no configs/metadata.json)")
     section = metadata.get("xrecon", {})
     if section.get("format") != BUNDLE_FORMAT:
-        raise XreconInputError(f"{bundle_dir}: bundle format {section.get('format')!r}, expected {BUNDLE_FORMAT!r}")
+        raise XreconInputError(f"{bundle_dir}: bundle format {section.get('format')!r}, expected {BUNDLE_FORMAT!r} "
+                               "(a bundle of another xrecon version: retrain it with 'xrecon train')")
     structures, features = section.get("structures"), section.get("features")
     if not structures or not features:
         raise XreconInputError(f"{metadata_path} lacks the structures or features of the network")
     outputs = metadata.get("network_data_format", {}).get("outputs", {})
     if any(output.get("num_channels") != len(structures) for output in outputs.values()):
         raise XreconInputError(f"{metadata_path}: outputs do not have one channel per structure")
-    model = DepthNet(len(structures), features)
+    downsample = section.get("downsample", 1)
+    if downsample not in (1, 2, 4):
+        raise XreconInputError(f"{metadata_path}: downsample must be 1, 2 or 4, got {downsample!r}")
+    model = DepthNet(len(structures), features, downsample)
     try:
         state = load_file(str(weights_path))
     except FileNotFoundError:

@@ -13,9 +13,9 @@ import SimpleITK as sitk
 
 from SyntheticDataGenLib.errors import XreconInputError
 
-from .commands import bench, demo, evaluate, generate, info, reconstruct, render, train
+from .commands import bench, demo, evaluate, generate, info, labels, reconstruct, render, train
 
-COMMANDS = (demo, info, render, generate, train, reconstruct, evaluate, bench)
+COMMANDS = (demo, info, labels, render, generate, train, reconstruct, evaluate, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from SyntheticDataGenLib.case_info import structures_centre_ras
+from SyntheticDataGenLib.case_info import case_centre_ras
 from SyntheticDataGenLib.ct_io import ijk_to_ras
 from SyntheticDataGenLib.errors import XreconInputError
 from SyntheticDataGenLib.geometry import ProjectionGeometry, preset_geometry
@@ -69,7 +69,7 @@ def run_case_study(ct: sitk.Image, segmentation: Segmentation, model: DepthNet, 
         raise XreconInputError(f"the case holds none of the model's structures "
                                f"({', '.join(metadata['xrecon']['structures'])})")
     progress("rendering radiographs")
-    centre = structures_centre_ras(ct, [segmentation.mask_array(name) for name in structures])
+    centre, _ = case_centre_ras(ct, [segmentation.mask_array(name) for name in structures])
     case = CaseVolume.from_ct(ct, segmentation, [], extend_body_mm=EXTEND_BODY_MM, device=device)
     geometries = study_geometries(metadata, centre)
     line_integrals = [render_view(case, geometry).line_integral.cpu().numpy() for geometry in geometries]

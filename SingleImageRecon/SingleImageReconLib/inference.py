@@ -1,4 +1,4 @@
-"""Run the dual-face depth network on radiographs: each structure's mask probability and depths.
+"""Run the dual-face depth network on radiographs: each structure's presence, mask probability and depths.
 
 A radiograph is windowed to [0, 1] exactly as training images were (:func:`display_window`)
 and, when its detector has another pixel count than the network was trained for, resampled to
@@ -30,6 +30,7 @@ class DepthPrediction:
         names: structure names.
         probability: mask probability of each structure.
         front_mm, back_mm: distance from the source to where each ray enters / leaves the bone.
+        presence: (S,) probability that each structure is in the image at all.
     """
 
     geometry: ProjectionGeometry
@@ -38,6 +39,7 @@ class DepthPrediction:
     probability: np.ndarray
     front_mm: np.ndarray
     back_mm: np.ndarray
+    presence: np.ndarray
 
     def evidence(self, name: str, threshold: float = 0.5) -> ViewEvidence:
         """One structure's mask (probability >= threshold) and depths."""
@@ -92,5 +94,6 @@ def predict(model: DepthNet, metadata: dict, images: list[np.ndarray], geometrie
     output = model(inputs, reference)
     probability = torch.sigmoid(output["mask_logits"]).cpu().numpy()
     front, back = output["front_mm"].cpu().numpy(), output["back_mm"].cpu().numpy()
+    presence = torch.sigmoid(output["presence_logits"]).cpu().numpy()
     return [DepthPrediction(geometry, inputs[index, 0].cpu().numpy(), names, probability[index], front[index],
-                            back[index]) for index, (_, geometry) in enumerate(fitted)]
+                            back[index], presence[index]) for index, (_, geometry) in enumerate(fitted)]

@@ -17,6 +17,14 @@ the plain mean squared log error. For K maps (structures × front/back faces):
 
 Tensors are (B, K, H, W); ``valid`` says which pixels count (the true mask); pixels outside it
 contribute nothing, whatever their values.
+
+The log losses shape each bone but barely see where it lies: at 900 mm from the source a 30 mm
+offset is d = 0.033, and (1 − λ)·d² ≈ 1.6·10⁻⁴ with λ = 0.85. :func:`absolute_depth_loss` is the
+term in which a millimetre counts: the mean absolute depth error in units of ``scale_mm``. Its
+gradient does not fade as the error shrinks, so the last millimetres count as much as the
+first. Training uses 100 mm (30 mm of error costs 0.3, about a mask loss); at 10 mm the depth
+term outweighed the masks tenfold and they stayed blank for three epochs.
+:func:`presence_loss` is the binary cross-entropy of each structure's presence logit.
 """
 
 from __future__ import annotations
@@ -68,20 +76,47 @@ def object_independent_loss(predicted_mm: torch.Tensor, target_mm: torch.Tensor,
     return _scale_invariant(d.flatten(2), valid.flatten(2), variance_weight)
 
 
+def absolute_depth_loss(predicted_mm: torch.Tensor, target_mm: torch.Tensor, valid: torch.Tensor,
+                        scale_mm: float = 10.0) -> torch.Tensor:
+    """Mean |predicted − target| / ``scale_mm`` over the valid pixels of each sample, averaged
+    over the samples with any valid pixel; (B, K, H, W) in, a scalar out."""
+    valid = valid.bool().flatten(1)
+    error = torch.where(valid, (predicted_mm - target_mm).abs().flatten(1), torch.zeros((), dtype=predicted_mm.dtype))
+    n = valid.sum(dim=1)
+    has_pixels = n > 0
+    if not has_pixels.any():
+        return predicted_mm.sum() * 0
+    return (error.sum(dim=1)[has_pixels] / n[has_pixels] / scale_mm).mean()
+
+
+def presence_loss(presence_logits: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of (B, S) presence logits against (B, S) "in the image"."""
+    return F.binary_cross_entropy_with_logits(presence_logits, visible.to(presence_logits.dtype))
+
+
 DEPTH_LOSSES = {"single": scale_invariant_log_loss, "object-dependent": object_dependent_loss,
                 "object-independent": object_independent_loss}
 
 
 class MaskLoss(torch.nn.Module):
-    """Dice + binary cross-entropy on per-structure mask logits (B, K, H, W).
+    """Dice over the structures in the image + binary cross-entropy over all, on (B, K, H, W) logits.
 
     Each structure is its own binary problem (their projections overlap), so there is no softmax
     across channels; MONAI's DiceCELoss applies a softmax cross-entropy even with sigmoid Dice.
+    Dice of a structure that is not in the image is about 1 for any faint prediction, whatever
+    its size, so absent structures are left to the cross-entropy (and the presence loss).
     """
 
     def __init__(self):
         super().__init__()
-        self.dice = DiceLoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5)
+        self.dice = DiceLoss(sigmoid=True, smooth_nr=1e-5, smooth_dr=1e-5, reduction="none")
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.dice(logits, target) + F.binary_cross_entropy_with_logits(logits, target)
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, visible: torch.Tensor | None = None) -> torch.Tensor:
+        """``visible`` (B, K) bool: structures whose Dice counts (default: those with any target pixel)."""
+        if visible is None:
+            visible = target.flatten(2).amax(dim=-1) > 0
+        cross_entropy = F.binary_cross_entropy_with_logits(logits, target)
+        if not visible.any():
+            return cross_entropy
+        dice = self.dice(logits, target).reshape(visible.shape)
+        return dice[visible].mean() + cross_entropy

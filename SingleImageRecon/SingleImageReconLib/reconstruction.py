@@ -27,11 +27,17 @@ from .view_consistency import consistent_views
 @dataclass
 class StructureSurface:
     """One structure's result: its surface (RAS mm; None when no view saw it), the views used,
-    and how consistent the views were (see :func:`.view_consistency.consistent_views`)."""
+    how consistent the views were (see :func:`.view_consistency.consistent_views`), and the
+    network's presence probability in each view (empty for evidence that is not a prediction)."""
 
     surface: vtk.vtkPolyData | None
     views_used: list[int]
     consistency: dict[str, float]
+    presence: list[float] = field(default_factory=list)
+
+    @property
+    def found(self) -> bool:
+        return self.surface is not None
 
 
 @dataclass
@@ -65,19 +71,35 @@ def surfaces_from_evidence(evidence: dict[str, list[ViewEvidence]], *, spacing_m
 def reconstruct_radiographs(model: DepthNet, metadata: dict, images: list[np.ndarray],
                             geometries: list[ProjectionGeometry], *, structures: list[str] | None = None,
                             spacing_mm: float = 1.0, fusion: str = "intersection", threshold: float = 0.5,
-                            device: torch.device | str = "cpu") -> Reconstruction:
+                            presence_threshold: float = 0.5, device: torch.device | str = "cpu") -> Reconstruction:
     """Surfaces of the bundle's structures (or ``structures``) from calibrated radiographs.
+
+    A structure is reconstructed from the views whose presence probability reaches
+    ``presence_threshold``; one that no view finds gets no surface (``found`` False), whatever
+    its mask says, so that bones the image does not show are not invented.
 
     Args:
         images: (H, W) radiographs, bone bright.
         geometries: one per image, of matching size.
         threshold: mask probability above which a pixel's ray is taken to meet the bone.
+        presence_threshold: presence probability above which a view is taken to show a structure.
     """
     start = time.perf_counter()
     predictions = predict(model, metadata, images, geometries, device)
     predicted = time.perf_counter()
     names = structures or predictions[0].names
-    evidence = {name: [prediction.evidence(name, threshold) for prediction in predictions] for name in names}
-    results = surfaces_from_evidence(evidence, spacing_mm=spacing_mm, fusion=fusion, clean=True)
+    results = {}
+    for name in names:
+        index = predictions[0].names.index(name)
+        presence = [float(prediction.presence[index]) for prediction in predictions]
+        showing = [view for view, p in enumerate(presence) if p >= presence_threshold]
+        if not showing:
+            results[name] = StructureSurface(None, [], {}, presence)
+            continue
+        found = surfaces_from_evidence({name: [predictions[view].evidence(name, threshold) for view in showing]},
+                                       spacing_mm=spacing_mm, fusion=fusion, clean=True)[name]
+        found.views_used = [showing[view] for view in found.views_used]  # back to the caller's view numbers
+        found.presence = presence
+        results[name] = found
     done = time.perf_counter()
     return Reconstruction(results, predictions, {"network": predicted - start, "surfaces": done - predicted})

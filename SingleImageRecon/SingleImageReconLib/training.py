@@ -25,7 +25,7 @@ from SyntheticDataGenLib.dataset import IntensityJitter, SyntheticXrayDataset
 from SyntheticDataGenLib.errors import XreconInputError
 
 from .bundle import bundle_metadata, environment, write_bundle
-from .losses import DEPTH_LOSSES, MaskLoss
+from .losses import DEPTH_LOSSES, MaskLoss, absolute_depth_loss, presence_loss
 from .network import DEFAULT_FEATURES, DepthNet, reference_depth_mm
 
 
@@ -40,7 +40,12 @@ class TrainConfig:
     weight_decay: float = 1e-4
     depth_loss: str = "object-independent"  # or object-dependent, single
     variance_weight: float = 0.85  # 1 would leave the global depth scale unlearnt
-    depth_weight: float = 1.0
+    depth_weight: float = 1.0  # the scale-invariant (shape) terms
+    absolute_weight: float = 1.0  # the depth error in mm (losses.absolute_depth_loss)
+    absolute_scale_mm: float = 100.0  # 30 mm of error costs 0.3, as much as the masks: more starved them
+    presence_weight: float = 0.5
+    min_visible_px: int = 16  # a structure is "in the image" from this many mask pixels
+    downsample: int = 1  # run the U-Net at 1/downsample of the image size (network.DepthNet)
     features: list[int] = field(default_factory=lambda: list(DEFAULT_FEATURES))
     seed: int = 0
     jitter: bool = True
@@ -90,20 +95,32 @@ def collate(items: list[dict]) -> dict:
             "id": [i["id"] for i in items]}
 
 
+def visible_structures(masks: torch.Tensor, min_pixels: int) -> torch.Tensor:
+    """(B, S) bool: structures with at least ``min_pixels`` mask pixels in the image."""
+    return (masks > 0.5).flatten(2).sum(dim=-1) >= min_pixels
+
+
 def per_sample_loss(prediction: dict, batch: dict, config: TrainConfig, mask_loss: MaskLoss) -> torch.Tensor:
-    """Mask loss + weighted depth loss of each sample, (B,); absent structures do not count."""
-    present = batch["present"][:, :, None, None]
-    valid = (batch["masks"] > 0.5) & present
+    """The loss of each sample, (B,): masks + presence + scale-invariant depth shape + depth in mm.
+
+    Every dataset structure counts in every sample: a case's labels must hold each dataset
+    structure that its CT shows (reference and propagated labels do), so a structure without
+    mask pixels is absent from the image, and learning that is the point of the presence term.
+    """
+    visible = visible_structures(batch["masks"], config.min_visible_px)
+    valid = batch["masks"] > 0.5
     depth_loss = DEPTH_LOSSES[config.depth_loss]
     losses = []
     for index in range(len(batch["image"])):
-        keep = batch["present"][index]
-        masks = mask_loss(prediction["mask_logits"][index:index + 1, keep], batch["masks"][index:index + 1, keep]) \
-            if keep.any() else prediction["mask_logits"].sum() * 0
-        predicted = torch.cat([prediction["front_mm"][index:index + 1], prediction["back_mm"][index:index + 1]], dim=1)
-        target = torch.cat([batch["front_mm"][index:index + 1], batch["back_mm"][index:index + 1]], dim=1)
-        both_valid = torch.cat([valid[index:index + 1]] * 2, dim=1)
-        losses.append(masks + config.depth_weight * depth_loss(predicted, target, both_valid, config.variance_weight))
+        one = slice(index, index + 1)
+        masks = mask_loss(prediction["mask_logits"][one], batch["masks"][one], visible[one])
+        presence = presence_loss(prediction["presence_logits"][one], visible[one])
+        predicted = torch.cat([prediction["front_mm"][one], prediction["back_mm"][one]], dim=1)
+        target = torch.cat([batch["front_mm"][one], batch["back_mm"][one]], dim=1)
+        both_valid = torch.cat([valid[one]] * 2, dim=1)
+        losses.append(masks + config.presence_weight * presence
+                      + config.depth_weight * depth_loss(predicted, target, both_valid, config.variance_weight)
+                      + config.absolute_weight * absolute_depth_loss(predicted, target, both_valid, config.absolute_scale_mm))
     return torch.stack(losses)
 
 
@@ -120,43 +137,74 @@ def _distributed() -> tuple[int, int]:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, dataset: SyntheticXrayDataset, device: torch.device, batch_size: int = 8) -> dict:
-    """Mask Dice per structure and median absolute front/back depth error (mm) on true-mask pixels."""
+def evaluate(model: torch.nn.Module, dataset: SyntheticXrayDataset, device: torch.device, batch_size: int = 8,
+             min_visible_px: int = 16, presence_threshold: float = 0.5) -> dict:
+    """Validation figures: per structure and pooled over all.
+
+    Per structure: mask Dice over the views that show it, median absolute front/back depth
+    error (mm) on its true-mask pixels, and presence precision and recall (present = at least
+    ``min_visible_px`` mask pixels; found = presence probability >= ``presence_threshold``).
+    ``all`` pools the pixels and decisions of every structure.
+    """
     model.eval()
     structures = dataset.structures
-    intersections, sums = np.zeros(len(structures)), np.zeros(len(structures))
+    count = len(structures)
+    intersections, sums = np.zeros(count), np.zeros(count)
+    true_pos, false_pos, false_neg = np.zeros(count), np.zeros(count), np.zeros(count)
     front_errors, back_errors = [[] for _ in structures], [[] for _ in structures]
     for start in range(0, len(dataset), batch_size):
         batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-        prediction = model(batch["image"].to(device), batch["reference_mm"].to(device))
-        predicted_mask = (prediction["mask_logits"] > 0).cpu()
+        prediction = {k: v.float().cpu() for k, v in
+                      model(batch["image"].to(device), batch["reference_mm"].to(device)).items()}
         truth = batch["masks"] > 0.5
-        present = batch["present"]
-        for channel in range(len(structures)):
-            rows = present[:, channel]
+        visible = visible_structures(batch["masks"], min_visible_px)
+        found = torch.sigmoid(prediction["presence_logits"]) >= presence_threshold
+        true_pos += (found & visible).sum(0).numpy()
+        false_pos += (found & ~visible).sum(0).numpy()
+        false_neg += (~found & visible).sum(0).numpy()
+        predicted_mask = prediction["mask_logits"] > 0
+        for channel in range(count):
+            rows = visible[:, channel]
             if not rows.any():
                 continue
             p, t = predicted_mask[rows, channel], truth[rows, channel]
             intersections[channel] += (p & t).sum().item()
             sums[channel] += p.sum().item() + t.sum().item()
-            front_errors[channel].append((prediction["front_mm"].cpu()[rows, channel] - batch["front_mm"][rows, channel])[t].abs())
-            back_errors[channel].append((prediction["back_mm"].cpu()[rows, channel] - batch["back_mm"][rows, channel])[t].abs())
+            front_errors[channel].append((prediction["front_mm"][rows, channel] - batch["front_mm"][rows, channel])[t].abs())
+            back_errors[channel].append((prediction["back_mm"][rows, channel] - batch["back_mm"][rows, channel])[t].abs())
     model.train()
+
+    def median(parts: list) -> float:
+        values = torch.cat(parts) if parts else torch.zeros(0)
+        return float(values.median()) if len(values) else math.nan
+
+    def ratio(numerator: float, denominator: float) -> float:
+        return float(numerator / denominator) if denominator else math.nan
+
     result = {}
     for channel, name in enumerate(structures):
-        if sums[channel] == 0:
-            continue
-        front = torch.cat(front_errors[channel]) if front_errors[channel] else torch.zeros(0)
-        back = torch.cat(back_errors[channel]) if back_errors[channel] else torch.zeros(0)
-        result[name] = {"dice": 2 * intersections[channel] / sums[channel],
-                        "front_median_abs_error_mm": float(front.median()) if len(front) else math.nan,
-                        "back_median_abs_error_mm": float(back.median()) if len(back) else math.nan}
+        entry = {"presence_precision": ratio(true_pos[channel], true_pos[channel] + false_pos[channel]),
+                 "presence_recall": ratio(true_pos[channel], true_pos[channel] + false_neg[channel]),
+                 "views_present": int(true_pos[channel] + false_neg[channel])}
+        if sums[channel]:
+            entry.update({"dice": 2 * intersections[channel] / sums[channel],
+                          "front_median_abs_error_mm": median(front_errors[channel]),
+                          "back_median_abs_error_mm": median(back_errors[channel])})
+        result[name] = entry
+    result["all"] = {"presence_precision": ratio(true_pos.sum(), true_pos.sum() + false_pos.sum()),
+                     "presence_recall": ratio(true_pos.sum(), true_pos.sum() + false_neg.sum()),
+                     "front_median_abs_error_mm": median(sum(front_errors, [])),
+                     "back_median_abs_error_mm": median(sum(back_errors, []))}
     return result
 
 
 def train(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, config: TrainConfig,
-          device: str = "auto", commands: list[str] | None = None, progress: bool = True) -> dict:
-    """Train, validate each epoch, checkpoint, and write the bundle into ``out_dir``; returns the last metrics."""
+          device: str = "auto", commands: list[str] | None = None, progress: bool = True,
+          validation_dir: str | os.PathLike | None = None) -> dict:
+    """Train, validate each epoch, checkpoint, and write the bundle into ``out_dir``; returns the last metrics.
+
+    Validation uses the "validation" split of ``validation_dir`` when given, else of ``dataset_dir``.
+    """
     rank, world = _distributed()
     if config.batch_size % world:
         raise XreconInputError(f"batch_size {config.batch_size} must divide among {world} processes")
@@ -170,21 +218,23 @@ def train(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Tr
     training_dir.mkdir(parents=True, exist_ok=True)
     jitter = IntensityJitter() if config.jitter else None
     train_set = SyntheticXrayDataset(dataset_dir, "train", jitter=jitter, seed=config.seed)
-    validation = SyntheticXrayDataset(dataset_dir, "validation")
+    validation = SyntheticXrayDataset(validation_dir or dataset_dir, "validation")
+    if validation.structures != train_set.structures:
+        raise XreconInputError(f"{validation_dir}: its structures differ from the training set's")
     if not len(train_set):
         raise XreconInputError(f"{dataset_dir} has no training samples")
-    model = DepthNet(len(train_set.structures), config.features).to(device)
+    model = DepthNet(len(train_set.structures), config.features, config.downsample).to(device)
     optimiser = _OPTIMISERS[config.optimiser](model.parameters(), config)
     per_epoch = config.steps_per_epoch or max(1, len(train_set) // config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=config.epochs * per_epoch)
-    start_epoch = _resume(training_dir / "checkpoint.pt", config, model, optimiser, schedule)
+    start_epoch, seconds_before = _resume(training_dir / "checkpoint.pt", config, model, optimiser, schedule)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
     mask_loss = MaskLoss()
     local = config.batch_size // world
     writer = _tensorboard(training_dir) if rank == 0 else None
     metrics = {}
-    started = time.perf_counter()
+    started = time.perf_counter() - seconds_before  # wall time counts across resumed sittings
     for epoch in range(start_epoch, config.epochs):
         order = global_order(len(train_set), config.seed, epoch)
         losses = []
@@ -207,22 +257,26 @@ def train(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Tr
             schedule.step()
             losses.append(loss.item())
         if rank == 0:
-            metrics = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "seconds": time.perf_counter() - started}
+            metrics = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "seconds": time.perf_counter() - started,
+                       "samples_seen": (epoch + 1) * per_epoch * config.batch_size}
             if len(validation):
-                per_structure = evaluate(model, validation, device)
-                metrics["validation"] = per_structure
-                metrics["validation_dice_mean"] = float(np.mean([v["dice"] for v in per_structure.values()]))
+                figures = evaluate(model, validation, device, min_visible_px=config.min_visible_px)
+                metrics["validation"] = figures
+                metrics["validation_dice_mean"] = float(np.mean([v["dice"] for v in figures.values() if "dice" in v]))
             _log(training_dir, writer, metrics)
-            _save_checkpoint(training_dir / "checkpoint.pt", config, model, optimiser, schedule, epoch + 1)
+            _save_checkpoint(training_dir / "checkpoint.pt", config, model, optimiser, schedule, epoch + 1,
+                             metrics["seconds"])
     if rank == 0:
         image_size = tuple(train_set.header["settings"]["base_view"]["size_px"])
         extra = {"geometry": train_set.header["settings"]["base_view"], "training": {
             "dataset": str(dataset_dir), "dataset_command": train_set.header["command"],
+            "validation_dataset": str(validation_dir or dataset_dir), "validation_command": validation.header["command"],
             "dataset_settings": train_set.header["settings"], "config": dataclasses.asdict(config),
             "commands": commands or [], "processes": world, "environment": environment(),
             "train_samples": len(train_set), "validation_samples": len(validation)},
             "validation": metrics.get("validation", {})}
-        write_bundle(out_dir, model, bundle_metadata(train_set.structures, config.features, image_size, extra))
+        write_bundle(out_dir, model, bundle_metadata(train_set.structures, config.features, image_size, extra,
+                                                     downsample=config.downsample))
         if writer is not None:
             writer.close()
     if world > 1:
@@ -239,8 +293,11 @@ def _tensorboard(folder: Path):
 
 
 def _log(folder: Path, writer, metrics: dict) -> None:
-    row = {"epoch": metrics["epoch"], "train_loss": metrics["train_loss"], "seconds": round(metrics["seconds"], 1),
-           "validation_dice_mean": metrics.get("validation_dice_mean", "")}
+    pooled = metrics.get("validation", {}).get("all", {})
+    row = {"epoch": metrics["epoch"], "samples_seen": metrics["samples_seen"], "train_loss": metrics["train_loss"],
+           "seconds": round(metrics["seconds"], 1), "validation_dice_mean": metrics.get("validation_dice_mean", ""),
+           **{f"validation_{key}": pooled.get(key, "") for key in
+              ("front_median_abs_error_mm", "back_median_abs_error_mm", "presence_precision", "presence_recall")}}
     path = folder / "metrics.csv"
     new = not path.exists()
     with path.open("a", newline="") as stream:
@@ -253,23 +310,25 @@ def _log(folder: Path, writer, metrics: dict) -> None:
         writer.add_scalar("loss/train", metrics["train_loss"], metrics["epoch"])
         if "validation_dice_mean" in metrics:
             writer.add_scalar("dice/validation_mean", metrics["validation_dice_mean"], metrics["epoch"])
+            for key in ("front_median_abs_error_mm", "back_median_abs_error_mm"):
+                writer.add_scalar(f"depth/validation_{key}", pooled[key], metrics["epoch"])
 
 
-def _save_checkpoint(path: Path, config: TrainConfig, model, optimiser, schedule, epoch: int) -> None:
+def _save_checkpoint(path: Path, config: TrainConfig, model, optimiser, schedule, epoch: int, seconds: float) -> None:
     temporary = path.with_name(f".{path.name}.partial")
-    torch.save({"config": dataclasses.asdict(config), "epoch": epoch, "model": model.state_dict(),
+    torch.save({"config": dataclasses.asdict(config), "epoch": epoch, "seconds": seconds, "model": model.state_dict(),
                 "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict()}, temporary)
     os.replace(temporary, path)
 
 
-def _resume(path: Path, config: TrainConfig, model, optimiser, schedule) -> int:
-    """The epoch to start from: 0, or where a saved run of the same config stopped."""
+def _resume(path: Path, config: TrainConfig, model, optimiser, schedule) -> tuple[int, float]:
+    """(epoch to start from, training seconds so far): (0, 0), or where a saved run of the same config stopped."""
     if not path.exists():
-        return 0
+        return 0, 0.0
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state["config"] != dataclasses.asdict(config):
         raise XreconInputError(f"{path.parent.parent} holds a run with another config; use a new --out folder")
     model.load_state_dict(state["model"])
     optimiser.load_state_dict(state["optimiser"])
     schedule.load_state_dict(state["schedule"])
-    return int(state["epoch"])
+    return int(state["epoch"]), float(state.get("seconds", 0.0))

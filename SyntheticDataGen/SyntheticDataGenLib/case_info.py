@@ -80,3 +80,32 @@ def structures_centre_ras(ct: sitk.Image, masks_kji: Iterable[np.ndarray]) -> np
         low, high = np.zeros(3), (np.array(ct.GetSize()) - 1)[::-1].astype(float)
     matrix = ijk_to_ras(ct)
     return matrix[:3, :3] @ ((low + high)[::-1] / 2) + matrix[:3, 3]
+
+
+BODY_HU = -300.0  # soft tissue and bone; air, lung and the scanner's padding are below
+
+
+def case_centre_ras(ct: sitk.Image, masks_kji: list[np.ndarray]) -> tuple[np.ndarray, tuple[float, float]]:
+    """Where a case's generated views are centred, and the head-foot range of its bones.
+
+    Returns:
+        centre (RAS mm): right-left and anterior-posterior from the body's centroid (tissue above
+            ``BODY_HU``; a patient lies centred in the beam, so the depth of each bone about the
+            isocentre is anatomy the network can learn), head-foot from the bones' box centre
+            (:func:`structures_centre_ras`);
+        (lowest, highest) RAS S coordinate (mm) of any labelled voxel centre.
+    """
+    bones = structures_centre_ras(ct, masks_kji)
+    matrix = ijk_to_ras(ct)
+    step = max(1, int(round(2.0 / min(ct.GetSpacing()))))  # a 2 mm sampling is plenty for a centroid
+    body = np.argwhere(sitk.GetArrayViewFromImage(ct)[::step, ::step, ::step] > BODY_HU) * step
+    centre = bones.copy()
+    if len(body):
+        centre[:2] = (matrix[:3, :3] @ body.mean(axis=0)[::-1] + matrix[:3, 3])[:2]
+    heights = [(matrix[:3, :3] @ np.argwhere(mask)[:, ::-1].T)[2] + matrix[2, 3] for mask in masks_kji if mask.any()]
+    if heights:
+        every = np.concatenate(heights)
+        head_foot = (float(every.min()), float(every.max()))
+    else:
+        head_foot = (float(bones[2]), float(bones[2]))
+    return centre, head_foot

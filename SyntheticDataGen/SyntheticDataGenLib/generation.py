@@ -32,7 +32,7 @@ import torch
 
 from .atomic_io import write_text_atomically
 from .augmentation import AugmentationConfig, sample_anatomy, sample_augmentation
-from .case_info import structures_centre_ras
+from .case_info import case_centre_ras
 from .ct_io import read_ct
 from .detector import add_scatter, collimate, display_window, gamma_correct, gaussian_blur, invert, poisson_noise
 from .errors import XreconInputError
@@ -94,6 +94,7 @@ class GenerationSettings:
     augmentation_name: str = "none"
     views_per_anatomy: int = 4
     extend_body_mm: float = 150.0  # continue the body past the scan's ends (see view.extend_along_body)
+    ct_spacing_mm: float = 0.0  # CT axes finer than this are resampled to it before rendering (0: never)
 
     def to_dict(self) -> dict:
         return {"structures": list(self.structures), "views_per_case": self.views_per_case, "seed": self.seed,
@@ -102,7 +103,8 @@ class GenerationSettings:
                 "augmentation_preset": self.augmentation_name,
                 "augmentation": {k: (list(v) if isinstance(v, tuple) else v)
                                  for k, v in self.augmentation.__dict__.items()},
-                "views_per_anatomy": self.views_per_anatomy, "extend_body_mm": self.extend_body_mm}
+                "views_per_anatomy": self.views_per_anatomy, "extend_body_mm": self.extend_body_mm,
+                "ct_spacing_mm": self.ct_spacing_mm}
 
 
 def sample_rng(seed: int, case: str, *keys: int) -> np.random.Generator:
@@ -120,6 +122,15 @@ def mirrored_name(name: str) -> str:
 
 
 # --- one sample --------------------------------------------------------------------------
+def framed_isocenter(centre_ras_mm: np.ndarray, head_foot_range_mm: tuple[float, float], draw: dict) -> np.ndarray:
+    """The isocentre of one view: the case's centre, or with framing, moved along the body axis
+    (RAS S) to ``framing_fraction`` of the way from the lowest to the highest labelled bone."""
+    if draw.get("framing_fraction") is None:
+        return np.asarray(centre_ras_mm, float)
+    low, high = head_foot_range_mm
+    return np.array([centre_ras_mm[0], centre_ras_mm[1], low + draw["framing_fraction"] * (high - low)])
+
+
 def sample_geometry(base: BaseView, isocenter_ras_mm: np.ndarray, draw: dict) -> ProjectionGeometry:
     """The projection of one sample: the base view moved and turned as ``draw`` says."""
     sid = draw["source_to_isocenter_mm"] or base.source_to_isocenter_mm
@@ -198,13 +209,15 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 # --- a prepared case, possibly deformed --------------------------------------------------
 @dataclass
 class RawCase:
-    """A case as read: CT, labels, the dataset structures it has, landmarks, isocentre of its views."""
+    """A case as read: CT, labels, the dataset structures it has, landmarks, isocentre of its views
+    and the head-foot (RAS S) range of its labelled bones, where framed views are centred."""
 
     ct: sitk.Image
     segmentation: Segmentation | None
     names: list[str]
     landmarks: tuple[list[str], np.ndarray] | None
     centre_ras_mm: np.ndarray
+    head_foot_range_mm: tuple[float, float]
 
 
 @dataclass
@@ -213,6 +226,7 @@ class PreparedCase:
     volume: CaseVolume
     isocenter_ras_mm: np.ndarray
     landmarks: tuple[list[str], np.ndarray] | None
+    head_foot_range_mm: tuple[float, float]
 
 
 class CaseLoader:
@@ -223,8 +237,9 @@ class CaseLoader:
     """
 
     def __init__(self, structures: list[str], device: torch.device | str = "cpu", extend_body_mm: float = 0.0,
-                 cases: list[CaseSource] | None = None, cache_dir: Path | None = None):
+                 cases: list[CaseSource] | None = None, cache_dir: Path | None = None, ct_spacing_mm: float = 0.0):
         self.structures = structures
+        self.ct_spacing_mm = ct_spacing_mm
         self.device = device
         self.extend_body_mm = extend_body_mm
         self.cases = {case.name: case for case in cases or []}
@@ -238,11 +253,13 @@ class CaseLoader:
             ct = read_ct(source.ct_path)
             segmentation = (read_segmentation(source.labels_path, source.table_path, reference=ct)
                             if source.labels_path else None)
+            ct, segmentation = coarsened(ct, segmentation, self.ct_spacing_mm)
             counts = segmentation.voxel_counts() if segmentation else {}
             names = [s for s in self.structures if counts.get(s, 0) > 0]
             landmarks = read_markups_json(source.landmarks_path) if source.landmarks_path else None
-            centre = structures_centre_ras(ct, [segmentation.mask_array(name) for name in names])
-            self._raw[source.name] = RawCase(ct, segmentation, names, landmarks, centre)
+            masks = [segmentation.mask_array(name) for name in names]
+            centre, head_foot = case_centre_ras(ct, masks)
+            self._raw[source.name] = RawCase(ct, segmentation, names, landmarks, centre, head_foot)
         return self._raw[source.name]
 
     def partners(self, source: CaseSource) -> list[str]:
@@ -285,7 +302,7 @@ class CaseLoader:
                 self._undeformed[source.name] = PreparedCase(
                     source, CaseVolume.from_ct(ct, segmentation, names, extend_body_mm=self.extend_body_mm,
                                                device=self.device),
-                    raw.centre_ras_mm, landmarks)
+                    raw.centre_ras_mm, landmarks, raw.head_foot_range_mm)
             return self._undeformed[source.name]
         from .deformation import (interpolate_displacement, inverse_transform_points, random_bspline_transform,
                                   warp_case)
@@ -298,11 +315,45 @@ class CaseLoader:
         else:
             transform = jitter
         warped_ct, warped_segmentation = warp_case(ct, segmentation, transform)
+        # a small structure at the scan's edge can be pushed out of it: absent from these views
+        counts = warped_segmentation.voxel_counts()
+        names = [name for name in names if counts.get(name, 0) > 0]
         if landmarks is not None:  # a point of the input anatomy moves to where the warp pulls it from
             landmarks = (landmarks[0], inverse_transform_points(transform, landmarks[1]))
         return PreparedCase(source, CaseVolume.from_ct(warped_ct, warped_segmentation, names,
                                                        extend_body_mm=self.extend_body_mm, device=self.device),
-                            raw.centre_ras_mm, landmarks)
+                            raw.centre_ras_mm, landmarks, raw.head_foot_range_mm)
+
+
+def coarsened(ct: sitk.Image, segmentation: Segmentation | None, spacing_mm: float
+              ) -> tuple[sitk.Image, Segmentation | None]:
+    """CT (linear) and labels (nearest neighbour) on a grid whose axes are at least ``spacing_mm``
+    apart, over the same box; unchanged when no axis is finer (or ``spacing_mm`` is 0).
+
+    A DRR pixel covers about 1.3 mm at the isocentre, so 1.5 mm voxels lose little, and a 0.7 mm
+    chest CT costs five times the memory and time to render.
+    """
+    spacing = np.asarray(ct.GetSpacing())
+    if spacing_mm <= 0 or spacing.min() >= spacing_mm:
+        return ct, segmentation
+    new_spacing = np.maximum(spacing, spacing_mm)
+    size = np.maximum(1, np.round(np.asarray(ct.GetSize()) * spacing / new_spacing)).astype(int)
+    grid = sitk.Image([int(n) for n in size], sitk.sitkUInt8)
+    grid.SetSpacing(new_spacing.tolist())
+    grid.SetDirection(ct.GetDirection())
+    # the first voxel's corner stays where it was: the new grid covers the same box
+    corner = np.asarray(ct.TransformContinuousIndexToPhysicalPoint([-0.5] * 3))
+    direction = np.asarray(ct.GetDirection()).reshape(3, 3)
+    grid.SetOrigin((corner + direction @ (new_spacing / 2)).tolist())
+    smooth = sitk.SmoothingRecursiveGaussian(sitk.Cast(ct, sitk.sitkFloat32),
+                                             [float(max(1e-3, np.sqrt(max(0.0, n ** 2 - o ** 2)) / 2))
+                                              for n, o in zip(new_spacing, spacing)])
+    coarse_ct = sitk.Resample(smooth, grid, sitk.Transform(), sitk.sitkLinear, -1024.0, sitk.sitkInt16)
+    if segmentation is None:
+        return coarse_ct, None
+    layers = [sitk.Resample(layer, coarse_ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, layer.GetPixelID())
+              for layer in segmentation.layers]
+    return coarse_ct, Segmentation(layers, dict(segmentation.structures))
 
 
 def _union_mask(segmentation: Segmentation | None, names: list[str]) -> sitk.Image | None:
@@ -402,7 +453,8 @@ def generate_dataset(dataset_dir: str | os.PathLike, cases: list[CaseSource], se
     done = {row["id"] for row in read_manifests(dataset_dir)}
     total = sum(len(task.views) for task in tasks)
     finished = sum(sample_id(task.case.name, view) in done for task in tasks for view in task.views)
-    loader = CaseLoader(settings.structures, device, settings.extend_body_mm, cases, dataset_dir / "registrations")
+    loader = CaseLoader(settings.structures, device, settings.extend_body_mm, cases, dataset_dir / "registrations",
+                        settings.ct_spacing_mm)
     partners = {case.name: loader.partners(case) for case in cases}
     written = 0
     if on_progress:
@@ -431,7 +483,8 @@ def _make_sample(dataset_dir: Path, prepared: PreparedCase, settings: Generation
                  anatomy: dict) -> dict:
     case = prepared.source
     draw = sample_augmentation(settings.augmentation, sample_rng(settings.seed, case.name, view_index, 0))
-    geometry = sample_geometry(settings.base_view, prepared.isocenter_ras_mm, draw)
+    isocenter = framed_isocenter(prepared.isocenter_ras_mm, prepared.head_foot_range_mm, draw)
+    geometry = sample_geometry(settings.base_view, isocenter, draw)
     view = render_view(prepared.volume, geometry, model=draw["model"], energy_kev=draw["energy_kev"],
                        bone_density=draw["bone_density"])
     image, overlay = radiograph(view.line_integral, draw)

@@ -6,11 +6,14 @@
    three views fused (AP, lateral, 45° oblique; and AP with the C-arm at ±15°, the demo's
    views). Prints ASSD/HD95 per bone and the ratio fused / single.
 2. Model, one AP radiograph: N new views of each case (the C-arm and table moved a little,
-   seeds unlike any training set), ASSD/HD95/Dice per bone, and the ratio to the oracle of the
-   same views; then the held-out patient.
+   seeds unlike any training set), ASSD/HD95/Dice per bone, absolute and after the best shift
+   of each bone along its ray ("shape", what one view can see), beside the oracle of the same
+   views; 2D mask Dice; precision and recall of the presence decision; then each held-out patient.
 3. Model, three views fused (AP, LAO 15°, RAO 15°): F1 at 2 mm and ASSD, ratio to one view.
 4. Latency of one radiograph to all surfaces (network + surfaces), median of 5 runs, and its
    ratio to the network alone and to the 1 s aim.
+5. Real radiographs (no 3D truth): which structures the model finds (a chest must show no
+   pelvis or femur).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,11 +30,12 @@ import torch
 from SingleImageReconLib.bundle import load_bundle
 from SingleImageReconLib.commands.reconstruct import default_bundle_dir
 from SingleImageReconLib.demo import EXTEND_BODY_MM, study_geometries
+from SingleImageReconLib.depth_placement import best_ray_shift_mm, ray_direction, shifted_surface
 from SingleImageReconLib.evaluation import evaluate_surfaces
 from SingleImageReconLib.inference import predict
 from SingleImageReconLib.reconstruction import reconstruct_radiographs, surfaces_from_evidence
 from SingleImageReconLib.surface import ViewEvidence
-from SyntheticDataGenLib.case_info import structures_centre_ras
+from SyntheticDataGenLib.case_info import case_centre_ras
 from SyntheticDataGenLib.ct_io import ijk_to_ras, read_ct
 from SyntheticDataGenLib.geometry import preset_geometry
 from SyntheticDataGenLib.labels import read_segmentation
@@ -38,14 +43,20 @@ from SyntheticDataGenLib.sample_data import sample_case
 from SyntheticDataGenLib.view import CaseVolume, render_view
 
 AIM_LATENCY_S = 1.0
+MIN_VISIBLE_PX = 16  # a structure is in a view from this many mask pixels, as in training
 
 
 def _load(name_or_paths) -> tuple[str, object, object]:
+    """(name, CT, labels) of a sample case by name, or of (CT, LABELS, TABLE) named by the CT's folder."""
     if isinstance(name_or_paths, str):
         case = sample_case(name_or_paths)
         paths, name = (case.ct_path, case.labels_path, case.table_path), name_or_paths
     else:
-        paths, name = name_or_paths, "held-out"
+        paths = name_or_paths
+        ct_path = Path(paths[0])
+        name = ct_path.name if ct_path.is_dir() else ct_path.parent.name
+        if name == "dicom":
+            name = ct_path.parent.name
     ct = read_ct(paths[0])
     return name, ct, read_segmentation(paths[1], paths[2], reference=ct)
 
@@ -94,35 +105,118 @@ def new_views(metadata, centre, count: int, seed: int) -> list:
     return views
 
 
+def _model_view(model, metadata, case: CaseVolume, segmentation, structures, geometry, spacing_mm) -> dict:
+    """One radiograph of a case through the model: absolute and shape metrics of each found
+    structure, 2D mask Dice, and the presence decision against what the view shows."""
+    view = render_view(case, geometry)
+    recon = reconstruct_radiographs(model, metadata, [view.line_integral.numpy()], [geometry], spacing_mm=spacing_mm)
+    matrix = ijk_to_ras(segmentation.reference)
+    absolute = evaluate_surfaces({n: s for n, s in recon.surfaces.items() if n in structures}, segmentation, matrix)
+    shape = {}
+    for name, result in absolute.items():
+        surface = recon.surfaces[name]
+        direction = ray_direction(surface, geometry.source_ras_mm)
+        shift = best_ray_shift_mm(surface, result.truth, direction)
+        shape[name] = evaluate_surfaces({name: shifted_surface(surface, shift * direction)}, segmentation, matrix)[name]
+        shape[name].metrics["ray_shift_mm"] = shift
+    prediction = recon.predictions[0]
+    shown = {name: int(view.masks[i].sum()) >= MIN_VISIBLE_PX for i, name in enumerate(view.names)}
+    mask_dice = {}
+    for index, name in enumerate(view.names):
+        if shown[name]:
+            truth = view.masks[index].numpy() > 0
+            predicted = (prediction.probability[prediction.names.index(name)] >= 0.5) & recon.structures[name].found
+            mask_dice[name] = 2 * float((truth & predicted).sum()) / max(1, int(truth.sum() + predicted.sum()))
+    presence = {name: (shown.get(name, False), result.found) for name, result in recon.structures.items()}
+    return {"absolute": absolute, "shape": shape, "mask_dice": mask_dice, "presence": presence}
+
+
+def _presence_figures(views: list[dict]) -> dict:
+    """Precision and recall of "found" against "in the image", pooled over views and structures."""
+    pairs = [pair for view in views for pair in view["presence"].values()]
+    true_pos = sum(shown and found for shown, found in pairs)
+    false_pos = sum(found and not shown for shown, found in pairs)
+    false_neg = sum(shown and not found for shown, found in pairs)
+    return {"precision": true_pos / max(1, true_pos + false_pos), "recall": true_pos / max(1, true_pos + false_neg),
+            "shown": true_pos + false_neg, "absent": len(pairs) - true_pos - false_neg, "false_positives": false_pos}
+
+
+def _report_model(name: str, views: list[dict], oracle_views: list[dict], structures, spacing_mm) -> dict:
+    title = f"\n[{name}] model, one AP radiograph ({len(views)} view(s)), {spacing_mm} mm grid  (ASSD / HD95 / Dice)"
+    shown = [s for s in structures if any(s in v["absolute"] for v in views) or any(s in o for o in oracle_views)]
+    table = _table(title, {"model": [v["absolute"] for v in views], "shape (best ray shift)":
+                           [v["shape"] for v in views], "oracle, same views": oracle_views}, shown,
+                   keys=("assd_mm", "hd95_mm", "dice"))
+    presence = _presence_figures(views)
+    dice_2d = [d for v in views for d in v["mask_dice"].values()]
+    means = table["mean"]
+    print(f"  ratio ASSD model/oracle: {means['model'][0] / means['oracle, same views'][0]:.1f}; "
+          f"shape/oracle {means['shape (best ray shift)'][0] / means['oracle, same views'][0]:.1f}")
+    print(f"  mask Dice (2D, views that show the structure): {np.mean(dice_2d) if dice_2d else float('nan'):.3f}; "
+          f"presence precision {presence['precision']:.3f}, recall {presence['recall']:.3f} "
+          f"({presence['shown']} shown, {presence['absent']} absent structure-views, "
+          f"{presence['false_positives']} false positives)")
+    return {"table": table, "presence": presence, "mask_dice_2d": float(np.mean(dice_2d)) if dice_2d else None}
+
+
+def real_radiographs(model, metadata, paths: list[str]) -> dict:
+    """What the model finds in real radiographs without 3D truth (a PNG: AP, 430 mm field)."""
+    from SingleImageReconLib.radiograph_io import read_radiograph
+
+    print("\nreal radiographs (no 3D truth; AP, source-isocentre 900 mm, 430 mm field across the larger side)")
+    found = {}
+    for path in paths:
+        image = read_radiograph(path).image
+        height, width = image.shape
+        spacing = 430.0 / max(height, width)
+        geometry = preset_geometry("ap", isocenter_ras_mm=(0, 0, 0), size_px=(width, height),
+                                   pixel_spacing_mm=(spacing, spacing))
+        prediction = predict(model, metadata, [image], [geometry])[0]
+        found[path] = {n: round(float(p), 3) for n, p in zip(prediction.names, prediction.presence) if p >= 0.5}
+        lower = [n for n in found[path] if n.startswith(("femur", "hip", "sacrum"))]
+        print(f"  {Path(path).name}: found {', '.join(found[path]) or 'nothing'}"
+              f"; pelvis or femur: {', '.join(lower) or 'none'}")
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="xrecon bench recon", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", default=str(default_bundle_dir()))
     parser.add_argument("--case", action="append", metavar="NAME", help="training case(s) (default: both samples)")
-    parser.add_argument("--heldout", nargs=3, metavar=("CT", "LABELS", "TABLE"), help="a held-out patient")
+    parser.add_argument("--train-case", action="append", nargs=3, default=[], metavar=("CT", "LABELS", "TABLE"),
+                        help="another training patient")
+    parser.add_argument("--heldout", action="append", nargs=3, default=[], metavar=("CT", "LABELS", "TABLE"),
+                        help="a held-out patient (repeat for several)")
+    parser.add_argument("--radiograph", action="append", metavar="FILE",
+                        help=f"a real radiograph (default: {', '.join(str(p) for p in _default_radiographs()) or 'none'})")
     parser.add_argument("--views", type=int, default=2, help="new AP views per case for the model")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--spacing-mm", type=float, default=1.5)
     parser.add_argument("--oracle-spacing-mm", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--parts", default="oracle,model,fusion,latency",
-                        help="comma-separated parts to run: oracle, model, fusion, latency")
+    parser.add_argument("--parts", default="oracle,model,fusion,latency,radiographs",
+                        help="comma-separated parts to run: oracle, model, fusion, latency, radiographs")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     torch.set_num_threads(args.threads)
     model, metadata = load_bundle(args.bundle)
     report = {"bundle": args.bundle}
-    cases = [_load(name) for name in (args.case or ["abdomen-pelvis", "chest"])]
-    heldout = _load(tuple(args.heldout)) if args.heldout else None
+    cases = [_load(name) for name in (args.case or ["abdomen-pelvis", "chest"])] + [_load(tuple(p)) for p in args.train_case]
+    heldout = [_load(tuple(paths)) for paths in args.heldout]
+    heldout_names = {name for name, _, _ in heldout}
 
-    for name, ct, segmentation in cases + ([heldout] if heldout else []):
+    for name, ct, segmentation in cases + heldout:
         structures = [s for s in metadata["xrecon"]["structures"] if s in segmentation.names
                       and segmentation.mask_array(s).any()]
-        centre = structures_centre_ras(ct, [segmentation.mask_array(s) for s in structures])
+        if not structures:
+            print(f"\n[{name}] holds none of the model's structures; skipped")
+            continue
+        centre, _ = case_centre_ras(ct, [segmentation.mask_array(s) for s in structures])
         case = CaseVolume.from_ct(ct, segmentation, structures, extend_body_mm=EXTEND_BODY_MM)
-        entry = report.setdefault(name, {})
-        if "oracle" in parts and (heldout is None or name != heldout[0]):
+        entry = report.setdefault(name, {"held_out": name in heldout_names})
+        if "oracle" in parts and name not in heldout_names:
             wide = [preset_geometry("ap", isocenter_ras_mm=centre), preset_geometry("lateral-left", isocenter_ras_mm=centre),
                     preset_geometry("ap", isocenter_ras_mm=centre, lao_deg=45)]
             demo_views = study_geometries(metadata, centre)
@@ -135,22 +229,13 @@ def main(argv: list[str] | None = None) -> int:
             means = entry["oracle"]["mean"]
             print(f"  ratio ASSD fused/AP: wide {means['AP+lateral+45deg'][0] / means['AP'][0]:.2f}, "
                   f"±15° {means['AP+LAO/RAO 15deg'][0] / means['AP'][0]:.2f}")
-        views = new_views(metadata, centre, args.views if name != "held-out" else 1, args.seed)
-        model_single, oracle_single = [], []
-        for geometry in views if "model" in parts else []:
-            line_integral = render_view(case, geometry).line_integral.numpy()
-            recon = reconstruct_radiographs(model, metadata, [line_integral], [geometry], structures=structures,
-                                            spacing_mm=args.spacing_mm)
-            model_single.append(evaluate_surfaces(recon.surfaces, segmentation, ijk_to_ras(segmentation.reference)))
-            oracle_single.append(oracle(case, segmentation, structures, [geometry], args.spacing_mm))
         if "model" in parts:
-            entry["model_single"] = _table(f"\n[{name}] model, one AP radiograph ({len(views)} new view(s)), "
-                                           f"{args.spacing_mm} mm grid  (ASSD / HD95 / Dice)",
-                                           {"model": model_single, "oracle, same views": oracle_single}, structures,
-                                           keys=("assd_mm", "hd95_mm", "dice"))
-            means = entry["model_single"]["mean"]
-            print(f"  ratio ASSD model/oracle: {means['model'][0] / means['oracle, same views'][0]:.1f}")
-        if "fusion" in parts and name != "held-out":
+            views = new_views(metadata, centre, args.views, args.seed)
+            results = [_model_view(model, metadata, case, segmentation, structures, g, args.spacing_mm) for g in views]
+            oracle_views = [oracle(case, segmentation, structures, [g], args.spacing_mm) for g in views]
+            entry["model_single"] = _report_model(name + (" (held out)" if name in heldout_names else ""), results,
+                                                  oracle_views, structures, args.spacing_mm)
+        if "fusion" in parts and name not in heldout_names:
             geometries = study_geometries(metadata, centre)
             images = [render_view(case, g).line_integral.numpy() for g in geometries]
             fused = reconstruct_radiographs(model, metadata, images, geometries, structures=structures,
@@ -165,19 +250,28 @@ def main(argv: list[str] | None = None) -> int:
             means = entry["model_fusion"]["mean"]
             print(f"  ratio F1@2mm fused/AP: {means['3 views fused'][0] / max(means['AP'][0], 1e-9):.2f}")
 
+    if "radiographs" in parts:
+        paths = args.radiograph or [str(p) for p in _default_radiographs()]
+        if paths:
+            report["radiographs"] = real_radiographs(model, metadata, paths)
     if "latency" in parts:
         report["latency_s"] = latency(model, metadata, cases[0], args.spacing_mm)
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump(report, handle, indent=2)
+            json.dump(report, handle, indent=2, default=lambda value: None)
     return 0
+
+
+def _default_radiographs() -> list[Path]:
+    folder = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "radiographs"
+    return sorted(folder.glob("*.png")) if folder.is_dir() else []
 
 
 def latency(model, metadata, case, spacing_mm: float) -> dict:
     """Seconds from one radiograph to all surfaces (median of 5 after a warm-up), and the network's share."""
     name, ct, segmentation = case
     structures = [s for s in metadata["xrecon"]["structures"] if s in segmentation.names]
-    centre = structures_centre_ras(ct, [segmentation.mask_array(s) for s in structures])
+    centre, _ = case_centre_ras(ct, [segmentation.mask_array(s) for s in structures])
     geometry = study_geometries(metadata, centre)[0]
     image = render_view(CaseVolume.from_ct(ct, None, [], extend_body_mm=EXTEND_BODY_MM), geometry).line_integral.numpy()
     totals, networks = [], []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from SyntheticDataGenLib.errors import XreconInputError
 
-BENCHMARKS = {"drr": "bench_drr.py", "generate": "bench_generate.py", "model": "bench_model.py",
+BENCHMARKS = {"drr": "bench_drr.py", "generate": "bench_generate.py", "labels": "bench_labels.py", "model": "bench_model.py",
               "recon": "bench_recon.py"}
 
 

@@ -136,11 +136,18 @@ def run(args: argparse.Namespace) -> int:
                      "Reconstructed structure centres (AP)": (recon_names, recon_points)}
         scene_written = _write_scene(staging / "scene.mrb", study, ct, segmentation, rows, landmarks)
         study.timing_s["total"] = time.perf_counter() - start
+        # bones the CT holds that a method did not find: misses, listed rather than left out silently
+        not_found = {method: [name for name in study.structures if name not in recon.surfaces]
+                     for method, recon in study.reconstructions.items()}
         document = metrics_document(study.evaluations, study.timing_s, {
+            "not_found": not_found,
             "case": args.case, "bundle": str(bundle_dir), "views": [g.to_dict() for g in study.geometries],
             "methods_described": {"depth": "AP radiograph alone", "fusion": "AP and C-arm LAO/RAO 15 degrees fused"}})
         (staging / "metrics.json").write_text(json.dumps(document, indent=2))
     print(metrics_table(study.evaluations))
+    for method, names in not_found.items():
+        if names:
+            print(f"{method}: not found (presence below 0.5): {', '.join(names)}")
     print(f"wrote {args.out}: metrics.json, overview.png, models (depth/, fusion/, truth/), radiographs, CT, labels, "
           f"landmarks" + (", scene.mrb" if scene_written else " (no scene.mrb: pip install slicer-core)")
           + f" in {time.perf_counter() - start:.1f} s")

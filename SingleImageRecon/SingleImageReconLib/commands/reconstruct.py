@@ -26,7 +26,9 @@ def add_parser(subparsers) -> None:
     group = parser.add_argument_group("projection geometry (RAS mm)")
     group.add_argument("--geometry", nargs="+", metavar="JSON|PRESET",
                        help=f"one per image, or one for all: a geometry JSON file (as 'xrecon render' writes) or a "
-                            f"preset ({', '.join(PRESETS)}) about --isocenter. Default: the DICOM file's tags")
+                            f"preset ({', '.join(PRESETS)}) about --isocenter. Default: the DICOM file's tags (missing "
+                            "ones assumed, with a warning); for a picture with --pixel-spacing-mm or "
+                            "--field-of-view-mm, the preset ap (with a warning)")
     group.add_argument("--lao", type=float, nargs="+", default=[0.0], metavar="DEG",
                        help="C-arm LAO angle of each preset view (one per image, or one for all)")
     group.add_argument("--cranial", type=float, nargs="+", default=[0.0], metavar="DEG",
@@ -34,7 +36,12 @@ def add_parser(subparsers) -> None:
     group.add_argument("--source-to-isocenter-mm", type=float, default=900.0)
     group.add_argument("--source-to-detector-mm", type=float, default=1100.0)
     group.add_argument("--pixel-spacing-mm", type=float, nargs=2, metavar=("SU", "SV"),
-                       help="detector pixel size; required with a preset (a picture does not say it)")
+                       help="detector pixel size; a preset or a picture needs it or --field-of-view-mm (a picture "
+                            "does not say its scale); wins over --field-of-view-mm and a DICOM file's tags")
+    group.add_argument("--field-of-view-mm", type=float, metavar="W",
+                       help="physical width of the image's larger side at the detector (square pixels: spacing = "
+                            "W / larger side in px), instead of --pixel-spacing-mm or a DICOM file's spacing tags. "
+                            "DICOM files without spacing tags get 430 mm (a 43 cm detector), with a warning")
     group.add_argument("--isocenter", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("R", "A", "S"),
                        help="isocentre of preset views in RAS mm")
     parser.add_argument("--bundle", metavar="DIR",
@@ -45,7 +52,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--fusion", choices=("intersection", "vote"), default="intersection",
                         help="combine views by intersecting what each allows, or by majority vote")
     parser.add_argument("--threshold", type=float, default=0.5, help="mask probability taken as bone")
-    parser.add_argument("--invert", action="store_true", help="the images show bone dark (raw detector intensity)")
+    parser.add_argument("--presence-threshold", type=float, default=0.5,
+                        help="presence probability from which a structure counts as found; the others get no "
+                             "surface and are listed as not found")
+    parser.add_argument("--invert", action="store_true",
+                        help="the images show bone dark (raw detector intensity); not needed for DICOM files, whose "
+                             "PhotometricInterpretation (MONOCHROME1) and VOI window are applied")
     parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.set_defaults(run=run)
@@ -62,38 +74,64 @@ def _per_image(values: list, count: int, option: str) -> list:
 
 
 def resolve_geometries(args: argparse.Namespace, radiographs: list) -> list:
-    """Each radiograph's geometry: from --geometry (JSON or preset), else from its DICOM tags."""
+    """Each radiograph's geometry: from --geometry (JSON or preset), else from its DICOM tags, else, for a
+    picture given a scale (--pixel-spacing-mm or --field-of-view-mm), the preset ap.
+
+    Then refuses radiographs that are not plausible (``radiograph_checks``), before any network is
+    loaded, and prints one warning line on stderr per view whose geometry rests on assumptions
+    (missing DICOM tags, the ap default); printed last, so that refused input gives one line only.
+    """
+    import sys
+
+    from SyntheticDataGenLib.dicom_geometry import geometry_from_dicom, spacing_from_field_of_view
     from SyntheticDataGenLib.errors import XreconInputError
     from SyntheticDataGenLib.geometry import ProjectionGeometry, preset_geometry
 
+    from ..radiograph_checks import check_plausible
     from ..radiograph_io import check_fits
 
+    if args.field_of_view_mm is not None and not args.field_of_view_mm > 0:
+        raise XreconInputError(f"--field-of-view-mm must be positive (mm), got {args.field_of_view_mm}")
     specs = _per_image(args.geometry, len(radiographs), "--geometry") if args.geometry else [None] * len(radiographs)
     lao = _per_image(args.lao, len(radiographs), "--lao")
     cranial = _per_image(args.cranial, len(radiographs), "--cranial")
-    geometries = []
+    geometries, warnings = [], []
     for radiograph, spec, lao_deg, cranial_deg in zip(radiographs, specs, lao, cranial):
-        if spec is None:
-            if radiograph.geometry is None:
-                raise XreconInputError(
-                    f"no projection geometry for {radiograph.path.name}: give --geometry (a JSON file or a preset "
-                    "with --pixel-spacing-mm); only DICOM files with DistanceSourceToDetector and "
-                    "ImagerPixelSpacing carry their own")
-            geometry = radiograph.geometry
-        elif spec in PRESETS:
-            if args.pixel_spacing_mm is None:
-                raise XreconInputError(f"--geometry {spec}: give the detector's --pixel-spacing-mm as well")
-            height, width = radiograph.image.shape
-            geometry = preset_geometry(spec, isocenter_ras_mm=args.isocenter,
+        height, width = radiograph.image.shape
+        spacing = args.pixel_spacing_mm or (
+            spacing_from_field_of_view(args.field_of_view_mm, (width, height)) if args.field_of_view_mm else None)
+        if spec is None and radiograph.geometry is not None:
+            geometry = radiograph.geometry if spacing is None else geometry_from_dicom(
+                radiograph.path, pixel_spacing_mm=spacing, assume_missing=True)
+        elif spec is None and spacing is None:
+            raise XreconInputError(
+                f"no projection geometry for {radiograph.path.name}: give --geometry (a JSON file, or a preset with "
+                "--pixel-spacing-mm or --field-of-view-mm), or --field-of-view-mm alone for an AP view; only DICOM "
+                "files carry their own")
+        elif spec is None or spec in PRESETS:
+            if spacing is None:
+                raise XreconInputError(f"--geometry {spec}: give the detector's --pixel-spacing-mm or "
+                                       "--field-of-view-mm as well")
+            geometry = preset_geometry(spec or "ap", isocenter_ras_mm=args.isocenter,
                                        source_to_isocenter_mm=args.source_to_isocenter_mm,
                                        source_to_detector_mm=args.source_to_detector_mm, size_px=(width, height),
-                                       pixel_spacing_mm=args.pixel_spacing_mm, lao_deg=lao_deg, cranial_deg=cranial_deg)
+                                       pixel_spacing_mm=spacing, lao_deg=lao_deg, cranial_deg=cranial_deg)
+            if spec is None:
+                geometry = ProjectionGeometry.from_dict({**geometry.to_dict(), "assumptions": [
+                    f"no --geometry: taken as an AP view (preset ap, source {args.source_to_isocenter_mm:g} mm from "
+                    f"the isocentre and {args.source_to_detector_mm:g} mm from the detector)"]})
         else:
             if not Path(spec).is_file():
                 raise XreconInputError(f"--geometry {spec}: neither a preset ({', '.join(PRESETS)}) nor a file")
             geometry = ProjectionGeometry.load(spec)
         check_fits(radiograph, geometry)
         geometries.append(geometry)
+        if spec is None and geometry.extra.get("assumptions"):
+            warnings.append(f"{radiograph.path.name}: {'; '.join(geometry.extra['assumptions'])}")
+    for radiograph in radiographs:
+        check_plausible(radiograph.image, radiograph.path.name)
+    for line in warnings:
+        print(f"xrecon reconstruct: warning: {line}", file=sys.stderr)
     return geometries
 
 
@@ -120,8 +158,8 @@ def write_reconstruction(out: str | Path, reconstruction, sources: list[str], bu
                 file = f"{file_stem(name)}.vtk"
                 write_model(staging / file, result.surface)
             structures[name] = {
-                "file": file, "views_used": [index + 1 for index in result.views_used],
-                "view_consistency": result.consistency}
+                "found": result.found, "file": file, "presence": [round(p, 4) for p in result.presence],
+                "views_used": [index + 1 for index in result.views_used], "view_consistency": result.consistency}
         views = []
         for index, (prediction, source) in enumerate(zip(reconstruction.predictions, sources), start=1):
             masks = prediction.probability >= settings["threshold"]
@@ -132,6 +170,8 @@ def write_reconstruction(out: str | Path, reconstruction, sources: list[str], bu
         summary = {"format": "xrecon-reconstruction/1", "coordinate_system": "files LPS, geometry RAS mm",
                    "method": "fusion" if len(views) > 1 else "depth", "bundle": str(bundle_dir),
                    "settings": settings, "views": views, "structures": structures,
+                   "found": [name for name, entry in structures.items() if entry["found"]],
+                   "not_found": [name for name, entry in structures.items() if not entry["found"]],
                    "timing_s": reconstruction.timing_s}
         (staging / "reconstruction.json").write_text(json.dumps(summary, indent=2))
 
@@ -154,18 +194,23 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.structures or []) - set(known))
     if unknown:
         raise XreconInputError(f"--structures: {', '.join(unknown)} not in the bundle; it knows {', '.join(known)}")
-    if args.spacing_mm <= 0 or not 0 < args.threshold < 1:
-        raise XreconInputError("--spacing-mm must be positive and --threshold between 0 and 1")
+    if args.spacing_mm <= 0 or not 0 < args.threshold < 1 or not 0 < args.presence_threshold < 1:
+        raise XreconInputError("--spacing-mm must be positive, --threshold and --presence-threshold between 0 and 1")
     images = [-r.image if args.invert else r.image for r in radiographs]
     reconstruction = reconstruct_radiographs(model, metadata, images, geometries, structures=args.structures,
                                              spacing_mm=args.spacing_mm, fusion=args.fusion,
-                                             threshold=args.threshold, device=args.device)
+                                             threshold=args.threshold, presence_threshold=args.presence_threshold,
+                                             device=args.device)
     reconstruction.timing_s["total"] = time.perf_counter() - start
     settings = {"spacing_mm": args.spacing_mm, "fusion": args.fusion, "threshold": args.threshold,
-                "invert": args.invert}
+                "presence_threshold": args.presence_threshold, "invert": args.invert}
     write_reconstruction(args.out, reconstruction, [str(path) for path in args.image], bundle_dir, settings)
-    found = [name for name, result in reconstruction.structures.items() if result.surface is not None]
+    found = [name for name, result in reconstruction.structures.items() if result.found]
     missing = [name for name in reconstruction.structures if name not in found]
     print(f"wrote {args.out}: {len(found)} surface(s) from {len(images)} view(s) in "
-          f"{reconstruction.timing_s['total']:.1f} s" + (f"; not found: {', '.join(missing)}" if missing else ""))
+          f"{reconstruction.timing_s['total']:.1f} s: {', '.join(found) or 'no structure found'}")
+    if missing:
+        best = {name: max(reconstruction.structures[name].presence, default=0.0) for name in missing}
+        print("not found (presence below {:.2f}): {}".format(
+            args.presence_threshold, ", ".join(f"{name} ({best[name]:.2f})" for name in missing)))
     return 0

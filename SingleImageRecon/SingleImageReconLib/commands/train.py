@@ -17,6 +17,9 @@ def add_parser(subparsers) -> None:
                     "(the global batch is split across processes).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--dataset", metavar="DIR", help="dataset folder from 'xrecon generate'")
+    parser.add_argument("--validation", metavar="DIR",
+                        help="validate on this dataset's 'validation' split instead (e.g. held-out patients "
+                             "generated with fewer views)")
     parser.add_argument("--task", choices=("depth",), default="depth",
                         help="what to train (landmark networks come with their issue)")
     parser.add_argument("--out", metavar="BUNDLE", help="bundle folder to write (training state in BUNDLE/training)")
@@ -41,7 +44,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.dataset or not args.out:
         raise XreconInputError("--dataset and --out are required")
-    metrics = train(args.dataset, args.out, config, device=args.device, commands=[" ".join(["xrecon", *sys.argv[1:]])])
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise XreconInputError(f"--device {args.device}: this torch has no CUDA device; use --device cpu")
+    metrics = train(args.dataset, args.out, config, device=args.device, commands=[" ".join(["xrecon", *sys.argv[1:]])],
+                    validation_dir=args.validation)
     if metrics:
         print(json.dumps({k: v for k, v in metrics.items() if k != "validation"}))
     return 0
