@@ -66,11 +66,11 @@ def warp_atlas(target_ct: sitk.Image, atlas: Atlas, structures: Sequence[str], s
 
 
 def fuse_votes(warped: Sequence[np.ndarray], label_count: int) -> np.ndarray:
-    """Majority vote per voxel over the atlases' warped labels; ties go to the lower label.
+    """Majority vote per voxel among the structures the atlases put there; ties go to the lower label.
 
-    Background (0) votes only where an atlas has some structure nearby is not modelled: an atlas
-    votes background wherever its labels do not reach, so a structure only one atlas covers is
-    kept only where that atlas's vote is not outvoted by the others' explicit labels.
+    Background does not vote, so a structure that only one atlas covers is kept wherever no
+    other atlas puts another structure (an atlas of another body region then adds its bones
+    unopposed: give only atlases of the target's region).
     """
     if len(warped) == 1:
         return warped[0].copy()
@@ -82,7 +82,7 @@ def fuse_votes(warped: Sequence[np.ndarray], label_count: int) -> np.ndarray:
     return np.where(counts[1:].max(axis=0) > 0, best, 0).astype(np.uint16)
 
 
-def _head_foot_axis_kji(ct: sitk.Image) -> int:
+def head_foot_axis_kji(ct: sitk.Image) -> int:
     """The (k, j, i) array axis that runs most along the body (RAS S)."""
     return 2 - int(np.argmax(np.abs(np.asarray(ct.GetDirection()).reshape(3, 3)[2])))
 
@@ -103,7 +103,7 @@ def refine_with_bone(ct: sitk.Image, labels: np.ndarray, bone_hu: float = DEFAUL
     refined = np.where(bone & (distance <= reach_mm), nearest_label, 0).astype(np.uint16)
     # a cross within one slice across the body axis: fills and closes slice by slice
     flat = ndimage.generate_binary_structure(2, 1)
-    in_slice = np.moveaxis(np.stack([np.zeros_like(flat), flat, np.zeros_like(flat)]), 0, _head_foot_axis_kji(ct))
+    in_slice = np.moveaxis(np.stack([np.zeros_like(flat), flat, np.zeros_like(flat)]), 0, head_foot_axis_kji(ct))
     out = np.zeros_like(refined)
     for value in np.unique(refined[refined > 0]):
         structure = refined == value

@@ -24,7 +24,7 @@ import SimpleITK as sitk
 
 from SingleImageReconLib.commands.labels import SPINE_AND_PELVIS
 from SyntheticDataGenLib.ct_io import read_ct
-from SyntheticDataGenLib.label_propagation import Atlas, dice, refine_with_bone, warp_atlas
+from SyntheticDataGenLib.label_propagation import Atlas, dice, head_foot_axis_kji, refine_with_bone, warp_atlas
 from SyntheticDataGenLib.labels import Segmentation, read_segmentation
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -40,28 +40,24 @@ def _case(name: str):
     return ct, read_segmentation(folder / "labels.nii.gz", folder / "labels.csv", reference=ct)
 
 
-def _head_foot_axis(ct) -> int:
-    """The index axis (0 = i, 1 = j, 2 = k) that runs most along S."""
-    return int(np.argmax(np.abs(np.asarray(ct.GetDirection()).reshape(3, 3)[2])))
-
-
-def _slices_of(segmentation, name: str, axis: int) -> np.ndarray:
-    mask = segmentation.mask_array(name)
-    return mask.any(axis=tuple(a for a in range(3) if a != 2 - axis))
+def _slices_of(segmentation, name: str, axis_kji: int) -> np.ndarray:
+    """Which slices across the body axis hold the structure."""
+    return segmentation.mask_array(name).any(axis=tuple(a for a in range(3) if a != axis_kji))
 
 
 def _whole(ct, segmentation, name: str) -> bool:
     """The structure does not reach the first or last slice along the head-foot axis."""
-    occupied = _slices_of(segmentation, name, _head_foot_axis(ct))
+    occupied = _slices_of(segmentation, name, head_foot_axis_kji(ct))
     return not (occupied[0] or occupied[-1])
 
 
 def _cut_to(ct, segmentation, structures):
     """CT and labels cut along the axis nearest head-foot to the structures' extent plus the margin."""
-    axis = _head_foot_axis(ct)
+    axis_kji = head_foot_axis_kji(ct)
+    axis = 2 - axis_kji  # as SimpleITK indexes (i, j, k)
     occupied = np.zeros(ct.GetSize()[axis], bool)
     for name in structures:
-        occupied |= _slices_of(segmentation, name, axis)
+        occupied |= _slices_of(segmentation, name, axis_kji)
     indices = np.flatnonzero(occupied)
     margin = int(np.ceil(MARGIN_MM / ct.GetSpacing()[axis]))
     low, high = max(0, indices[0] - margin), min(len(occupied), indices[-1] + margin + 1)
