@@ -96,7 +96,11 @@ def test_reconstruct_writes_closed_lps_surfaces_named_in_its_summary(reconstruct
     summary = json.loads((rec / "reconstruction.json").read_text())
     assert summary["method"] == "depth" and len(summary["views"]) == 1
     assert set(summary["structures"]) == set(STRUCTURES)
-    for name in STRUCTURES:
+    # what the bundled model does not find is listed, not written (it misses femurs: issue 10)
+    assert set(summary["found"]) | set(summary["not_found"]) == set(STRUCTURES) and summary["found"]
+    for name in summary["not_found"]:
+        assert summary["structures"][name]["file"] is None and not (rec / f"{name}.vtk").exists()
+    for name in summary["found"]:
         entry = summary["structures"][name]
         assert entry["file"] == f"{name}.vtk" and entry["views_used"] == [1]
         surface, header = read_plain_vtk(rec / entry["file"])
@@ -136,7 +140,8 @@ def test_evaluate_writes_design_metrics_and_distance_coloured_models(reconstruct
     assert result.returncode == 0, result.stderr
     document = json.loads((root / "M" / "metrics.json").read_text())
     structures = document["methods"]["depth"]["structures"]
-    assert set(structures) == set(STRUCTURES)
+    found = json.loads((root / "REC" / "reconstruction.json").read_text())["found"]
+    assert set(structures) == set(found) and found
     for name, metrics in structures.items():
         assert set(METRIC_KEYS) <= set(metrics), metrics.keys()
         for key in METRIC_KEYS:
@@ -146,7 +151,7 @@ def test_evaluate_writes_design_metrics_and_distance_coloured_models(reconstruct
         assert 0 <= metrics["dice"] <= 1 and 0 <= metrics["f1"] <= 1
         assert metrics["f1_tau_mm"] == 2.0
     assert all(math.isfinite(seconds) for seconds in document["timing_s"].values())
-    for name in STRUCTURES:
+    for name in found:
         for file in (f"{name}.vtk", f"{name}_truth.vtk"):
             surface, header = read_plain_vtk(root / "M" / "models" / file)
             assert "SPACE=LPS" in header
