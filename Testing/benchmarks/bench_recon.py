@@ -37,6 +37,7 @@ from SingleImageReconLib.reconstruction import reconstruct_radiographs, surfaces
 from SingleImageReconLib.surface import ViewEvidence
 from SyntheticDataGenLib.case_info import case_centre_ras
 from SyntheticDataGenLib.ct_io import ijk_to_ras, read_ct
+from SyntheticDataGenLib.dicom_geometry import DEFAULT_FIELD_OF_VIEW_MM, spacing_from_field_of_view
 from SyntheticDataGenLib.geometry import preset_geometry
 from SyntheticDataGenLib.labels import read_segmentation
 from SyntheticDataGenLib.sample_data import sample_case
@@ -168,9 +169,8 @@ def real_radiographs(model, metadata, paths: list[str]) -> dict:
     for path in paths:
         image = read_radiograph(path).image
         height, width = image.shape
-        spacing = 430.0 / max(height, width)
         geometry = preset_geometry("ap", isocenter_ras_mm=(0, 0, 0), size_px=(width, height),
-                                   pixel_spacing_mm=(spacing, spacing))
+                                   pixel_spacing_mm=spacing_from_field_of_view(DEFAULT_FIELD_OF_VIEW_MM, (width, height)))
         prediction = predict(model, metadata, [image], [geometry])[0]
         found[path] = {n: round(float(p), 3) for n, p in zip(prediction.names, prediction.presence) if p >= 0.5}
         lower = [n for n in found[path] if n.startswith(("femur", "hip", "sacrum"))]
