@@ -23,7 +23,29 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+# Only a guard against a hung process: far beyond any run on a loaded 2-core machine, so that
+# load never fails a test (tests never assert wall times)
+HANG_TIMEOUT_S = 3600
+
+
 def run_xrecon(*args: str) -> subprocess.CompletedProcess:
     """Run ``xrecon`` in a fresh interpreter, as a user would, and capture its output."""
     return subprocess.run([sys.executable, "-m", "SingleImageReconLib.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=HANG_TIMEOUT_S)
+
+
+def xrecon_in_process(capfd, *args) -> tuple[int, str, str]:
+    """Run ``xrecon`` in this interpreter (no second start-up of torch): exit status, stdout, stderr.
+
+    ``capfd`` catches what native libraries (ITK, VTK) print as well as Python's own output;
+    an argument error's exit (argparse raises SystemExit) is returned as its status.
+    """
+    from SingleImageReconLib import cli
+
+    capfd.readouterr()
+    try:
+        status = cli.main([str(arg) for arg in args])
+    except SystemExit as error:
+        status = error.code
+    out, err = capfd.readouterr()
+    return status, out, err

@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import SimpleITK as sitk
 
-from conftest import run_xrecon
+from conftest import HANG_TIMEOUT_S, run_xrecon
 from SyntheticDataGenLib.sample_data import sample_case
 
 CASE = sample_case("abdomen-pelvis")
@@ -95,3 +95,42 @@ def test_cropped_labels_on_the_same_lattice_are_accepted(tmp_path):
     result = run_xrecon("info", "--ct", CASE.ct_path, "--labels", path, "--labels-table", CASE.table_path,
                         "--structures", "femur_left")
     assert result.returncode == 0, result.stderr
+
+
+def test_help_and_argument_errors_load_no_heavy_library():
+    # `xrecon --help` and a usage error must not wait for torch, MONAI, VTK or SimpleITK (issue 12)
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom SingleImageReconLib.cli import build_parser\n"
+             "for argv in (['--help'], ['reconstruct', '--help'], ['render', '--lao']):\n"
+             "    try:\n        build_parser().parse_args(argv)\n    except SystemExit:\n        pass\n"
+             "print(sorted(m for m in ('torch', 'monai', 'vtk', 'SimpleITK') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=HANG_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_impossible_requests_are_refused_before_any_work(tmp_path):
+    import re
+
+    taken = tmp_path / "taken.txt"
+    taken.write_text("a user's file")
+    cases = [  # (arguments, what the last line must say)
+        (["render", "--case", "chest", "--device", "cuda:99", "--out", tmp_path / "a"],
+         r"--device cuda:99: (this torch has no CUDA device|there are \d+ CUDA device)"),
+        (["render", "--case", "chest", "--device", "gpu", "--out", tmp_path / "b"], r"use cpu, cuda or cuda:N"),
+        (["render", "--case", "chest", "--lao", "720", "--out", tmp_path / "c"], r"720° is outside the C-arm's range"),
+        (["reconstruct", "--image", "x.png", "--cranial", "-100", "--out", tmp_path / "d"],
+         r"-100° is outside the C-arm's range for cranial"),
+        (["render", "--case", "chest", "--detector-size-px", "100000", "100000", "--out", tmp_path / "e"],
+         r"a detector side must be 8 to 4096 pixels"),
+        (["reconstruct", "--image", "x.png", "--out", taken], r"is a file; give a folder"),
+        (["render", "--case", "chest", "--out", tmp_path], r"not an earlier 'xrecon render' output"),
+    ]
+    for args, message in cases:
+        result = run_xrecon(*args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (args, result.stderr)
+        assert re.search(message, result.stderr.strip().splitlines()[-1]), (args, result.stderr)
+        assert [p.name for p in tmp_path.iterdir()] == ["taken.txt"], "nothing is written"
+    assert taken.read_text() == "a user's file"

@@ -38,6 +38,9 @@ def test_demo_prints_a_table_and_writes_metrics_in_the_design_schema(demo):
             assert all(math.isfinite(metrics[key]) for key in METRIC_KEYS)
             assert metrics["chamfer_mm"] == pytest.approx(2 * metrics["assd_mm"])
             assert 0 <= metrics["dice"] <= 1 and 0 <= metrics["f1"] <= 1
+        assert method["mean"]["structures"] == len(method["structures"])
+        assert method["mean"]["assd_mm"] == pytest.approx(
+            sum(m["assd_mm"] for m in method["structures"].values()) / len(method["structures"]))
     assert {"render", "reconstruct_depth", "evaluate_depth", "total"} <= set(document["timing_s"])
 
 

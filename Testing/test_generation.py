@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_xrecon
+from conftest import HANG_TIMEOUT_S, run_xrecon
 from SyntheticDataGenLib.augmentation import PRESETS, sample_augmentation
 from SyntheticDataGenLib.dataset import SyntheticXrayDataset, load_sample
 from SyntheticDataGenLib.errors import XreconInputError
@@ -174,7 +174,7 @@ def test_an_interrupted_run_resumes_without_duplicates(tmp_path):
         if line.startswith("progress 3/"):
             process.send_signal(signal.SIGKILL)
             break
-    process.wait(timeout=60)
+    process.wait(timeout=HANG_TIMEOUT_S)
     assert 3 <= len(read_manifests(out)) < 10
     result = run_xrecon(*args)
     assert result.returncode == 0, result.stderr

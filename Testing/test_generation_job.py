@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from conftest import HANG_TIMEOUT_S
+
 from SyntheticDataGenLib.errors import XreconInputError
 from SyntheticDataGenLib.generation_command import (
     GenerationOptions,
@@ -39,7 +41,7 @@ def small_generation(out: Path, views: int) -> list[str]:
             "--pixel-spacing-mm", "12.8", "12.8", "--anatomy", "0", "--progress", "lines", "--out", str(out)]
 
 
-def poll_until(job: GenerationJob, stop, timeout_s: float = 120.0) -> list:
+def poll_until(job: GenerationJob, stop, timeout_s: float = HANG_TIMEOUT_S) -> list:
     """Poll as the GUI's timer does until ``stop(events so far)``; returns the events."""
     events = []
     deadline = time.monotonic() + timeout_s
@@ -115,14 +117,14 @@ def test_cancelled_generation_stops_and_resumes_without_duplicates(tmp_path):
     poll_until(job, lambda events: any(event[0] == "progress" for event in events) or not job.running)
     assert job.running, list(job.log)
     job.cancel()
-    assert job.wait(timeout_s=60) != 0
+    assert job.wait(timeout_s=HANG_TIMEOUT_S) != 0
     assert job.cancelled
     assert job.process.poll() is not None
     assert process_group_gone(job.process.pid)
     assert len(manifest_ids(out)) < views
 
     rerun = GenerationJob(small_generation(out, views), cwd=str(tmp_path), output_dir=str(out))
-    assert rerun.wait(timeout_s=300) == 0, list(rerun.log)
+    assert rerun.wait(timeout_s=HANG_TIMEOUT_S) == 0, list(rerun.log)
     assert (rerun.done, rerun.total) == (views, views)
     ids = manifest_ids(out)
     assert len(ids) == len(set(ids)) == views
@@ -204,7 +206,7 @@ def test_module_path_runs_the_generator(tmp_path):
     args = generate_arguments(python_executable(), inputs, names, str(out), options)
     env = generation_environment(module_python_paths([REPO / "SyntheticDataGen", REPO / "SingleImageRecon"]))
     job = GenerationJob(args, env=env, cwd=str(out), output_dir=str(out))
-    assert job.wait(timeout_s=300) == 0, list(job.log)
+    assert job.wait(timeout_s=HANG_TIMEOUT_S) == 0, list(job.log)
     assert (job.done, job.total) == (2, 2)
     header = json.loads((out / "dataset.json").read_text())
     assert header["settings"]["structures"] == names

@@ -43,6 +43,14 @@ def test_an_absent_structure_is_dropped_and_reported_with_its_presence():
     assert set(result.surfaces) == {"vertebrae_L1"}
 
 
+def test_progress_is_reported_for_every_structure():
+    image = np.random.default_rng(0).random((SIZE, SIZE)).astype(np.float32)
+    calls = []
+    reconstruct_radiographs(FixedOutput([8.0, -8.0]), METADATA, [image], [_geometry()], spacing_mm=2.0,
+                            progress=lambda done, total, name: calls.append((done, total, name)))
+    assert calls == [(0, 2, "vertebrae_L1"), (1, 2, "femur_left"), (2, 2, "")]
+
+
 def test_the_presence_threshold_decides():
     image = np.zeros((SIZE, SIZE), np.float32)
     image[8:24, 8:24] = 1

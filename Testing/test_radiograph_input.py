@@ -16,6 +16,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from conftest import xrecon_in_process
 from SingleImageReconLib import cli
 from SingleImageReconLib.commands.reconstruct import resolve_geometries
 from SingleImageReconLib.radiograph_checks import check_plausible, neighbour_correlation
@@ -70,13 +71,6 @@ def dicom_window(values: np.ndarray, center: float, width: float) -> np.ndarray:
 def reconstruct_args(*options: str):
     return cli.build_parser().parse_args(["reconstruct", *map(str, options), "--out", "unused"])
 
-
-def xrecon_in_process(capfd, *args) -> tuple[int, str, str]:
-    """Run ``xrecon`` in this interpreter: exit status, stdout, stderr (as in test_reconstruct_cli)."""
-    capfd.readouterr()
-    status = cli.main([str(arg) for arg in args])
-    out, err = capfd.readouterr()
-    return status, out, err
 
 
 # ----------------------------------------------------------------------------------------------

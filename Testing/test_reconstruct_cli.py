@@ -18,8 +18,7 @@ import vtk
 from PIL import Image
 from vtk.util import numpy_support
 
-from conftest import run_xrecon
-from SingleImageReconLib import cli
+from conftest import run_xrecon, xrecon_in_process
 from SingleImageReconLib.inference import fit_to_network
 from SingleImageReconLib.mesh_io import read_model
 from SyntheticDataGenLib.geometry import ProjectionGeometry, preset_geometry, rotate_detector
@@ -27,16 +26,6 @@ from SyntheticDataGenLib.geometry import ProjectionGeometry, preset_geometry, ro
 STRUCTURES = ["vertebrae_L3", "femur_left"]
 METRIC_KEYS = ("assd_mm", "hd95_mm", "chamfer_mm", "dice", "f1", "f1_tau_mm")
 
-
-def xrecon_in_process(capfd, *args) -> tuple[int, str, str]:
-    """Run ``xrecon`` in this interpreter (no second start-up of torch): exit status, stdout, stderr.
-
-    ``capfd`` catches what native libraries (ITK, VTK) print as well as Python's own output.
-    """
-    capfd.readouterr()
-    status = cli.main([str(arg) for arg in args])
-    out, err = capfd.readouterr()
-    return status, out, err
 
 
 def boundary_edges(surface) -> int:
@@ -160,15 +149,20 @@ def test_evaluate_writes_design_metrics_and_distance_coloured_models(reconstruct
             assert len(distance) == surface.GetNumberOfPoints() and np.all(np.isfinite(distance))
 
 
-def _tiny_reconstruction(folder: Path) -> Path:
-    """A reconstruction folder holding one small sphere as vertebrae_L3 (quick to evaluate)."""
+def _tiny_reconstruction(folder: Path, offset_mm: float = 0.0) -> Path:
+    """A reconstruction folder holding one small sphere as vertebrae_L3 (quick to evaluate),
+    at the true L3's centre or ``offset_mm`` to the patient's left of it."""
     from SingleImageReconLib.mesh_io import write_model
     from SyntheticDataGenLib.sample_data import sample_case
 
-    labels = sitk.ReadImage(str(sample_case("abdomen-pelvis").labels_path))
-    centre_lps = labels.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in labels.GetSize()])
+    case = sample_case("abdomen-pelvis")
+    label = next(int(line.split(",")[0]) for line in case.table_path.read_text().splitlines()
+                 if line.endswith(",vertebrae_L3"))
+    shapes = sitk.LabelShapeStatisticsImageFilter()
+    shapes.Execute(sitk.ReadImage(str(case.labels_path)))
+    centre_lps = shapes.GetCentroid(label)
     sphere = vtk.vtkSphereSource()
-    sphere.SetCenter(-centre_lps[0], -centre_lps[1], centre_lps[2])
+    sphere.SetCenter(-centre_lps[0] + offset_mm, -centre_lps[1], centre_lps[2])
     sphere.SetRadius(10.0)
     sphere.Update()
     folder.mkdir()
@@ -185,6 +179,17 @@ def test_evaluate_of_a_small_reconstruction_writes_metrics(tmp_path, capfd):
     assert status == 0, err
     metrics = json.loads((tmp_path / "metrics.json").read_text())["methods"]["depth"]["structures"]["vertebrae_L3"]
     assert metrics["chamfer_mm"] == pytest.approx(2 * metrics["assd_mm"])
+
+
+def test_evaluate_warns_when_reconstruction_and_labels_are_far_apart(tmp_path, capfd):
+    recon = _tiny_reconstruction(tmp_path / "REC", offset_mm=400.0)  # as if of another patient
+    status, _, err = xrecon_in_process(capfd, "evaluate", "--recon", recon, "--case", "abdomen-pelvis",
+                                       "--out", tmp_path / "metrics.json")
+    assert status == 0 and "vertebrae_L3 do not overlap the labels at all" in err and "same patient" in err
+    near = _tiny_reconstruction(tmp_path / "NEAR")
+    status, _, err = xrecon_in_process(capfd, "evaluate", "--recon", near, "--case", "abdomen-pelvis",
+                                       "--out", tmp_path / "near.json")
+    assert status == 0 and "warning" not in err
 
 
 def test_evaluate_creates_the_folder_of_its_output_file(tmp_path, capfd):

@@ -41,7 +41,7 @@ def rendered(tmp_path_factory):
 def test_render_writes_the_design_files(rendered):
     out, _ = rendered
     names = {p.name for p in out.iterdir()}
-    expected = {"drr.nrrd", "geometry.json", "landmarks.mrk.json"} | {
+    expected = {".xrecon-output", "drr.nrrd", "geometry.json", "landmarks.mrk.json"} | {
         f"{kind}_{s}.nrrd" for kind in ("mask", "front", "back") for s in STRUCTURES}
     assert names == expected
 

@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+
+from conftest import HANG_TIMEOUT_S
 
 from SyntheticDataGenLib.augmentation import PRESETS
 from SyntheticDataGenLib.errors import XreconInputError
@@ -25,10 +28,16 @@ def dataset(tmp_path_factory):
     files = sample_case("abdomen-pelvis")
     cases = [CaseSource("abdomen-pelvis", files.ct_path, files.labels_path, files.table_path, "train"),
              CaseSource("chest", *(lambda c: (c.ct_path, c.labels_path, c.table_path))(sample_case("chest")), "validation")]
-    settings = GenerationSettings(["femur_left", "vertebrae_L1"], 6, 0, BaseView(size_px=(32, 32), pixel_spacing_mm=(12.8, 12.8)),
+    settings = GenerationSettings(["femur_left", "vertebrae_L1", "vertebrae_L2"], 6, 0, BaseView(size_px=(32, 32), pixel_spacing_mm=(12.8, 12.8)),
                                   PRESETS["light"].scaled(anatomy=0), "light")
     generate_dataset(folder, cases, settings)
     return folder
+
+
+def imageio_read(path):
+    from PIL import Image
+
+    return np.asarray(Image.open(path))
 
 
 def weights(folder):
@@ -51,6 +60,9 @@ def test_same_seed_same_weights_and_resume_is_exact(dataset, tmp_path):
     assert all(torch.equal(resumed[k], first[k]) for k in first)
     rows = (interrupted / "training" / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("epoch,samples_seen,train_loss")
+    curves = imageio_read(interrupted / "training" / "curves.png")
+    assert curves.ndim == 3 and curves.shape[1] > 2 * curves.shape[0], "three panels side by side"
+    assert len(np.unique(curves.reshape(-1, curves.shape[2]), axis=0)) > 20, "the curves are drawn, not blank"
 
 
 def _train_one_epoch_then_stop(dataset, out, config):
@@ -78,14 +90,15 @@ def _train_one_epoch_then_stop(dataset, out, config):
 def test_bundle_loads_and_predicts_like_the_trained_model(dataset, tmp_path):
     metrics = train(dataset, tmp_path / "bundle", TrainConfig(epochs=1, **TINY), device="cpu", progress=False)
     validated = {name for name, figures in metrics["validation"].items() if "dice" in figures}
-    assert validated == {"vertebrae_L1"}, "the chest has no femur: only L1 has masks to compare"
+    assert validated == {"vertebrae_L1", "vertebrae_L2"}, "the chest has no femur: only vertebrae have masks to compare"
     assert metrics["validation"]["femur_left"]["views_present"] == 0 and "all" in metrics["validation"]
     assert list((tmp_path / "bundle" / "training" / "tensorboard").glob("events.out.tfevents.*"))
     model, metadata = load_bundle(tmp_path / "bundle")
-    assert metadata["xrecon"]["structures"] == ["femur_left", "vertebrae_L1"]
+    assert metadata["xrecon"]["structures"] == ["femur_left", "vertebrae_L1", "vertebrae_L2"]
+    assert metadata["xrecon"]["chains"] == [["vertebrae_L1", "vertebrae_L2"]]
     assert metadata["xrecon"]["geometry"]["size_px"] == [32, 32]
     out = model(torch.rand(2, 1, 32, 32), torch.tensor([900.0, 1000.0]))
-    assert out["front_mm"].shape == (2, 2, 32, 32) and torch.all(out["back_mm"] >= out["front_mm"])
+    assert out["front_mm"].shape == (2, 3, 32, 32) and torch.all(out["back_mm"] >= out["front_mm"])
     assert out["front_mm"][1].mean() > out["front_mm"][0].mean(), "depth scales with the geometry's distance"
 
 
@@ -97,6 +110,10 @@ def test_bad_bundles_and_configs_are_refused(dataset, tmp_path):
     metadata["xrecon"]["structures"] = ["femur_left"]
     metadata["network_data_format"]["outputs"] = {k: {**v, "num_channels": 1}
                                                   for k, v in metadata["network_data_format"]["outputs"].items()}
+    metadata_path.write_text(json.dumps(metadata))
+    with pytest.raises(XreconInputError, match="chains .* name structures the bundle does not have"):
+        load_bundle(bundle)
+    metadata["xrecon"]["chains"] = []
     metadata_path.write_text(json.dumps(metadata))
     with pytest.raises(XreconInputError, match="does not match the network"):
         load_bundle(bundle)
@@ -117,11 +134,11 @@ def test_two_torchrun_processes_match_one_process_with_the_same_global_batch(dat
               "--set", "features=[4,4,8,8,16,4]", "--device", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single = subprocess.run([sys.executable, "-m", "SingleImageReconLib.cli", "train", "--dataset", str(dataset),
-                             "--out", str(tmp_path / "one"), *config], capture_output=True, text=True, env=env, timeout=600)
+                             "--out", str(tmp_path / "one"), *config], capture_output=True, text=True, env=env, timeout=HANG_TIMEOUT_S)
     assert single.returncode == 0, single.stderr
     pair = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            "-m", "SingleImageReconLib.cli", "train", "--dataset", str(dataset),
-                           "--out", str(tmp_path / "two"), *config], capture_output=True, text=True, env=env, timeout=600)
+                           "--out", str(tmp_path / "two"), *config], capture_output=True, text=True, env=env, timeout=HANG_TIMEOUT_S)
     assert pair.returncode == 0, pair.stderr[-3000:]
     one, two = weights(tmp_path / "one"), weights(tmp_path / "two")
     for key in one:

@@ -27,12 +27,16 @@ from SyntheticDataGenLib.errors import XreconInputError
 
 from .network import DepthNet
 
-BUNDLE_FORMAT = "xrecon-depth/2"  # /2: depth in mm about the isocentre, presence logits
+BUNDLE_FORMAT = "xrecon-depth/3"  # /2: depth in mm about the isocentre, presence logits; /3: chains
+READABLE_FORMATS = ("xrecon-depth/2", BUNDLE_FORMAT)  # a /2 bundle is a /3 one without chains
 
 
 def bundle_metadata(structures: list[str], features, image_size: tuple[int, int], extra: dict,
-                    downsample: int = 1) -> dict:
-    """MONAI-style metadata for a depth network (``extra`` joins the "xrecon" section)."""
+                    downsample: int = 1, chains: list[list[int]] = ()) -> dict:
+    """MONAI-style metadata for a depth network (``extra`` joins the "xrecon" section).
+
+    ``chains``: the network's chains (:class:`.network.DepthNet`), recorded by structure name.
+    """
     return {
         "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
         "version": "0.1.0",
@@ -69,7 +73,8 @@ def bundle_metadata(structures: list[str], features, image_size: tuple[int, int]
                                      "channel_def": {str(i): s for i, s in enumerate(structures)}}},
         },
         "xrecon": {"format": BUNDLE_FORMAT, "structures": list(structures), "features": list(features),
-                   "downsample": int(downsample), **extra},
+                   "downsample": int(downsample),
+                   "chains": [[structures[i] for i in chain] for chain in chains], **extra},
     }
 
 
@@ -87,7 +92,8 @@ def write_bundle(bundle_dir: str | os.PathLike, model: DepthNet, metadata: dict,
                  "network_def": {"_target_": "SingleImageReconLib.network.DepthNet",
                                  "structure_count": len(metadata["xrecon"]["structures"]),
                                  "features": metadata["xrecon"]["features"],
-                                 "downsample": metadata["xrecon"].get("downsample", 1)},
+                                 "downsample": metadata["xrecon"].get("downsample", 1),
+                                 "chains": _chain_indices(metadata["xrecon"])},
                  "weights": "$@bundle_root + '/models/model.safetensors'"}
     write_text_atomically(bundle_dir / "configs" / "inference.json", json.dumps(inference, indent=2))
     write_text_atomically(bundle_dir / "docs" / "README.md", readme or metadata["description"] + "\n")
@@ -103,20 +109,34 @@ def load_bundle(bundle_dir: str | os.PathLike, device: torch.device | str = "cpu
     metadata_path = bundle_dir / "configs" / "metadata.json"
     weights_path = bundle_dir / "models" / "model.safetensors"
     metadata = read_json(metadata_path, f"{bundle_dir} is not a model bundle (no configs/metadata.json)")
-    section = metadata.get("xrecon", {})
-    if section.get("format") != BUNDLE_FORMAT:
+    section = metadata.get("xrecon")
+    if not isinstance(section, dict) or not isinstance(metadata.get("network_data_format", {}), dict):
+        raise XreconInputError(f"{metadata_path} lacks its 'xrecon' section: not an xrecon model bundle")
+    if section.get("format") not in READABLE_FORMATS:
         raise XreconInputError(f"{bundle_dir}: bundle format {section.get('format')!r}, expected {BUNDLE_FORMAT!r} "
                                "(a bundle of another xrecon version: retrain it with 'xrecon train')")
     structures, features = section.get("structures"), section.get("features")
-    if not structures or not features:
-        raise XreconInputError(f"{metadata_path} lacks the structures or features of the network")
-    outputs = metadata.get("network_data_format", {}).get("outputs", {})
+    if (not isinstance(structures, list) or not structures or not all(isinstance(s, str) for s in structures)
+            or not isinstance(features, list) or len(features) != 6
+            or not all(isinstance(f, int) and f > 0 for f in features)):
+        raise XreconInputError(f"{metadata_path} lacks the structures (names) or features (6 channel counts) "
+                               "of the network")
+    data_format = metadata.get("network_data_format", {})
+    outputs = data_format.get("outputs", {})
+    if not isinstance(outputs, dict) or not all(isinstance(output, dict) for output in outputs.values()):
+        raise XreconInputError(f"{metadata_path}: network_data_format.outputs must describe each output")
     if any(output.get("num_channels") != len(structures) for output in outputs.values()):
         raise XreconInputError(f"{metadata_path}: outputs do not have one channel per structure")
+    shape = _nested(data_format, "inputs", "image").get("spatial_shape")
+    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) and n > 0 for n in shape)):
+        raise XreconInputError(f"{metadata_path}: network_data_format.inputs.image.spatial_shape must be [H, W]")
     downsample = section.get("downsample", 1)
     if downsample not in (1, 2, 4):
         raise XreconInputError(f"{metadata_path}: downsample must be 1, 2 or 4, got {downsample!r}")
-    model = DepthNet(len(structures), features, downsample)
+    try:
+        model = DepthNet(len(structures), features, downsample, _chain_indices(section))
+    except (ValueError, TypeError) as error:
+        raise XreconInputError(f"{metadata_path}: {error}") from None
     try:
         state = load_file(str(weights_path))
     except FileNotFoundError:
@@ -129,6 +149,22 @@ def load_bundle(bundle_dir: str | os.PathLike, device: torch.device | str = "cpu
         first = str(error).strip().splitlines()[0]
         raise XreconInputError(f"{weights_path} does not match the network its metadata describes ({first})") from None
     return model.to(device).eval(), metadata
+
+
+def _nested(document: dict, *keys: str) -> dict:
+    """document[k1][k2]... where each level is an object; {} where one is missing or is not."""
+    for key in keys:
+        document = document.get(key) if isinstance(document, dict) else None
+    return document if isinstance(document, dict) else {}
+
+
+def _chain_indices(section: dict) -> list[list[int]]:
+    """The "chains" of an "xrecon" metadata section as structure indices."""
+    structures = section["structures"]
+    try:
+        return [[structures.index(name) for name in chain] for chain in section.get("chains", [])]
+    except (ValueError, TypeError):
+        raise ValueError(f"chains {section.get('chains')!r} name structures the bundle does not have") from None
 
 
 def environment() -> dict:

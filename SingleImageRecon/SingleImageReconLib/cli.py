@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-import SimpleITK as sitk
-
 from SyntheticDataGenLib.errors import XreconInputError
 
 from .commands import bench, demo, evaluate, generate, info, labels, reconstruct, render, train
+from .commands.device_option import check_device
 
 COMMANDS = (demo, info, labels, render, generate, train, reconstruct, evaluate, bench)
 
@@ -33,8 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import SimpleITK as sitk  # after parsing: --help and argument errors need no image library
+
     sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK warnings would bury our one-line errors
     try:
+        if getattr(args, "device", None):
+            check_device(args.device)
         return args.run(args) or 0
     except XreconInputError as error:
         print(f"xrecon {args.command}: error: {error}", file=sys.stderr)

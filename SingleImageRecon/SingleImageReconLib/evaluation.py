@@ -80,13 +80,24 @@ METRIC_KEYS = ("assd_mm", "hd95_mm", "chamfer_mm", "dice", "iou", "f1", "f1_tau_
 
 def metrics_document(methods: dict[str, dict[str, StructureEvaluation]], timing_s: dict[str, float],
                      extra: dict | None = None) -> dict:
-    """``metrics.json`` as DESIGN.md gives it: methods -> structures -> metrics, and stage timings."""
+    """``metrics.json`` as DESIGN.md gives it: methods -> structures -> metrics, and stage timings.
+
+    Each method also has ``mean``: the mean over its structures of each number (the printed
+    table's last row), with ``structures`` counting them.
+    """
     document = {"methods": {method: {"structures": {name: {key: evaluation.metrics[key] for key in METRIC_KEYS}
-                                                    for name, evaluation in evaluations.items()}}
+                                                    for name, evaluation in evaluations.items()},
+                                     "mean": _mean_metrics(evaluations)}
                             for method, evaluations in methods.items()},
                 "timing_s": {stage: round(float(seconds), 4) for stage, seconds in timing_s.items()}}
     document.update(extra or {})
     return document
+
+
+def _mean_metrics(evaluations: dict[str, StructureEvaluation]) -> dict:
+    numbers = [key for key in METRIC_KEYS if all(isinstance(e.metrics[key], (int, float)) for e in evaluations.values())]
+    mean = {key: float(np.mean([e.metrics[key] for e in evaluations.values()])) for key in numbers} if evaluations else {}
+    return {**mean, "structures": len(evaluations)}
 
 
 def metrics_table(methods: dict[str, dict[str, StructureEvaluation]]) -> str:

@@ -24,7 +24,8 @@ term in which a millimetre counts: the mean absolute depth error in units of ``s
 gradient does not fade as the error shrinks, so the last millimetres count as much as the
 first. Training uses 100 mm (30 mm of error costs 0.3, about a mask loss); at 10 mm the depth
 term outweighed the masks tenfold and they stayed blank for three epochs.
-:func:`presence_loss` is the binary cross-entropy of each structure's presence logit.
+:func:`presence_loss` is the binary cross-entropy of each structure's presence logit;
+:func:`level_loss` the error of a vertebral chain's level map, in levels.
 """
 
 from __future__ import annotations
@@ -87,6 +88,14 @@ def absolute_depth_loss(predicted_mm: torch.Tensor, target_mm: torch.Tensor, val
     if not has_pixels.any():
         return predicted_mm.sum() * 0
     return (error.sum(dim=1)[has_pixels] / n[has_pixels] / scale_mm).mean()
+
+
+def level_loss(predicted: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean |predicted − target| of a level map (in levels) over its valid pixels; 0 without any."""
+    valid = valid.bool()
+    if not valid.any():
+        return predicted.sum() * 0
+    return (predicted - target).abs()[valid].mean()
 
 
 def presence_loss(presence_logits: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:

@@ -76,6 +76,8 @@ def _is_dicom(path: Path) -> bool:
 def _grey_pixels(image: sitk.Image, path: Path) -> np.ndarray:
     """The image's pixels as float32 ``[height, width]``: one channel, or grey from RGB(A) or grey+alpha."""
     channels = sitk.GetArrayFromImage(image)
+    if np.iscomplexobj(channels):
+        raise XreconInputError(f"radiograph {path} holds complex numbers; give the image's intensities")
     if image.GetNumberOfComponentsPerPixel() == 1:
         channels = channels[..., np.newaxis]
     # one-slice 3D files (detector images) become 2D

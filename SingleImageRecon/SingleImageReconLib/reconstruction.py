@@ -9,6 +9,7 @@ with the others are set aside (:mod:`.view_consistency`), and the rest are fused
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,7 +72,9 @@ def surfaces_from_evidence(evidence: dict[str, list[ViewEvidence]], *, spacing_m
 def reconstruct_radiographs(model: DepthNet, metadata: dict, images: list[np.ndarray],
                             geometries: list[ProjectionGeometry], *, structures: list[str] | None = None,
                             spacing_mm: float = 1.0, fusion: str = "intersection", threshold: float = 0.5,
-                            presence_threshold: float = 0.5, device: torch.device | str = "cpu") -> Reconstruction:
+                            presence_threshold: float = 0.5, device: torch.device | str = "cpu",
+                            progress: Callable[[int, int, str], None] = lambda done, total, name: None
+                            ) -> Reconstruction:
     """Surfaces of the bundle's structures (or ``structures``) from calibrated radiographs.
 
     A structure is reconstructed from the views whose presence probability reaches
@@ -83,13 +86,16 @@ def reconstruct_radiographs(model: DepthNet, metadata: dict, images: list[np.nda
         geometries: one per image, of matching size.
         threshold: mask probability above which a pixel's ray is taken to meet the bone.
         presence_threshold: presence probability above which a view is taken to show a structure.
+        progress: called with (structures done, of how many, the structure being done) as
+            each structure is meshed, for a progress bar.
     """
     start = time.perf_counter()
     predictions = predict(model, metadata, images, geometries, device)
     predicted = time.perf_counter()
     names = structures or predictions[0].names
     results = {}
-    for name in names:
+    for done, name in enumerate(names):
+        progress(done, len(names), name)
         index = predictions[0].names.index(name)
         presence = [float(prediction.presence[index]) for prediction in predictions]
         showing = [view for view, p in enumerate(presence) if p >= presence_threshold]
@@ -101,5 +107,6 @@ def reconstruct_radiographs(model: DepthNet, metadata: dict, images: list[np.nda
         found.views_used = [showing[view] for view in found.views_used]  # back to the caller's view numbers
         found.presence = presence
         results[name] = found
-    done = time.perf_counter()
-    return Reconstruction(results, predictions, {"network": predicted - start, "surfaces": done - predicted})
+    progress(len(names), len(names), "")
+    finished = time.perf_counter()
+    return Reconstruction(results, predictions, {"network": predicted - start, "surfaces": finished - predicted})

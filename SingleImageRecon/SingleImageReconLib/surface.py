@@ -256,7 +256,12 @@ def open_and_non_manifold_edges(surface: vtk.vtkPolyData) -> int:
 
 
 def _decimators(reduction: float) -> list[vtk.vtkPolyDataAlgorithm]:
-    """DecimatePro (fast) first, then quadric decimation (slower; better at keeping topology)."""
+    """Quadric decimation first, then DecimatePro.
+
+    Measured on predicted bones (30–90 k triangles): quadric decimation took 0.07–0.39 s and
+    always passed the closed-manifold check; DecimatePro took as long or longer and failed it
+    every time (2–6 bad edges), so trying it first only doubled the time.
+    """
     pro = vtk.vtkDecimatePro()
     pro.SetTargetReduction(reduction)
     pro.PreserveTopologyOn()
@@ -265,7 +270,7 @@ def _decimators(reduction: float) -> list[vtk.vtkPolyDataAlgorithm]:
     quadric = vtk.vtkQuadricDecimation()
     quadric.SetTargetReduction(reduction)
     quadric.VolumePreservationOn()
-    return [pro, quadric]
+    return [quadric, pro]
 
 
 def decimate(surface: vtk.vtkPolyData, reduction: float) -> vtk.vtkPolyData:

@@ -20,13 +20,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 
 from SyntheticDataGenLib.dataset import IntensityJitter, SyntheticXrayDataset
 from SyntheticDataGenLib.errors import XreconInputError
 
 from .bundle import bundle_metadata, environment, write_bundle
-from .losses import DEPTH_LOSSES, MaskLoss, absolute_depth_loss, presence_loss
+from .losses import DEPTH_LOSSES, MaskLoss, absolute_depth_loss, level_loss, presence_loss
 from .network import DEFAULT_FEATURES, DepthNet, reference_depth_mm
+from .training_curves import plot_training_curves
+from .vertebral_chain import vertebral_chain
 
 
 @dataclass
@@ -45,7 +48,9 @@ class TrainConfig:
     absolute_scale_mm: float = 100.0  # 30 mm of error costs 0.3, as much as the masks: more starved them
     presence_weight: float = 0.5
     min_visible_px: int = 16  # a structure is "in the image" from this many mask pixels
-    downsample: int = 1  # run the U-Net at 1/downsample of the image size (network.DepthNet)
+    downsample: int = 1  # run the U-Net at 1/downsample of the image size (network.DepthNet); losses at that size
+    vertebral_chain: bool = True  # vertebrae share a column mask and depths, told apart by a level map
+    level_weight: float = 1.0  # the level map's mean absolute error, in levels
     features: list[int] = field(default_factory=lambda: list(DEFAULT_FEATURES))
     seed: int = 0
     jitter: bool = True
@@ -100,15 +105,46 @@ def visible_structures(masks: torch.Tensor, min_pixels: int) -> torch.Tensor:
     return (masks > 0.5).flatten(2).sum(dim=-1) >= min_pixels
 
 
-def per_sample_loss(prediction: dict, batch: dict, config: TrainConfig, mask_loss: MaskLoss) -> torch.Tensor:
-    """The loss of each sample, (B,): masks + presence + scale-invariant depth shape + depth in mm.
+def pooled_targets(batch: dict, factor: int) -> dict:
+    """The batch's masks and depth maps at 1/``factor`` of their size, for losses at the network's size.
+
+    A pooled pixel is in a mask where most of its pixels were; its depths are the means over
+    the pixels of that mask. Other entries are kept.
+    """
+    if factor == 1:
+        return batch
+    masks = batch["masks"]
+    weight = F.avg_pool2d(masks, factor)
+    pooled = dict(batch, masks=(weight > 0.5).to(masks.dtype))
+    for key in ("front_mm", "back_mm"):
+        pooled[key] = F.avg_pool2d(batch[key] * masks, factor) / weight.clamp(min=1e-6)
+    return pooled
+
+
+def chain_targets(masks: torch.Tensor, chain: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B, 1, H, W) column mask, level map and where the level is defined (exactly one member there)."""
+    members = masks[:, chain] > 0.5
+    count = members.sum(dim=1, keepdim=True)
+    positions = torch.arange(len(chain), dtype=masks.dtype, device=masks.device).view(1, -1, 1, 1)
+    level = (members * positions).sum(dim=1, keepdim=True)
+    return (count > 0).to(masks.dtype), level, count == 1
+
+
+def per_sample_loss(prediction: dict, batch: dict, config: TrainConfig, mask_loss: MaskLoss,
+                    chains: list[list[int]] = ()) -> torch.Tensor:
+    """The loss of each sample, (B,): masks + presence + scale-invariant depth shape + depth in mm,
+    and per chain its column mask and level map.
+
+    ``batch["visible"]`` (B, S), when given, says which structures are in each image (else it
+    is counted from the masks given).
 
     Every dataset structure counts in every sample: a case's labels must hold each dataset
     structure that its CT shows (reference and propagated labels do), so a structure without
     mask pixels is absent from the image, and learning that is the point of the presence term.
     """
-    visible = visible_structures(batch["masks"], config.min_visible_px)
+    visible = batch["visible"] if "visible" in batch else visible_structures(batch["masks"], config.min_visible_px)
     valid = batch["masks"] > 0.5
+    columns = [chain_targets(batch["masks"], chain) for chain in chains]
     depth_loss = DEPTH_LOSSES[config.depth_loss]
     losses = []
     for index in range(len(batch["image"])):
@@ -118,9 +154,14 @@ def per_sample_loss(prediction: dict, batch: dict, config: TrainConfig, mask_los
         predicted = torch.cat([prediction["front_mm"][one], prediction["back_mm"][one]], dim=1)
         target = torch.cat([batch["front_mm"][one], batch["back_mm"][one]], dim=1)
         both_valid = torch.cat([valid[one]] * 2, dim=1)
-        losses.append(masks + config.presence_weight * presence
-                      + config.depth_weight * depth_loss(predicted, target, both_valid, config.variance_weight)
-                      + config.absolute_weight * absolute_depth_loss(predicted, target, both_valid, config.absolute_scale_mm))
+        loss = (masks + config.presence_weight * presence
+                + config.depth_weight * depth_loss(predicted, target, both_valid, config.variance_weight)
+                + config.absolute_weight * absolute_depth_loss(predicted, target, both_valid, config.absolute_scale_mm))
+        for g, (chain, (column, level, defined)) in enumerate(zip(chains, columns)):
+            shown = visible[one][:, chain].any(dim=1, keepdim=True)
+            loss = loss + mask_loss(prediction["chain_mask_logits"][one, g:g + 1], column[one], shown)
+            loss = loss + config.level_weight * level_loss(prediction["level"][one, g:g + 1], level[one], defined[one])
+        losses.append(loss)
     return torch.stack(losses)
 
 
@@ -223,7 +264,8 @@ def train(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Tr
         raise XreconInputError(f"{validation_dir}: its structures differ from the training set's")
     if not len(train_set):
         raise XreconInputError(f"{dataset_dir} has no training samples")
-    model = DepthNet(len(train_set.structures), config.features, config.downsample).to(device)
+    chains = [chain] if config.vertebral_chain and (chain := vertebral_chain(train_set.structures)) else []
+    model = DepthNet(len(train_set.structures), config.features, config.downsample, chains).to(device)
     optimiser = _OPTIMISERS[config.optimiser](model.parameters(), config)
     per_epoch = config.steps_per_epoch or max(1, len(train_set) // config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.learning_rate, total_steps=config.epochs * per_epoch)
@@ -246,10 +288,12 @@ def train(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Tr
         for step in steps:
             indices = [order[(step * config.batch_size + rank * local + i) % len(order)] for i in range(local)]
             batch = collate([train_set[int(i)] for i in indices])
+            batch["visible"] = visible_structures(batch["masks"], config.min_visible_px)
+            batch = pooled_targets({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()},
+                                   config.downsample)
             with torch.autocast(device.type, enabled=scaler.is_enabled()):
-                prediction = ddp(batch["image"].to(device), batch["reference_mm"].to(device))
-                loss = per_sample_loss(prediction, {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()},
-                                       config, mask_loss).mean()
+                prediction = ddp(batch["image"], batch["reference_mm"], full_size=False)
+                loss = per_sample_loss(prediction, batch, config, mask_loss, chains).mean()
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimiser)
@@ -276,7 +320,7 @@ def train(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Tr
             "train_samples": len(train_set), "validation_samples": len(validation)},
             "validation": metrics.get("validation", {})}
         write_bundle(out_dir, model, bundle_metadata(train_set.structures, config.features, image_size, extra,
-                                                     downsample=config.downsample))
+                                                     downsample=config.downsample, chains=chains))
         if writer is not None:
             writer.close()
     if world > 1:
@@ -306,6 +350,7 @@ def _log(folder: Path, writer, metrics: dict) -> None:
             writer_csv.writeheader()
         writer_csv.writerow(row)
     (folder / "validation.json").write_text(json.dumps(metrics.get("validation", {}), indent=2))
+    plot_training_curves(path, folder / "curves.png")
     if writer is not None:
         writer.add_scalar("loss/train", metrics["train_loss"], metrics["epoch"])
         if "validation_dice_mean" in metrics:

@@ -14,15 +14,38 @@ from pathlib import Path
 from .errors import XreconInputError
 
 
-@contextlib.contextmanager
-def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out_dir``; on success its files move into ``out_dir``.
+OUTPUT_MARKER = ".xrecon-output"  # in every output folder: the command that wrote it
 
-    Each file lands with an atomic rename, after all of them were written (a sub-folder replaces
-    the same-named folder of an earlier run); on an exception the temporary folder is removed
-    and ``out_dir`` is left as it was.
+
+def check_output_folder(out_dir: str | os.PathLike, command: str) -> None:
+    """Refuse, before any work, an output that :func:`staged_output` could not replace whole.
+
+    ``out_dir`` may be missing, an empty folder, or an earlier output of the same ``command``
+    (it holds the marker that says so); a file, or a folder holding anything else, is refused
+    with an XreconInputError, so that no user file is ever deleted or mixed with a run.
     """
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise XreconInputError(f"{out_dir} is a file; give a folder to write into")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        marker = out_dir / OUTPUT_MARKER
+        written_by = marker.read_text().strip() if marker.is_file() else None
+        if written_by != command:
+            raise XreconInputError(f"{out_dir} holds files that are not an earlier 'xrecon {command}' output; "
+                                   "give a new or empty folder")
+
+
+@contextlib.contextmanager
+def staged_output(out_dir: str | os.PathLike, command: str) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out_dir``; on success it replaces ``out_dir`` whole.
+
+    ``out_dir`` must pass :func:`check_output_folder` (checked first). The new folder holds a
+    marker naming ``command``; an earlier run there is moved aside and removed only after the
+    new one is in place, so the folder is always one run, never a mix of two. On an exception
+    the temporary folder is removed and ``out_dir`` is left as it was.
+    """
+    out_dir = Path(out_dir)
+    check_output_folder(out_dir, command)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
@@ -30,35 +53,44 @@ def staged_output(out_dir: str | os.PathLike) -> Iterator[Path]:
         raise XreconInputError(f"cannot write to {out_dir}: {error.strerror or error}") from None
     try:
         yield staging
-        out_dir.mkdir(exist_ok=True)
-        for item in sorted(staging.iterdir()):
-            target = out_dir / item.name
-            if item.is_dir() and target.is_dir():  # a folder of an earlier run: swap it out whole
-                old = Path(tempfile.mkdtemp(prefix=f".{item.name}.", suffix=".old", dir=out_dir))
-                os.replace(target, old / item.name)
-                os.replace(item, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(item, target)
+        (staging / OUTPUT_MARKER).write_text(command + "\n")
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; a plain mkdir would not
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+            os.replace(out_dir, old / out_dir.name)
+            os.replace(staging, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, out_dir)
+    except OSError as error:
+        raise XreconInputError(f"cannot write to {out_dir}: {error.strerror or error}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, what: str = "") -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, what: str = "", suffix: str = ".partial") -> Iterator[Path]:
     """Yield a temporary file beside ``path`` to write; when the block succeeds it replaces
     ``path`` in one rename, so readers never see half a file.
+
+    The temporary name is unique, so processes writing the same file at once do not collide
+    (the last rename wins). ``suffix`` ends it, for writers that choose the format by the name.
 
     Permissions follow the umask, as for a plain ``open``. An OSError (in the block or the
     rename) raises XreconInputError "cannot write <what> <path>: <reason>"; whatever fails, no
     temporary file is left behind.
     """
     path = Path(path)
-    umask = os.umask(0)
-    os.umask(umask)
+    umask = _umask()
     temporary = None
     try:
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
         os.close(handle)
         temporary = Path(name)
         yield temporary
@@ -77,13 +109,17 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> None:
         temporary.write_text(text, encoding="utf-8")
 
 
-def read_json(path: str | os.PathLike, missing: str):
-    """The content of a JSON file; ``missing`` is the error message when it does not exist.
+def read_json(path: str | os.PathLike, missing: str) -> dict:
+    """The object a JSON file holds; ``missing`` is the error message when it does not exist.
 
-    Unreadable or malformed files raise XreconInputError naming the file.
+    Unreadable or malformed files, and files holding anything but an object (every JSON file
+    xrecon reads is one), raise XreconInputError naming the file.
     """
     try:
-        return json.loads(Path(path).read_text())
+        document = json.loads(Path(path).read_text())
+        if not isinstance(document, dict):
+            raise XreconInputError(f"{path} holds a JSON {type(document).__name__}, not an object")
+        return document
     except FileNotFoundError:
         raise XreconInputError(missing) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -21,6 +21,11 @@ def read_header(dataset_dir: str | os.PathLike) -> dict:
     if header.get("schema_version") != SCHEMA_VERSION:
         raise XreconInputError(f"{dataset_dir} has schema version {header.get('schema_version')}; this xrecon "
                                f"reads version {SCHEMA_VERSION} (make the dataset again with this version)")
+    settings = header.get("settings")
+    if (not isinstance(settings, dict) or not isinstance(settings.get("structures"), list)
+            or not isinstance(settings.get("base_view"), dict)):
+        raise XreconInputError(f"{dataset_dir}/dataset.json lacks its settings (structures, base_view): "
+                               "make the dataset again with 'xrecon generate'")
     return header
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from .atomic_io import write_text_atomically
+from .atomic_io import atomic_path, write_text_atomically
 from .augmentation import AugmentationConfig, sample_anatomy, sample_augmentation
 from .case_info import case_centre_ras
 from .ct_io import read_ct
@@ -201,9 +201,8 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, member.getvalue())
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_bytes(buffer.getvalue())
-    os.replace(temporary, path)
+    with atomic_path(path, "sample") as temporary:
+        temporary.write_bytes(buffer.getvalue())
 
 
 # --- a prepared case, possibly deformed --------------------------------------------------
@@ -286,11 +285,10 @@ class CaseLoader:
                 transform = register_cases(first.ct, second.ct, _union_mask(first.segmentation, first.names),
                                            _union_mask(second.segmentation, second.names))
                 field = transform.GetDisplacementField()
-                if path is not None:
+                if path is not None:  # shards running at once may each write it: same field, unique temporaries
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    temporary = path.with_name(f".{path.name}.partial.nii.gz")
-                    sitk.WriteImage(field, str(temporary))
-                    os.replace(temporary, path)
+                    with atomic_path(path, "registration cache", suffix=".partial.nii.gz") as temporary:
+                        sitk.WriteImage(field, str(temporary))
             self._registrations[key] = sitk.DisplacementFieldTransform(sitk.Image(field))
         return self._registrations[key]
 

@@ -34,6 +34,7 @@ _PRESET_FRAMES = {
 _AXIS_TOLERANCE = 1e-6
 _JSON_KEYS = ("source_ras_mm", "detector_origin_ras_mm", "detector_u_ras", "detector_v_ras",
               "pixel_spacing_mm", "size_px")
+_NUMERIC_EXTRAS = ("lao_deg", "cranial_deg", "source_to_isocenter_mm", "source_to_detector_mm")
 
 
 def _vector(name: str, value, length: int) -> np.ndarray:
@@ -243,6 +244,11 @@ class ProjectionGeometry:
         if missing:
             raise XreconInputError(f"geometry: missing key(s) {', '.join(missing)}")
         extra = {key: value for key, value in data.items() if key not in _JSON_KEYS}
+        for key in _NUMERIC_EXTRAS:  # informational, but read where present (the isocentre distance)
+            value = extra.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise XreconInputError(f"geometry: {key} must be a finite number or absent, got {value!r}")
         return cls(*(data[key] for key in _JSON_KEYS), extra=extra)
 
     def save(self, path: str | os.PathLike) -> None:

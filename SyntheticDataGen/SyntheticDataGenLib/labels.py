@@ -109,6 +109,8 @@ def read_label_table(path: str | os.PathLike) -> dict[str, int]:
         name = (row["structure"] or "").strip()
         if not name or name in table:
             raise XreconInputError(f"labels table {path}, line {line}: structure name empty or repeated")
+        if label in table.values():  # two names for one id: which structure is it?
+            raise XreconInputError(f"labels table {path}, line {line}: id {label} is given twice")
         table[name] = label
     return table
 

@@ -160,23 +160,59 @@ def _report_model(name: str, views: list[dict], oracle_views: list[dict], struct
     return {"table": table, "presence": presence, "mask_dice_2d": float(np.mean(dice_2d)) if dice_2d else None}
 
 
-def real_radiographs(model, metadata, paths: list[str]) -> dict:
-    """What the model finds in real radiographs without 3D truth (a PNG: AP, 430 mm field)."""
+def real_radiographs(model, metadata, paths: list[str], figure_path: str | None = None) -> dict:
+    """What the model finds in real radiographs without 3D truth (a PNG: AP, 430 mm field);
+    with ``figure_path``, a PNG of each radiograph beside its masks, named, for a person to check."""
     from SingleImageReconLib.radiograph_io import read_radiograph
 
     print("\nreal radiographs (no 3D truth; AP, source-isocentre 900 mm, 430 mm field across the larger side)")
-    found = {}
+    found, predictions = {}, []
     for path in paths:
         image = read_radiograph(path).image
         height, width = image.shape
         geometry = preset_geometry("ap", isocenter_ras_mm=(0, 0, 0), size_px=(width, height),
                                    pixel_spacing_mm=spacing_from_field_of_view(DEFAULT_FIELD_OF_VIEW_MM, (width, height)))
         prediction = predict(model, metadata, [image], [geometry])[0]
+        predictions.append((Path(path).name, prediction))
         found[path] = {n: round(float(p), 3) for n, p in zip(prediction.names, prediction.presence) if p >= 0.5}
         lower = [n for n in found[path] if n.startswith(("femur", "hip", "sacrum"))]
         print(f"  {Path(path).name}: found {', '.join(found[path]) or 'nothing'}"
               f"; pelvis or femur: {', '.join(lower) or 'none'}")
+    if figure_path:
+        _mask_figure(predictions, figure_path)
+        print(f"  masks drawn in {figure_path}")
     return found
+
+
+def _mask_figure(predictions: list, path: str) -> None:
+    """Each network input beside it with the masks of the structures found, coloured and named."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(predictions), 2, figsize=(9, 4.6 * len(predictions)), squeeze=False)
+    colours = plt.get_cmap("tab20")
+    for row, (name, prediction) in zip(axes, predictions):
+        for axis in row:
+            axis.imshow(prediction.image, cmap="gray")
+            axis.set_axis_off()
+        row[0].set_title(name, fontsize=9)
+        row[1].set_title("masks of the structures found (presence ≥ 0.5)", fontsize=9)
+        for index, structure in enumerate(prediction.names):
+            mask = prediction.probability[index] >= 0.5
+            if prediction.presence[index] < 0.5 or not mask.any():
+                continue
+            colour = colours(index % 20)
+            overlay = np.zeros((*mask.shape, 4))
+            overlay[mask] = (*colour[:3], 0.45)
+            row[1].imshow(overlay)
+            v, u = np.nonzero(mask)
+            row[1].text(u.max() + 2, v.mean(), structure.replace("vertebrae_", ""), color=colour, fontsize=6,
+                        va="center")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", default="oracle,model,fusion,latency,radiographs",
                         help="comma-separated parts to run: oracle, model, fusion, latency, radiographs")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--radiograph-figure", metavar="PNG", help="draw the masks found on the real radiographs")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     torch.set_num_threads(args.threads)
@@ -253,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     if "radiographs" in parts:
         paths = args.radiograph or [str(p) for p in _default_radiographs()]
         if paths:
-            report["radiographs"] = real_radiographs(model, metadata, paths)
+            report["radiographs"] = real_radiographs(model, metadata, paths, args.radiograph_figure)
     if "latency" in parts:
         report["latency_s"] = latency(model, metadata, cases[0], args.spacing_mm)
     if args.json:

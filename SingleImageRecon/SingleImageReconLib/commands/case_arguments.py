@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-import SimpleITK as sitk
-
-from SyntheticDataGenLib.ct_io import read_ct
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.labels import Segmentation, read_segmentation
 from SyntheticDataGenLib.sample_data import list_sample_cases, sample_case
+
+if TYPE_CHECKING:  # readers are imported where a case is loaded, so parsing stays fast
+    import SimpleITK as sitk
+
+    from SyntheticDataGenLib.labels import Segmentation
 
 
 def add_case_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +31,11 @@ def add_case_arguments(parser: argparse.ArgumentParser) -> None:
                              "instead of refusing them")
 
 
-def load_case(args: argparse.Namespace) -> tuple[sitk.Image, Segmentation | None]:
+def load_case(args: argparse.Namespace) -> tuple["sitk.Image", "Segmentation | None"]:
     """The CT and (if any) its segmentation named by the case options."""
+    from SyntheticDataGenLib.ct_io import read_ct
+    from SyntheticDataGenLib.labels import read_segmentation
+
     if args.case:
         if args.labels or args.labels_table:
             raise XreconInputError("--case brings its own labels; drop --labels/--labels-table")

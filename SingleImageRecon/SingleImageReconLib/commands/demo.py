@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from .number_options import GRID_SPACING_MM
+
 DEFAULT_CASE = "abdomen-pelvis"
 
 
@@ -28,7 +30,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", default="xrecon-demo", metavar="DIR", help="output folder")
     parser.add_argument("--case", default=DEFAULT_CASE, metavar="NAME", help="bundled sample case")
     parser.add_argument("--bundle", metavar="DIR", help="model bundle (default: the bundled model)")
-    parser.add_argument("--spacing-mm", type=float, default=1.5, help="voxel size of the surface extraction grid")
+    parser.add_argument("--spacing-mm", type=GRID_SPACING_MM, default=1.5, help="voxel size of the surface extraction grid")
     parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
     parser.set_defaults(run=run)
 
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     import shutil
 
-    from SyntheticDataGenLib.atomic_io import staged_output
+    from SyntheticDataGenLib.atomic_io import check_output_folder, staged_output
     from SyntheticDataGenLib.ct_io import read_ct
     from SyntheticDataGenLib.detector_images import write_detector_image
     from SyntheticDataGenLib.errors import XreconInputError
@@ -89,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.spacing_mm <= 0:
         raise XreconInputError("--spacing-mm must be positive")
+    check_output_folder(args.out, "demo")
     case = sample_case(args.case)
     ct = read_ct(case.ct_path)
     segmentation = read_segmentation(case.labels_path, case.table_path, reference=ct)
@@ -105,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
             for method, evaluations in study.evaluations.items() for name, evaluation in evaluations.items()]
     truth_names, truth_points = _centres({n: e.truth for n, e in study.evaluations["depth"].items()})
     recon_names, recon_points = _centres(study.reconstructions["depth"].surfaces)
-    with staged_output(args.out) as staging:
+    with staged_output(args.out, "demo") as staging:
         prediction = study.reconstructions["depth"].predictions[0]
         depth = study.evaluations["depth"]
         overview_figure(staging / "overview.png", radiograph=prediction.image, mask_probabilities=prediction.probability,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -34,17 +35,26 @@ def read_reconstruction(folder: str | Path) -> tuple[dict, dict]:
 
     from ..mesh_io import read_model
 
+    from SyntheticDataGenLib.errors import XreconInputError
+
     folder = Path(folder)
     summary = read_json(folder / "reconstruction.json", f"{folder} is not a reconstruction (no reconstruction.json)")
-    surfaces = {name: read_model(folder / entry["file"])
-                for name, entry in summary.get("structures", {}).items() if entry.get("file")}
+    structures = summary.get("structures", {})
+    if not isinstance(structures, dict) or not all(isinstance(entry, dict) and isinstance(entry.get("file"), (str, type(None)))
+                                                   for entry in structures.values()):
+        raise XreconInputError(f"{folder / 'reconstruction.json'}: 'structures' must map each structure to "
+                               '{"file": "<name>.vtk" or null, ...}')
+    surfaces = {name: read_model(folder / entry["file"]) for name, entry in structures.items() if entry.get("file")}
     return summary, surfaces
+
+
+FAR_APART_MM = 50.0  # a bone this far off with no overlap is a mix-up, not a poor reconstruction
 
 
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from SyntheticDataGenLib.atomic_io import staged_output, write_text_atomically
+    from SyntheticDataGenLib.atomic_io import check_output_folder, staged_output, write_text_atomically
     from SyntheticDataGenLib.ct_io import ijk_to_ras
     from SyntheticDataGenLib.errors import XreconInputError
     from SyntheticDataGenLib.labels import read_segmentation
@@ -58,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
     if any(tau <= 0 for tau in args.tau_mm):
         raise XreconInputError("--tau-mm values must be positive")
     summary, surfaces = read_reconstruction(args.recon)
+    if args.models:
+        check_output_folder(args.models, "evaluate")
+    if Path(args.out).is_dir():
+        raise XreconInputError(f"--out {args.out} is a folder; give the metrics JSON file to write")
     try:  # before the long part: a bad output path should fail at once
         Path(args.out).resolve().parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -82,10 +96,14 @@ def run(args: argparse.Namespace) -> int:
                                  "not_in_labels": not_in_labels})
     write_text_atomically(args.out, json.dumps(document, indent=2))
     if args.models:
-        with staged_output(args.models) as staging:
+        with staged_output(args.models, "evaluate") as staging:
             for name, evaluation in evaluations.items():
                 write_model(staging / f"{file_stem(name)}.vtk", evaluation.reconstruction)
                 write_model(staging / f"{file_stem(name)}_truth.vtk", evaluation.truth)
     print(metrics_table({method: evaluations}))
+    apart = [name for name, e in evaluations.items() if e.metrics["dice"] == 0 and e.metrics["assd_mm"] > FAR_APART_MM]
+    if apart:
+        print(f"warning: {', '.join(apart)} do not overlap the labels at all (ASSD above {FAR_APART_MM:.0f} mm): "
+              "are the reconstruction and the labels of the same patient, in the same coordinates?", file=sys.stderr)
     print(f"wrote {args.out}" + (f" and coloured models in {args.models}" if args.models else ""))
     return 0

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from SyntheticDataGenLib.case_info import describe_case
-
 from .case_arguments import add_case_arguments, load_case
 
 
@@ -21,6 +19,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from SyntheticDataGenLib.case_info import describe_case
+
     ct, segmentation = load_case(args)
     print(json.dumps(describe_case(ct, segmentation, args.structures), indent=2))
     return 0

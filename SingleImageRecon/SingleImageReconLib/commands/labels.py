@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from .number_options import GRID_SPACING_MM
+
 SPINE_AND_PELVIS = ([f"vertebrae_T{i}" for i in range(1, 13)] + [f"vertebrae_L{i}" for i in range(1, 6)]
                     + ["sacrum", "hip_left", "hip_right", "femur_left", "femur_right"])
 
@@ -29,7 +31,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--bone-hu", type=float, default=120.0, help="bone threshold of the refinement")
     parser.add_argument("--reach-mm", type=float, default=4.0,
                         help="how far the target's bone may lie from a propagated structure")
-    parser.add_argument("--spacing-mm", type=float, default=3.0, help="registration grid")
+    parser.add_argument("--spacing-mm", type=GRID_SPACING_MM, default=3.0, help="registration grid")
     parser.add_argument("--name", help="case name on the contact sheet (default: the CT's folder)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     parser.set_defaults(run=run)
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     import SimpleITK as sitk
     from tqdm import tqdm
 
-    from SyntheticDataGenLib.atomic_io import staged_output
+    from SyntheticDataGenLib.atomic_io import check_output_folder, staged_output
     from SyntheticDataGenLib.ct_io import read_ct
     from SyntheticDataGenLib.errors import XreconInputError
     from SyntheticDataGenLib.label_propagation import Atlas, fuse_votes, overlap, refine_with_bone, warp_atlas
@@ -49,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.spacing_mm <= 0 or args.reach_mm < 0:
         raise XreconInputError("--spacing-mm must be positive and --reach-mm not negative")
+    check_output_folder(args.out, "labels")
     ct = read_ct(args.ct)
     name = args.name or Path(args.ct).resolve().parent.name
     atlases = []
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     refined = refine_with_bone(ct, fused, args.bone_hu, args.reach_mm)
     report = overlap(fused, refined, args.structures, warped)
     kept = [s for s in args.structures if s in report]
-    with staged_output(args.out) as staging:
+    with staged_output(args.out, "labels") as staging:
         # renumber 1..n over the structures found, so the table lists only what the map holds
         renumbered = np.zeros_like(refined)
         for new, structure in enumerate(kept, start=1):

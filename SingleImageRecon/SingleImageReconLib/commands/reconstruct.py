@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from SyntheticDataGenLib.geometry import PRESETS
+
+from .geometry_arguments import parse_cranial_deg, parse_lao_deg
+from .number_options import DISTANCE_MM, FIELD_OF_VIEW_MM, GRID_SPACING_MM, PIXEL_SPACING_MM
 
 DEFAULT_BUNDLE = "xrecon-depth-ap256"
 
@@ -29,16 +33,16 @@ def add_parser(subparsers) -> None:
                             f"preset ({', '.join(PRESETS)}) about --isocenter. Default: the DICOM file's tags (missing "
                             "ones assumed, with a warning); for a picture with --pixel-spacing-mm or "
                             "--field-of-view-mm, the preset ap (with a warning)")
-    group.add_argument("--lao", type=float, nargs="+", default=[0.0], metavar="DEG",
+    group.add_argument("--lao", type=parse_lao_deg, nargs="+", default=[0.0], metavar="DEG",
                        help="C-arm LAO angle of each preset view (one per image, or one for all)")
-    group.add_argument("--cranial", type=float, nargs="+", default=[0.0], metavar="DEG",
+    group.add_argument("--cranial", type=parse_cranial_deg, nargs="+", default=[0.0], metavar="DEG",
                        help="C-arm cranial angle of each preset view")
-    group.add_argument("--source-to-isocenter-mm", type=float, default=900.0)
-    group.add_argument("--source-to-detector-mm", type=float, default=1100.0)
-    group.add_argument("--pixel-spacing-mm", type=float, nargs=2, metavar=("SU", "SV"),
+    group.add_argument("--source-to-isocenter-mm", type=DISTANCE_MM, default=900.0)
+    group.add_argument("--source-to-detector-mm", type=DISTANCE_MM, default=1100.0)
+    group.add_argument("--pixel-spacing-mm", type=PIXEL_SPACING_MM, nargs=2, metavar=("SU", "SV"),
                        help="detector pixel size; a preset or a picture needs it or --field-of-view-mm (a picture "
                             "does not say its scale); wins over --field-of-view-mm and a DICOM file's tags")
-    group.add_argument("--field-of-view-mm", type=float, metavar="W",
+    group.add_argument("--field-of-view-mm", type=FIELD_OF_VIEW_MM, metavar="W",
                        help="physical width of the image's larger side at the detector (square pixels: spacing = "
                             "W / larger side in px), instead of --pixel-spacing-mm or a DICOM file's spacing tags. "
                             "DICOM files without spacing tags get 430 mm (a 43 cm detector), with a warning")
@@ -48,7 +52,7 @@ def add_parser(subparsers) -> None:
                         help=f"model bundle (default: the bundled Resources/Models/{DEFAULT_BUNDLE})")
     parser.add_argument("--structures", metavar="A,B,...", type=lambda text: [s for s in text.split(",") if s],
                         help="only these of the bundle's structures")
-    parser.add_argument("--spacing-mm", type=float, default=1.5, help="voxel size of the surface extraction grid")
+    parser.add_argument("--spacing-mm", type=GRID_SPACING_MM, default=1.5, help="voxel size of the surface extraction grid")
     parser.add_argument("--fusion", choices=("intersection", "vote"), default="intersection",
                         help="combine views by intersecting what each allows, or by majority vote")
     parser.add_argument("--threshold", type=float, default=0.5, help="mask probability taken as bone")
@@ -151,7 +155,7 @@ def write_reconstruction(out: str | Path, reconstruction, sources: list[str], bu
     from .view_files import file_stem, write_view
 
     structures = {}
-    with staged_output(out) as staging:
+    with staged_output(out, "reconstruct") as staging:
         for name, result in reconstruction.structures.items():
             file = None
             if result.surface is not None:
@@ -181,11 +185,16 @@ def run(args: argparse.Namespace) -> int:
 
     from SyntheticDataGenLib.errors import XreconInputError
 
+    from tqdm import tqdm
+
+    from SyntheticDataGenLib.atomic_io import check_output_folder
+
     from ..bundle import load_bundle
     from ..radiograph_io import read_radiograph
     from ..reconstruction import reconstruct_radiographs
 
     start = time.perf_counter()
+    check_output_folder(args.out, "reconstruct")
     radiographs = [read_radiograph(path) for path in args.image]
     geometries = resolve_geometries(args, radiographs)
     bundle_dir = Path(args.bundle) if args.bundle else default_bundle_dir()
@@ -197,10 +206,16 @@ def run(args: argparse.Namespace) -> int:
     if args.spacing_mm <= 0 or not 0 < args.threshold < 1 or not 0 < args.presence_threshold < 1:
         raise XreconInputError("--spacing-mm must be positive, --threshold and --presence-threshold between 0 and 1")
     images = [-r.image if args.invert else r.image for r in radiographs]
-    reconstruction = reconstruct_radiographs(model, metadata, images, geometries, structures=args.structures,
-                                             spacing_mm=args.spacing_mm, fusion=args.fusion,
-                                             threshold=args.threshold, presence_threshold=args.presence_threshold,
-                                             device=args.device)
+    with tqdm(total=len(args.structures or known), desc="surfaces", unit="structure", file=sys.stderr,
+              dynamic_ncols=True) as bar:
+        def progress(done: int, total: int, name: str) -> None:
+            bar.set_postfix_str(name)
+            bar.update(done - bar.n)
+
+        reconstruction = reconstruct_radiographs(model, metadata, images, geometries, structures=args.structures,
+                                                 spacing_mm=args.spacing_mm, fusion=args.fusion,
+                                                 threshold=args.threshold, presence_threshold=args.presence_threshold,
+                                                 device=args.device, progress=progress)
     reconstruction.timing_s["total"] = time.perf_counter() - start
     settings = {"spacing_mm": args.spacing_mm, "fusion": args.fusion, "threshold": args.threshold,
                 "presence_threshold": args.presence_threshold, "invert": args.invert}
@@ -209,8 +224,13 @@ def run(args: argparse.Namespace) -> int:
     missing = [name for name in reconstruction.structures if name not in found]
     print(f"wrote {args.out}: {len(found)} surface(s) from {len(images)} view(s) in "
           f"{reconstruction.timing_s['total']:.1f} s: {', '.join(found) or 'no structure found'}")
-    if missing:
-        best = {name: max(reconstruction.structures[name].presence, default=0.0) for name in missing}
+    best = {name: max(reconstruction.structures[name].presence, default=0.0) for name in missing}
+    absent = [name for name in missing if best[name] < args.presence_threshold]
+    no_mask = [name for name in missing if name not in absent]
+    if absent:
         print("not found (presence below {:.2f}): {}".format(
-            args.presence_threshold, ", ".join(f"{name} ({best[name]:.2f})" for name in missing)))
+            args.presence_threshold, ", ".join(f"{name} ({best[name]:.2f})" for name in absent)))
+    if no_mask:
+        print("not found (present, but its mask at --threshold {:.2f} gave no surface): {}".format(
+            args.threshold, ", ".join(f"{name} ({best[name]:.2f})" for name in no_mask)))
     return 0

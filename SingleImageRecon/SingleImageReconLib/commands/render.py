@@ -6,7 +6,7 @@ import argparse
 
 from .case_arguments import add_case_arguments, load_case
 from .geometry_arguments import add_geometry_arguments, geometry_from_arguments
-from .view_files import write_view
+from .number_options import number_in
 
 
 def add_parser(subparsers) -> None:
@@ -28,7 +28,7 @@ def add_parser(subparsers) -> None:
     energy = physics.add_mutually_exclusive_group()
     energy.add_argument("--energy-kev", type=float, default=60.0, help="effective photon energy")
     energy.add_argument("--kvp", type=float, help="tube voltage; sets the effective energy to 0.4 x kVp")
-    physics.add_argument("--bone-density", type=float, default=1.0, help="multiplier of the HU above water")
+    physics.add_argument("--bone-density", type=number_in(0, 10), default=1.0, help="multiplier of the HU above water")
     physics.add_argument("--bone-only", action="store_true",
                          help="render only the selected structures (a bone-only image)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
@@ -41,13 +41,16 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from SyntheticDataGenLib.atomic_io import staged_output
+    from SyntheticDataGenLib.atomic_io import check_output_folder, staged_output
     from SyntheticDataGenLib.attenuation import effective_energy_kev
     from SyntheticDataGenLib.errors import XreconInputError
     from SyntheticDataGenLib.landmarks import (detector_points_ras, project_landmarks, read_markups_json,
                                                write_markups_json)
     from SyntheticDataGenLib.view import CaseVolume, render_view
 
+    from .view_files import write_view
+
+    check_output_folder(args.out, "render")
     ct, segmentation = load_case(args)
     geometry = geometry_from_arguments(args, ct)
     landmarks = read_markups_json(args.landmarks) if args.landmarks else None
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                               device=torch.device(args.device))
     view = render_view(case, geometry, model=args.attenuation, bone_density=args.bone_density,
                        energy_kev=effective_energy_kev(args.kvp) if args.kvp else args.energy_kev)
-    with staged_output(args.out) as staging:
+    with staged_output(args.out, "render") as staging:
         write_view(staging, "drr", view.line_integral.cpu().numpy(), geometry, view.names, view.masks.cpu().numpy(),
                    view.front_mm.cpu().numpy(), view.back_mm.cpu().numpy())
         if landmarks is not None:

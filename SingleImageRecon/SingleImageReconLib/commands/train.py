@@ -44,11 +44,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.dataset or not args.out:
         raise XreconInputError("--dataset and --out are required")
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise XreconInputError(f"--device {args.device}: this torch has no CUDA device; use --device cpu")
     metrics = train(args.dataset, args.out, config, device=args.device, commands=[" ".join(["xrecon", *sys.argv[1:]])],
                     validation_dir=args.validation)
     if metrics:
