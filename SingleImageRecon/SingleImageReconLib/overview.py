@@ -238,7 +238,7 @@ def overview_figure(path: str | os.PathLike, *, radiograph: np.ndarray, mask_pro
     holder.axis("off")
     bar = figure.colorbar(ScalarMappable(norm, cmap), cax=holder.inset_axes([0.2, 0.55, 0.6, 0.2]),
                           orientation="horizontal", extend="both")
-    bar.set_label("distance to the CT surface (mm): + outside the bone, − inside", fontsize=12)
+    bar.set_label("signed distance to the other surface (mm): + outside it, − inside", fontsize=12)
 
     if table_rows:
         axis = figure.add_subplot(grid[1, 0])

@@ -76,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
     from SyntheticDataGenLib.atomic_io import check_output_folder, staged_output
     from SyntheticDataGenLib.ct_io import read_ct
     from SyntheticDataGenLib.detector_images import write_detector_image
-    from SyntheticDataGenLib.errors import XreconInputError
     from SyntheticDataGenLib.labels import read_segmentation
     from SyntheticDataGenLib.landmarks import write_markups_json
     from SyntheticDataGenLib.sample_data import sample_case
@@ -89,8 +88,6 @@ def run(args: argparse.Namespace) -> int:
     from .reconstruct import default_bundle_dir
     from .view_files import file_stem
 
-    if args.spacing_mm <= 0:
-        raise XreconInputError("--spacing-mm must be positive")
     check_output_folder(args.out, "demo")
     case = sample_case(args.case)
     ct = read_ct(case.ct_path)

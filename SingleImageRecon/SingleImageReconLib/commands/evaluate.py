@@ -32,10 +32,9 @@ def add_parser(subparsers) -> None:
 def read_reconstruction(folder: str | Path) -> tuple[dict, dict]:
     """reconstruction.json of a folder and its surfaces (structure -> RAS polydata)."""
     from SyntheticDataGenLib.atomic_io import read_json
+    from SyntheticDataGenLib.errors import XreconInputError
 
     from ..mesh_io import read_model
-
-    from SyntheticDataGenLib.errors import XreconInputError
 
     folder = Path(folder)
     summary = read_json(folder / "reconstruction.json", f"{folder} is not a reconstruction (no reconstruction.json)")

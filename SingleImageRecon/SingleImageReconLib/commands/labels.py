@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .number_options import GRID_SPACING_MM
+from .number_options import GRID_SPACING_MM, number_in
 
 SPINE_AND_PELVIS = ([f"vertebrae_T{i}" for i in range(1, 13)] + [f"vertebrae_L{i}" for i in range(1, 6)]
                     + ["sacrum", "hip_left", "hip_right", "femur_left", "femur_right"])
@@ -29,7 +29,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--structures", type=lambda text: [s for s in text.split(",") if s],
                         default=SPINE_AND_PELVIS, metavar="A,B,...", help="structures to carry over")
     parser.add_argument("--bone-hu", type=float, default=120.0, help="bone threshold of the refinement")
-    parser.add_argument("--reach-mm", type=float, default=4.0,
+    parser.add_argument("--reach-mm", type=number_in(0, 50, "mm", low_inclusive=True), default=4.0,
                         help="how far the target's bone may lie from a propagated structure")
     parser.add_argument("--spacing-mm", type=GRID_SPACING_MM, default=3.0, help="registration grid")
     parser.add_argument("--name", help="case name on the contact sheet (default: the CT's folder)")
@@ -49,8 +49,6 @@ def run(args: argparse.Namespace) -> int:
     from SyntheticDataGenLib.label_sheet import contact_sheet
     from SyntheticDataGenLib.labels import read_segmentation
 
-    if args.spacing_mm <= 0 or args.reach_mm < 0:
-        raise XreconInputError("--spacing-mm must be positive and --reach-mm not negative")
     check_output_folder(args.out, "labels")
     ct = read_ct(args.ct)
     name = args.name or Path(args.ct).resolve().parent.name

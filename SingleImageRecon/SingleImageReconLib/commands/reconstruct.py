@@ -183,11 +183,10 @@ def write_reconstruction(out: str | Path, reconstruction, sources: list[str], bu
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from SyntheticDataGenLib.errors import XreconInputError
-
     from tqdm import tqdm
 
     from SyntheticDataGenLib.atomic_io import check_output_folder
+    from SyntheticDataGenLib.errors import XreconInputError
 
     from ..bundle import load_bundle
     from ..radiograph_io import read_radiograph
@@ -203,8 +202,8 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.structures or []) - set(known))
     if unknown:
         raise XreconInputError(f"--structures: {', '.join(unknown)} not in the bundle; it knows {', '.join(known)}")
-    if args.spacing_mm <= 0 or not 0 < args.threshold < 1 or not 0 < args.presence_threshold < 1:
-        raise XreconInputError("--spacing-mm must be positive, --threshold and --presence-threshold between 0 and 1")
+    if not 0 < args.threshold < 1 or not 0 < args.presence_threshold < 1:
+        raise XreconInputError("--threshold and --presence-threshold must be between 0 and 1")
     images = [-r.image if args.invert else r.image for r in radiographs]
     with tqdm(total=len(args.structures or known), desc="surfaces", unit="structure", file=sys.stderr,
               dynamic_ncols=True) as bar:
