@@ -62,3 +62,24 @@ def test_bundled_model_reports_no_pelvis_on_a_chest_view(tmp_path: Path):
     presence = torch.sigmoid(_predict(model, _plain_ap_view("chest", structures, tmp_path))["presence_logits"][0])
     for name in ("sacrum", "hip_left", "hip_right", "femur_left", "femur_right"):
         assert presence[structures.index(name)] < 0.5, f"{name} found in a chest view ({presence[structures.index(name)]:.2f})"
+
+
+def test_bundled_model_puts_the_vertebrae_in_order_down_the_column(tmp_path: Path):
+    # the chain's level map must run one way along the spine: each level found lies below the
+    # one above it, as the true masks do (image rows grow in the same direction for both)
+    model, metadata = load_bundle(BUNDLE)
+    structures = metadata["xrecon"]["structures"]
+    assert metadata["xrecon"]["chains"] == [[s for s in structures if s.startswith("vertebrae_")]]
+    item = _plain_ap_view("chest", structures, tmp_path)
+    predicted = (_predict(model, item)["mask_logits"][0] > 0).numpy()
+    truth = item["masks"].numpy() > 0.5
+
+    def row(mask):
+        return np.nonzero(mask)[0].mean()
+
+    shown = [i for i, name in enumerate(structures) if name.startswith("vertebrae_") and truth[i].sum() >= 16
+             and predicted[i].sum() >= 16]
+    assert len(shown) >= 8, "the chest view shows most of the thoracic spine"
+    direction = np.sign(row(truth[shown[-1]]) - row(truth[shown[0]]))
+    rows = [row(predicted[i]) for i in shown]
+    assert all(direction * (below - above) > 0 for above, below in zip(rows, rows[1:])), rows

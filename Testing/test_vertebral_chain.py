@@ -104,3 +104,17 @@ def test_a_chained_bundle_loads_and_predicts_the_same(tmp_path):
     image, reference = torch.rand(1, 1, 64, 64), torch.tensor([900.0])
     with torch.no_grad():
         torch.testing.assert_close(loaded(image, reference)["mask_logits"], model(image, reference)["mask_logits"])
+
+
+def test_a_bundle_of_the_previous_format_loads_as_chainless(tmp_path):
+    import json
+
+    model = DepthNet(2, features=(4, 4, 8, 8, 16, 4)).eval()
+    write_bundle(tmp_path, model, bundle_metadata(["vertebrae_L1", "vertebrae_L2"], model.features, (32, 32), {}))
+    path = tmp_path / "configs" / "metadata.json"
+    metadata = json.loads(path.read_text())
+    metadata["xrecon"]["format"] = "xrecon-depth/2"  # written before chains existed: no "chains" key
+    del metadata["xrecon"]["chains"]
+    path.write_text(json.dumps(metadata))
+    loaded, _ = load_bundle(tmp_path)
+    assert loaded.chains == [] and loaded.unet.final_conv.out_channels == 4 * 2
