@@ -1,4 +1,5 @@
-"""Numbers on the command line that must be finite and within a physical range, checked while parsing.
+"""Numbers on the command line that must be finite and within a physical range, checked while parsing:
+distances, spacings, fields of view, C-arm angles and detector sizes.
 
 An out-of-range value ends with argparse's own one-line error (exit status 2) that names the
 option and the range, before any file is read.
@@ -29,3 +30,34 @@ GRID_SPACING_MM = number_in(0, 10, "mm")  # surface extraction and registration 
 PIXEL_SPACING_MM = number_in(0, 50, "mm")  # detector pixels (coarse test renders use 12.8 mm)
 DISTANCE_MM = number_in(0, 5000, "mm")  # source to isocentre or detector
 FIELD_OF_VIEW_MM = number_in(10, 1000, "mm")  # a detector's width: cassettes are 430 mm at most
+
+
+# a C-arm turns about the patient's long axis (LAO/RAO) and tilts towards head or feet; past
+# these limits an angle names the same view as a smaller one, or none at all
+LAO_LIMIT_DEG = 180.0
+CRANIAL_LIMIT_DEG = 90.0
+MAX_DETECTOR_PX = 4096  # a flat panel's pixel count per side (43 cm at 0.1 mm); more is a typo
+
+
+def _angle(limit_deg: float, name: str):
+    def parse(text: str) -> float:
+        value = float(text)
+        if not -limit_deg <= value <= limit_deg:
+            raise argparse.ArgumentTypeError(f"{value:g}° is outside the C-arm's range for {name}, "
+                                             f"-{limit_deg:g}° to {limit_deg:g}°")
+        return value
+    return parse
+
+
+LAO_DEG = _angle(LAO_LIMIT_DEG, "LAO/RAO")
+CRANIAL_DEG = _angle(CRANIAL_LIMIT_DEG, "cranial/caudal tilt")
+
+
+def _detector_px(text: str) -> int:
+    value = int(text)
+    if not 8 <= value <= MAX_DETECTOR_PX:
+        raise argparse.ArgumentTypeError(f"{value} pixels: a detector side must be 8 to {MAX_DETECTOR_PX} pixels")
+    return value
+
+
+DETECTOR_PX = _detector_px

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from SyntheticDataGenLib.geometry import PRESETS
 
-from .geometry_arguments import parse_cranial_deg, parse_lao_deg
-from .number_options import DISTANCE_MM, FIELD_OF_VIEW_MM, GRID_SPACING_MM, PIXEL_SPACING_MM
+from .number_options import CRANIAL_DEG, DISTANCE_MM, FIELD_OF_VIEW_MM, GRID_SPACING_MM, LAO_DEG, PIXEL_SPACING_MM
 
 DEFAULT_BUNDLE = "xrecon-depth-ap256"
 
@@ -33,9 +32,9 @@ def add_parser(subparsers) -> None:
                             f"preset ({', '.join(PRESETS)}) about --isocenter. Default: the DICOM file's tags (missing "
                             "ones assumed, with a warning); for a picture with --pixel-spacing-mm or "
                             "--field-of-view-mm, the preset ap (with a warning)")
-    group.add_argument("--lao", type=parse_lao_deg, nargs="+", default=[0.0], metavar="DEG",
+    group.add_argument("--lao", type=LAO_DEG, nargs="+", default=[0.0], metavar="DEG",
                        help="C-arm LAO angle of each preset view (one per image, or one for all)")
-    group.add_argument("--cranial", type=parse_cranial_deg, nargs="+", default=[0.0], metavar="DEG",
+    group.add_argument("--cranial", type=CRANIAL_DEG, nargs="+", default=[0.0], metavar="DEG",
                        help="C-arm cranial angle of each preset view")
     group.add_argument("--source-to-isocenter-mm", type=DISTANCE_MM, default=900.0)
     group.add_argument("--source-to-detector-mm", type=DISTANCE_MM, default=1100.0)
