@@ -76,10 +76,10 @@ class DepthNet(torch.nn.Module):
         self.features = tuple(int(f) for f in features)
         self.downsample = int(downsample)
         self.chains = [[int(i) for i in chain] for chain in chains]
-        members = [i for chain in self.chains for i in chain]
-        if len(set(members)) != len(members) or any(not 0 <= i < self.structure_count for i in members):
+        members = {i for chain in self.chains for i in chain}
+        if len(members) != sum(map(len, self.chains)) or any(not 0 <= i < self.structure_count for i in members):
             raise ValueError(f"chains {self.chains} must name distinct structures of {self.structure_count}")
-        singles = [i for i in range(self.structure_count) if i not in set(members)]
+        singles = [i for i in range(self.structure_count) if i not in members]
         self.unit_count = len(singles) + len(self.chains)
         unit, chain_of, position = [0] * self.structure_count, [-1] * self.structure_count, [0.0] * self.structure_count
         for u, i in enumerate(singles):
