@@ -22,7 +22,7 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 #: Python packages the reconstruction needs besides Slicer's own and PyTorch: import name -> pip requirement.
 PIP_REQUIREMENTS = {"monai": "monai>=1.3", "safetensors": "safetensors>=0.4", "skimage": "scikit-image>=0.22",
-                    "scipy": "scipy>=1.10"}
+                    "scipy": "scipy>=1.10", "fast_simplification": "fast-simplification>=0.1.7"}
 #: Columns of the metrics table (``SingleImageReconLib.metrics.evaluate_structure``; distances in mm).
 TABLE_METRICS = ("assd_mm", "hd95_mm", "chamfer_mm", "dice", "iou", "f1")
 #: Node attribute holding a radiograph's projection geometry JSON (``SingleImageReconLib.scene.add_radiograph``).

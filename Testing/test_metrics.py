@@ -269,7 +269,7 @@ def test_evaluate_structure_reports_the_metrics_json_keys():
     ijk_to_ras, ras = _grid((30, 34, 38), GRIDS["oblique"], origin=(5.0, -7.0, 11.0))
     truth = _ellipsoid(ras, ras[15, 17, 19], (9.0, 7.0, 8.0))
     shifted = _ellipsoid(ras, ras[15, 17, 19] + (1.0, 0.5, 0.0), (9.0, 7.5, 8.0))
-    metrics = evaluate_structure(mask_surface(shifted, ijk_to_ras), truth, ijk_to_ras)
+    metrics = evaluate_structure(mask_surface(shifted, ijk_to_ras), truth, ijk_to_ras).metrics
     assert set(metrics) == {"assd_mm", "hd95_mm", "chamfer_mm", "dice", "f1", "f1_tau_mm", "iou", "precision",
                             "recall", "f1_by_tau_mm"}
     assert metrics["dice"] == pytest.approx(volume_overlap(shifted, truth)["dice"], abs=0.01)

@@ -1,7 +1,8 @@
 """``xrecon``: the command-line face of the extension (see ``xrecon --help``).
 
 Each subcommand lives in ``commands/<name>.py`` with ``add_parser`` and ``run``. Bad input
-raises :class:`XreconInputError`, printed here as one line (exit status 2), never a traceback.
+raises :class:`XreconInputError`, and a write that fails (a full disk) an OSError; either is
+printed here as one line (exit status 2), never a traceback.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except XreconInputError as error:
         print(f"xrecon {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full disk or a vanished folder, wherever it struck
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"xrecon {args.command}: error: {error.strerror or error}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"xrecon {args.command}: interrupted", file=sys.stderr)

@@ -24,7 +24,7 @@ from SyntheticDataGenLib.geometry import ProjectionGeometry, preset_geometry
 from SyntheticDataGenLib.labels import Segmentation
 from SyntheticDataGenLib.view import CaseVolume, render_view
 
-from .evaluation import StructureEvaluation, evaluate_surfaces
+from .evaluation import StructureEvaluation, evaluate_surfaces, measuring_pool
 from .network import DepthNet
 from .reconstruction import Reconstruction, reconstruct_radiographs
 
@@ -57,11 +57,17 @@ def study_geometries(metadata: dict, isocenter_ras_mm: np.ndarray, lao_deg=FUSIO
 
 def run_case_study(ct: sitk.Image, segmentation: Segmentation, model: DepthNet, metadata: dict, *,
                    spacing_mm: float = 1.5, device: torch.device | str = "cpu",
-                   progress: Callable[[str], None] = lambda stage: None) -> CaseStudy:
-    """Render, reconstruct (AP alone, and three views fused) and evaluate one case.
+                   progress: Callable[[str], None] = lambda stage: None, workers: int = 1) -> CaseStudy:
+    """Render, reconstruct (AP alone, and three views fused) and evaluate one case, with
+    ``workers`` processes measuring the surfaces (see :func:`.evaluation.evaluate_surfaces`).
 
     Raises XreconInputError when the case has none of the bundle's structures.
     """
+    with measuring_pool(workers) as pool:
+        return _run_case_study(ct, segmentation, model, metadata, spacing_mm, device, progress, pool)
+
+
+def _run_case_study(ct, segmentation, model, metadata, spacing_mm, device, progress, pool) -> CaseStudy:
     start = time.perf_counter()
     structures = [name for name in metadata["xrecon"]["structures"]
                   if name in segmentation.names and segmentation.mask_array(name).any()]
@@ -85,6 +91,6 @@ def run_case_study(ct: sitk.Image, segmentation: Segmentation, model: DepthNet, 
         progress(f"evaluating ({method})")
         started = time.perf_counter()
         study.evaluations[method] = evaluate_surfaces(study.reconstructions[method].surfaces, segmentation,
-                                                      ijk_to_ras(segmentation.reference))
+                                                      ijk_to_ras(segmentation.reference), pool=pool)
         study.timing_s[f"evaluate_{method}"] = time.perf_counter() - started
     return study

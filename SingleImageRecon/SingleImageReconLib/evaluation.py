@@ -3,7 +3,12 @@ coloured by their signed distance to each other (point array ``distance_mm``, + 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing import get_context
 
 import numpy as np
 import vtk
@@ -11,7 +16,8 @@ from vtk.util import numpy_support
 
 from SyntheticDataGenLib.labels import Segmentation
 
-from .metrics import evaluate_structure, mask_surface, signed_distance_to
+from .metrics import SurfaceComparison, evaluate_meshes, mask_surface, volume_overlap
+from .triangle_mesh import as_mesh
 
 DISTANCE_ARRAY = "distance_mm"
 _MARGIN_VOXELS = 3
@@ -28,12 +34,11 @@ class StructureEvaluation:
     truth: vtk.vtkPolyData
 
 
-def with_distance(surface: vtk.vtkPolyData, to: vtk.vtkPolyData) -> vtk.vtkPolyData:
-    """A copy of ``surface`` with each vertex's signed distance (mm, + outside) to ``to``."""
+def with_distance(surface: vtk.vtkPolyData, signed_mm: np.ndarray) -> vtk.vtkPolyData:
+    """A copy of ``surface`` with the point array ``distance_mm``: (N,) signed distances, mm."""
     copy = vtk.vtkPolyData()
     copy.DeepCopy(surface)
-    points = numpy_support.vtk_to_numpy(copy.GetPoints().GetData()).astype(np.float64)
-    array = numpy_support.numpy_to_vtk(signed_distance_to(points, to).astype(np.float32), deep=True)
+    array = numpy_support.numpy_to_vtk(np.asarray(signed_mm, dtype=np.float32), deep=True)
     array.SetName(DISTANCE_ARRAY)
     copy.GetPointData().AddArray(array)
     copy.GetPointData().SetActiveScalars(DISTANCE_ARRAY)
@@ -55,23 +60,65 @@ def _crop(mask_kji: np.ndarray, ijk_to_ras: np.ndarray, surface: vtk.vtkPolyData
     return crop, ijk_to_ras @ shift
 
 
+def default_workers() -> int:
+    """Processes for :func:`evaluate_surfaces` on this machine: its CPUs, at most 4."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+@contextmanager
+def measuring_pool(workers: int) -> Iterator[Executor | None]:
+    """``workers`` processes for :func:`evaluate_surfaces`, started at once so that they import
+    numpy and VTK while the caller goes on; None for one worker (measure in this process)."""
+    if workers <= 1:
+        yield None
+        return
+    # spawn, not fork: a forked child inherits VTK's and torch's thread pools without their threads
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        for _ in range(workers):
+            pool.submit(volume_overlap, np.zeros(1), np.zeros(1))  # any task from metrics: starts and imports
+        yield pool
+
+
 def evaluate_surfaces(surfaces: dict[str, vtk.vtkPolyData], segmentation: Segmentation, ijk_to_ras: np.ndarray,
-                      taus_mm: tuple[float, ...] = (1.0, 2.0)) -> dict[str, StructureEvaluation]:
+                      taus_mm: tuple[float, ...] = (1.0, 2.0), pool: Executor | None = None,
+                      progress: Callable[[int, int, str], None] | None = None) -> dict[str, StructureEvaluation]:
     """Evaluate each reconstructed structure that the segmentation holds (others are skipped).
 
     Args:
         surfaces: structure name -> closed RAS surface.
         segmentation: the CT's labels; ``ijk_to_ras`` their grid.
+        pool: processes that measure structures side by side (:func:`measuring_pool`); None
+            measures them here, as in Slicer, whose embedded Python cannot start them.
+        progress: called with (structures done, structures in all, the last one's name).
     """
-    results = {}
+    truths, jobs = {}, {}
     for name, surface in surfaces.items():
         if name not in segmentation.names or not segmentation.mask_array(name).any():
             continue
         mask, matrix = _crop(segmentation.mask_array(name) != 0, ijk_to_ras, surface)
-        truth = mask_surface(mask, matrix)
-        metrics = evaluate_structure(surface, mask, matrix, taus_mm, truth_surface=truth)
-        results[name] = StructureEvaluation(metrics, with_distance(surface, truth), with_distance(truth, surface))
-    return results
+        truths[name] = mask_surface(mask, matrix)
+        jobs[name] = (as_mesh(surface, name), as_mesh(truths[name], f"{name} labels"), mask, matrix, taus_mm)
+    comparisons = {}
+    for name, comparison in _measure_all(jobs, pool):
+        comparisons[name] = comparison
+        if progress is not None:
+            progress(len(comparisons), len(jobs), name)
+    return {name: StructureEvaluation(comparisons[name].metrics,
+                                      with_distance(surfaces[name], comparisons[name].reconstruction_signed_mm),
+                                      with_distance(truths[name], comparisons[name].truth_signed_mm))
+            for name in jobs}
+
+
+def _measure_all(jobs: dict[str, tuple], pool: Executor | None) -> Iterator[tuple[str, SurfaceComparison]]:
+    """(name, comparison) of every job, in the order they finish."""
+    if pool is None:
+        for name, job in jobs.items():
+            yield name, evaluate_meshes(*job)
+        return
+    largest_first = sorted(jobs, key=lambda name: -len(jobs[name][0].triangles) - len(jobs[name][1].triangles))
+    futures = {pool.submit(evaluate_meshes, *jobs[name]): name for name in largest_first}
+    for future in as_completed(futures):
+        yield futures[future], future.result()
 
 
 METRIC_KEYS = ("assd_mm", "hd95_mm", "chamfer_mm", "dice", "iou", "f1", "f1_tau_mm", "precision", "recall",

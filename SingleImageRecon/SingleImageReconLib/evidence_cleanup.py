@@ -34,10 +34,16 @@ def clean_evidence(evidence: ViewEvidence, *, min_blob_fraction: float = 0.1, ma
     mask = morphology.remove_small_holes(mask, max_size=max_hole_px)
     # the median of the mask's own pixels: continue the depths past the edge first
     nearest = tuple(ndimage.distance_transform_edt(~evidence.mask, return_distances=False, return_indices=True))
+    # filtered only around the mask (the window's reach beyond it), where the surface reads them
+    rows, columns = np.nonzero(evidence.mask)
+    box = tuple(slice(max(int(lo) - median_px, 0), int(hi) + median_px + 1)
+                for lo, hi in ((rows.min(), rows.max()), (columns.min(), columns.max())))
     depths = []
     for depth in (evidence.front_mm, evidence.back_mm):
         continued = depth[nearest]
-        median = ndimage.median_filter(continued, size=median_px, mode="nearest")
-        depths.append(np.where(np.abs(continued - median) > outlier_mm, median, continued))
+        median = ndimage.median_filter(continued[box], size=median_px, mode="nearest")
+        cropped = continued[box]
+        continued[box] = np.where(np.abs(cropped - median) > outlier_mm, median, cropped)
+        depths.append(continued)
     front, back = depths
     return ViewEvidence(evidence.geometry, mask, front, np.maximum(back, front))

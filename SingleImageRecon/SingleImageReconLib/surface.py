@@ -33,6 +33,8 @@ from vtk.util import numpy_support
 
 from SyntheticDataGenLib.geometry import ProjectionGeometry
 
+from .triangle_mesh import polydata_from_arrays
+
 FRONT, BACK, SILHOUETTE = 0, 1, 2  # which constraint of a view shapes the surface at a point
 _OUTSIDE_MM = 1e3  # the value of s where a view says "not bone" beyond any doubt
 _CHUNK_POINTS = 1 << 21
@@ -237,8 +239,12 @@ def _largest_piece(surface: vtk.vtkPolyData) -> vtk.vtkPolyData:
     connectivity = vtk.vtkPolyDataConnectivityFilter()
     connectivity.SetInputData(surface)
     connectivity.SetExtractionModeToLargestRegion()
-    clean = vtk.vtkCleanPolyData()
-    clean.SetInputConnection(connectivity.GetOutputPort())
+    connectivity.Update()
+    largest = connectivity.GetOutput()
+    if largest.GetNumberOfCells() == surface.GetNumberOfCells():
+        return largest  # one piece (the rule): nothing to drop, and cleaning would only cost time
+    clean = vtk.vtkCleanPolyData()  # the other pieces' points are still there
+    clean.SetInputData(largest)
     clean.Update()
     return clean.GetOutput()
 
@@ -255,36 +261,38 @@ def open_and_non_manifold_edges(surface: vtk.vtkPolyData) -> int:
     return edges.GetOutput().GetNumberOfCells()
 
 
-def _decimators(reduction: float) -> list[vtk.vtkPolyDataAlgorithm]:
-    """Quadric decimation first, then DecimatePro.
+def _fast_quadric(surface: vtk.vtkPolyData, reduction: float) -> vtk.vtkPolyData:
+    """Quadric decimation by ``fast-simplification`` (a compiled Garland–Heckbert simplifier)."""
+    import fast_simplification
 
-    Measured on predicted bones (30–90 k triangles): quadric decimation took 0.07–0.39 s and
-    always passed the closed-manifold check; DecimatePro took as long or longer and failed it
-    every time (2–6 bad edges), so trying it first only doubled the time.
-    """
-    pro = vtk.vtkDecimatePro()
-    pro.SetTargetReduction(reduction)
-    pro.PreserveTopologyOn()
-    pro.SplittingOff()
-    pro.BoundaryVertexDeletionOff()
+    points = numpy_support.vtk_to_numpy(surface.GetPoints().GetData()).astype(np.float32)
+    triangles = numpy_support.vtk_to_numpy(surface.GetPolys().GetConnectivityArray()).reshape(-1, 3)
+    points, triangles = fast_simplification.simplify(points, triangles.astype(np.int32), reduction)
+    return polydata_from_arrays(points, triangles)
+
+
+def _vtk_quadric(surface: vtk.vtkPolyData, reduction: float) -> vtk.vtkPolyData:
     quadric = vtk.vtkQuadricDecimation()
     quadric.SetTargetReduction(reduction)
     quadric.VolumePreservationOn()
-    return [quadric, pro]
+    quadric.SetInputData(surface)
+    quadric.Update()
+    return quadric.GetOutput()
 
 
 def decimate(surface: vtk.vtkPolyData, reduction: float) -> vtk.vtkPolyData:
-    """The surface with ``reduction`` of its triangles removed, still closed and manifold.
+    """The surface (a closed triangle mesh) with ``reduction`` of its triangles removed, still
+    closed and manifold.
 
-    Neither of VTK's decimators promises that on every mesh (DecimatePro can leave a doubled
-    triangle, quadric decimation a pinhole), so each result is checked, and the surface is
-    kept whole when neither passes.
+    No decimator promises that on every mesh, so each result is checked: ``fast-simplification``
+    first, VTK's quadric decimation if it fails, and the surface kept whole when neither passes.
+    Measured on predicted bones (0.5–51 k triangles, halved): 0.27 s for all ten against VTK's
+    1.34 s, both within 0.01 mm ASSD of the undecimated surface, and every result closed.
     """
-    for decimator in _decimators(reduction):
-        decimator.SetInputData(surface)
-        decimator.Update()
-        if open_and_non_manifold_edges(decimator.GetOutput()) == 0:
-            return decimator.GetOutput()
+    for decimator in (_fast_quadric, _vtk_quadric):
+        decimated = decimator(surface, reduction)
+        if decimated.GetNumberOfCells() and open_and_non_manifold_edges(decimated) == 0:
+            return decimated
     return surface
 
 
@@ -294,7 +302,7 @@ def finish_surface(surface: vtk.vtkPolyData, smoothing_iterations: int = 15, dec
     which does not shrink it) and give it outward normals.
 
     Decimating before smoothing is several times faster: the smoothed mesh's near-equal
-    quadric errors make VTK's queues work hard.
+    quadric errors make the decimators' queues work hard.
     """
     if decimation > 0:
         surface = decimate(surface, decimation)

@@ -7,6 +7,7 @@ RAS (Slicer's world), so the conversion lives here, once.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import os
 import re
@@ -120,6 +121,16 @@ def read_image(path: str | os.PathLike, what: str = "image") -> sitk.Image:
             f"{what} {path} must be a 3D scalar volume, got {image.GetDimension()}D with "
             f"{image.GetNumberOfComponentsPerPixel()} component(s)")
     return image
+
+
+def write_image(image: sitk.Image, path: str | os.PathLike, use_compression: bool = True) -> None:
+    """``sitk.WriteImage``, with a failed write (a full disk, a folder that vanished) raised as
+    the OSError it is rather than ITK's RuntimeError, so that callers clean up and say so."""
+    try:
+        sitk.WriteImage(image, str(path), useCompression=use_compression)
+    except RuntimeError as error:
+        reason = itk_reason(error).rsplit(": ", 1)[-1]
+        raise OSError(errno.EIO, f"the write failed ({reason}); is the disk full?", str(path)) from None
 
 
 def read_ct(path: str | os.PathLike) -> sitk.Image:

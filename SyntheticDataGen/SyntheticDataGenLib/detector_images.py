@@ -13,7 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from .ct_io import LPS_TO_RAS
+from .ct_io import LPS_TO_RAS, write_image
 from .geometry import ProjectionGeometry
 
 
@@ -35,4 +35,4 @@ def detector_image(array: np.ndarray | torch.Tensor, geometry: ProjectionGeometr
 
 def write_detector_image(path: str | os.PathLike, array, geometry: ProjectionGeometry) -> None:
     """Write a (H, W) detector image (NRRD, NIfTI, ...) placed on the detector plane."""
-    sitk.WriteImage(detector_image(array, geometry), str(path), useCompression=True)
+    write_image(detector_image(array, geometry), path)

@@ -33,7 +33,7 @@ import torch
 from .atomic_io import atomic_path, write_text_atomically
 from .augmentation import AugmentationConfig, sample_anatomy, sample_augmentation
 from .case_info import case_centre_ras
-from .ct_io import read_ct
+from .ct_io import read_ct, write_image
 from .detector import add_scatter, collimate, display_window, gamma_correct, gaussian_blur, invert, poisson_noise
 from .errors import XreconInputError
 from .geometry import ProjectionGeometry, mirror_detector, preset_geometry, rotate_detector, zoom_detector
@@ -288,7 +288,7 @@ class CaseLoader:
                 if path is not None:  # shards running at once may each write it: same field, unique temporaries
                     path.parent.mkdir(parents=True, exist_ok=True)
                     with atomic_path(path, "registration cache", suffix=".partial.nii.gz") as temporary:
-                        sitk.WriteImage(field, str(temporary))
+                        write_image(field, temporary, use_compression=False)
             self._registrations[key] = sitk.DisplacementFieldTransform(sitk.Image(field))
         return self._registrations[key]
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from .ct_io import write_image
 from .errors import XreconInputError
 
 #: Stems that ``xrecon generate`` would not name the case after (it takes the folder's name instead).
@@ -83,7 +84,7 @@ def write_generation_inputs(ct: sitk.Image, labels: sitk.Image, names: Sequence[
                 f"The dataset in {dataset} was made from other data ({os.path.basename(path)} differs); "
                 "choose a new output folder")
         temporary = path + ".partial.nrrd"  # ends in .nrrd: SimpleITK picks the writer by extension
-        sitk.WriteImage(image, temporary, True)
+        write_image(image, temporary)
         os.replace(temporary, path)
     table = label_table_text(names)
     if os.path.isfile(inputs.table_path):

@@ -71,9 +71,13 @@ def _write_scene(path, study, ct, segmentation, metrics_rows, landmarks) -> bool
 
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    from SyntheticDataGenLib.atomic_io import check_output_folder, staged_output
+
+    check_output_folder(args.out, "demo")
+    say = lambda stage: print(f"xrecon demo: {stage} ...", file=sys.stderr, flush=True)  # noqa: E731
+    say(f"loading the '{args.case}' case and the model")  # before the imports of torch and MONAI (seconds)
     import shutil
 
-    from SyntheticDataGenLib.atomic_io import check_output_folder, staged_output
     from SyntheticDataGenLib.ct_io import read_ct
     from SyntheticDataGenLib.detector_images import write_detector_image
     from SyntheticDataGenLib.labels import read_segmentation
@@ -82,22 +86,20 @@ def run(args: argparse.Namespace) -> int:
 
     from ..bundle import load_bundle
     from ..demo import run_case_study
-    from ..evaluation import metrics_document, metrics_table
+    from ..evaluation import default_workers, metrics_document, metrics_table
     from ..mesh_io import write_model
     from ..overview import overview_figure
     from .reconstruct import default_bundle_dir
     from .view_files import file_stem
 
-    check_output_folder(args.out, "demo")
     case = sample_case(args.case)
     ct = read_ct(case.ct_path)
     segmentation = read_segmentation(case.labels_path, case.table_path, reference=ct)
     bundle_dir = args.bundle or default_bundle_dir()
     model, metadata = load_bundle(bundle_dir, args.device)
     loaded = time.perf_counter()
-    say = lambda stage: print(f"xrecon demo: {stage} ...", file=sys.stderr, flush=True)  # noqa: E731
     study = run_case_study(ct, segmentation, model, metadata, spacing_mm=args.spacing_mm, device=args.device,
-                           progress=say)
+                           progress=say, workers=default_workers())
     study.timing_s = {"start_up": loaded - start, **study.timing_s}
     say("writing files")
     rows = [{"method": method, "structure": name, **{key: value for key, value in evaluation.metrics.items()

@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from SyntheticDataGenLib.augmentation import preset
     from SyntheticDataGenLib.errors import XreconInputError
     from SyntheticDataGenLib.generation import BaseView, CaseLoader, GenerationSettings, generate_dataset
+    from SyntheticDataGenLib.memory import check_fits, render_bytes
 
     if args.views < 1 or args.views_per_anatomy < 1:
         raise XreconInputError("--views and --views-per-anatomy must be at least 1")
@@ -117,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
             segmentation = loader.raw(case).segmentation
             present = segmentation.select(None) if segmentation else []
             structures += [name for name in present if name not in structures]
+    # the detector's maps dominate a sample's memory; the CT, read later, adds a few hundred MB at most
+    check_fits(render_bytes(*args.detector_size_px, len(structures), 0), "rendering one sample",
+               "use a smaller --detector-size-px or fewer --structures")
     augmentation = preset(args.preset).scaled(geometric=args.geometric, physics=args.physics, style=args.style,
                                               anatomy=args.anatomy)
     settings = GenerationSettings(

@@ -43,11 +43,12 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from SyntheticDataGenLib.atomic_io import check_output_folder, staged_output
-    from SyntheticDataGenLib.ct_io import read_ct
+    from SyntheticDataGenLib.ct_io import read_ct, write_image
     from SyntheticDataGenLib.errors import XreconInputError
     from SyntheticDataGenLib.label_propagation import Atlas, fuse_votes, overlap, refine_with_bone, warp_atlas
     from SyntheticDataGenLib.label_sheet import contact_sheet
     from SyntheticDataGenLib.labels import read_segmentation
+    from SyntheticDataGenLib.memory import check_fits, registration_bytes
 
     check_output_folder(args.out, "labels")
     ct = read_ct(args.ct)
@@ -59,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
         if not set(args.structures) & set(segmentation.names):
             raise XreconInputError(f"atlas {atlas_labels} has none of the structures asked for")
         atlases.append(Atlas(Path(atlas_ct).resolve().parent.name, reference, segmentation))
+    largest = max((image for image in [ct] + [atlas.ct for atlas in atlases]), key=lambda image: np.prod(image.GetSize()))
+    check_fits(registration_bytes(np.multiply(largest.GetSize(), largest.GetSpacing()), args.spacing_mm),
+               f"registration on a {args.spacing_mm:g} mm grid", "use a larger --spacing-mm")
     warped = []
     for atlas in atlases:
         with tqdm(total=100, desc=f"registering {atlas.name}", unit="%", file=sys.stderr) as bar:
@@ -78,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             renumbered[refined == args.structures.index(structure) + 1] = new
         image = sitk.GetImageFromArray(renumbered.astype(np.uint8 if len(kept) < 256 else np.uint16))
         image.CopyInformation(ct)
-        sitk.WriteImage(image, str(staging / "labels.nii.gz"), useCompression=True)
+        write_image(image, staging / "labels.nii.gz")
         (staging / "labels.csv").write_text("id,structure\n" + "".join(f"{i},{s}\n" for i, s in enumerate(kept, 1)))
         (staging / "propagation.json").write_text(json.dumps({
             "kind": "propagated labels", "target_ct": str(args.ct),

@@ -187,12 +187,15 @@ def run(args: argparse.Namespace) -> int:
     from SyntheticDataGenLib.atomic_io import check_output_folder
     from SyntheticDataGenLib.errors import XreconInputError
 
+    start = time.perf_counter()
+    check_output_folder(args.out, "reconstruct")
+    # the first line before torch and MONAI are imported (seconds), so that the user sees it started
+    print(f"xrecon reconstruct: reading {len(args.image)} radiograph(s), loading the model ...", file=sys.stderr,
+          flush=True)
     from ..bundle import load_bundle
     from ..radiograph_io import read_radiograph
     from ..reconstruction import reconstruct_radiographs
 
-    start = time.perf_counter()
-    check_output_folder(args.out, "reconstruct")
     radiographs = [read_radiograph(path) for path in args.image]
     geometries = resolve_geometries(args, radiographs)
     bundle_dir = Path(args.bundle) if args.bundle else default_bundle_dir()

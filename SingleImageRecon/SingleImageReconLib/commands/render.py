@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from SyntheticDataGenLib.atomic_io import check_output_folder, staged_output
     from SyntheticDataGenLib.attenuation import effective_energy_kev
     from SyntheticDataGenLib.errors import XreconInputError
+    from SyntheticDataGenLib.memory import check_fits, render_bytes
     from SyntheticDataGenLib.landmarks import (detector_points_ras, project_landmarks, read_markups_json,
                                                write_markups_json)
     from SyntheticDataGenLib.view import CaseVolume, render_view
@@ -56,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
     landmarks = read_markups_json(args.landmarks) if args.landmarks else None
     if args.bone_only and segmentation is None:
         raise XreconInputError("--bone-only needs --labels (or --case)")
+    structures = len(segmentation.select(args.structures)) if segmentation is not None else 0
+    check_fits(render_bytes(*geometry.size_px, structures, int(np.prod(ct.GetSize()))), "this render",
+               "use a smaller --detector-size-px or fewer --structures")
     case = CaseVolume.from_ct(ct, segmentation, args.structures, bone_only=args.bone_only,
                               device=torch.device(args.device))
     view = render_view(case, geometry, model=args.attenuation, bone_density=args.bone_density,
