@@ -266,15 +266,36 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.reconstructStatusLabel.text = _("Reconstructing...")
         slicer.app.processEvents()
         with slicer.util.tryWithErrorDisplay(_("Reconstruction failed."), waitCursor=True):
+            self.logic.ensurePythonPackages()  # may ask to install packages: before the modal progress dialog
+            dialog = slicer.util.createProgressDialog(windowTitle=_("Reconstruction"), maximum=0,
+                                                      labelText=_("Loading the network..."))
+
+            def steps(stage: str):
+                """A per-structure progress callback for one stage: the dialog counts the structures."""
+                def report(done: int, total: int, name: str) -> None:
+                    if dialog.wasCanceled:
+                        raise ReconstructionCancelled()
+                    dialog.maximum, dialog.value = total, done
+                    dialog.labelText = f"{stage} ({done}/{total}) {name}"
+                    slicer.app.processEvents()
+                return report
+
             try:
-                reconstruction = self.logic.reconstructRadiograph(p.radiograph, p.geometryPath, p.spacingMm)
+                reconstruction = self.logic.reconstructRadiograph(p.radiograph, p.geometryPath, p.spacingMm,
+                                                                  progress=steps(_("Meshing")))
                 evaluations = None
                 if p.referenceVolume and p.referenceSegmentation:
                     evaluations = self.logic.evaluateSurfaces(reconstruction.surfaces, p.referenceVolume,
-                                                              p.referenceSegmentation)
+                                                              p.referenceSegmentation,
+                                                              progress=steps(_("Measuring against the reference")))
+            except ReconstructionCancelled:
+                self.ui.reconstructStatusLabel.text = _("Reconstruction cancelled.")
+                return
             except Exception:
                 self.ui.reconstructStatusLabel.text = _("Reconstruction failed.")
                 raise
+            finally:
+                dialog.close()
             name = p.radiograph.GetName()
             models = self.logic.addReconstructionToScene(reconstruction, evaluations, prefix=name)
             missing = [structure for structure in reconstruction.structures if structure not in models]
@@ -473,13 +494,14 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
 
     # ------------------------------------------------------------------ reconstruction
 
-    def reconstructRadiograph(self, radiographNode, geometryPath: str = "", spacingMm: float = 1.5):
+    def reconstructRadiograph(self, radiographNode, geometryPath: str = "", spacingMm: float = 1.5, progress=None):
         """Reconstruct every structure of the bundled network from one radiograph.
 
         Args:
             radiographNode: one-slice scalar volume, bone bright (see :meth:`radiographArray`).
             geometryPath: its projection geometry JSON; empty: the geometry the node carries.
             spacingMm: voxel size of the surface extraction grid, mm.
+            progress: called with (structures done, in all, the last one's name) as each is meshed.
 
         Returns a ``SingleImageReconLib.reconstruction.Reconstruction`` (surfaces in RAS mm).
         """
@@ -489,19 +511,20 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
         from SingleImageReconLib.reconstruction import reconstruct_radiographs
 
         return reconstruct_radiographs(model, metadata, [image], [geometry], spacing_mm=float(spacingMm),
-                                       device=self.device())
+                                       device=self.device(), progress=progress or (lambda done, total, name: None))
 
-    def evaluateSurfaces(self, surfaces: dict, volumeNode, segmentationNode) -> dict:
+    def evaluateSurfaces(self, surfaces: dict, volumeNode, segmentationNode, progress=None) -> dict:
         """Measure surfaces (structure name -> RAS polydata) against the segments of the same names,
-        rasterised on the reference CT's grid: ``SingleImageReconLib.evaluation.evaluate_surfaces``.
-        Returns {name: StructureEvaluation}; structures the segmentation lacks are left out."""
+        rasterised on the reference CT's grid: ``SingleImageReconLib.evaluation.evaluate_surfaces``
+        (``progress`` as there). Returns {name: StructureEvaluation}; structures the segmentation
+        lacks are left out."""
         from SingleImageReconLib.evaluation import evaluate_surfaces
         from SyntheticDataGenLib.ct_io import ijk_to_ras
 
         _ctImage, segmentation = self.referenceImages(volumeNode, segmentationNode, list(surfaces))
         if not segmentation.names:
             return {}
-        return evaluate_surfaces(surfaces, segmentation, ijk_to_ras(segmentation.reference))
+        return evaluate_surfaces(surfaces, segmentation, ijk_to_ras(segmentation.reference), progress=progress)
 
     def runCaseStudy(self, volumeNode, segmentationNode, spacingMm: float = 1.5, progress=None):
         """The demo on a reference CT and its segmentation: ``SingleImageReconLib.demo.run_case_study``.

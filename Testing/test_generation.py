@@ -14,8 +14,9 @@ from conftest import HANG_TIMEOUT_S, run_xrecon
 from SyntheticDataGenLib.augmentation import PRESETS, sample_augmentation
 from SyntheticDataGenLib.dataset import SyntheticXrayDataset, load_sample
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.generation import (BaseView, CaseLoader, CaseSource, GenerationSettings, generate_dataset,
-                                            mirrored_name, read_manifests, sample_rng)
+from SyntheticDataGenLib.generation import (BaseView, CaseLoader, CaseSource, GenerationSettings, dataset_plan,
+                                            generate_dataset, mirrored_name, plan_tasks, read_manifests, sample_rng,
+                                            shard_sample_count, shard_tasks)
 from SyntheticDataGenLib.geometry import ProjectionGeometry
 from SyntheticDataGenLib.sample_data import sample_case
 from SyntheticDataGenLib.view import render_view
@@ -186,6 +187,35 @@ def test_an_interrupted_run_resumes_without_duplicates(tmp_path):
     result = run_xrecon(*args[:-1], str(reference))
     assert files_of(out) == files_of(reference), "the resumed set equals an uninterrupted one"
     time.sleep(0)
+
+
+def test_shard_sizes_are_counted_without_listing_the_tasks():
+    cases = [case("abdomen-pelvis"), case("chest")]
+    for views in (1, 5, 13):
+        for per_anatomy in (1, 3, 20):
+            for count in (1, 2, 3):
+                plan = GenerationSettings(STRUCTURES, views, 7, SMALL, PRESETS["heavy"], "heavy",
+                                          views_per_anatomy=per_anatomy)
+                sizes = [shard_sample_count(cases, plan, (index, count)) for index in range(count)]
+                listed = [sum(len(task.views) for task in shard_tasks(plan_tasks(cases, plan), (index, count)))
+                          for index in range(count)]
+                assert sizes == listed and sum(sizes) == 2 * views
+
+
+def test_the_plan_counts_what_is_already_there(tmp_path):
+    plan = settings(views=4)
+    generate_dataset(tmp_path, [case()], settings(views=2))  # the first two of the plan's four views
+    estimate = dataset_plan(tmp_path, [case()], plan)
+    assert (estimate.samples, estimate.finished) == (4, 2) and estimate.seconds > 0 and estimate.bytes > 0
+
+
+def test_a_huge_request_shows_its_plan_and_is_refused_at_once_when_the_disk_is_too_small(tmp_path):
+    result = run_xrecon("generate", "--case", "chest", "--views", "100000000", "--out", tmp_path / "huge")
+    assert result.returncode == 2, result.stderr
+    plan, refusal = result.stderr.strip().splitlines()[-2:]
+    assert plan.startswith("xrecon generate: 100000000 sample(s) in shard 0/1, 0 already there; the rest take about")
+    assert "days" in plan and refusal.startswith("xrecon generate: error: the samples would need about")
+    assert not (tmp_path / "huge").exists()
 
 
 @pytest.mark.slow

@@ -113,11 +113,14 @@ def reconstruct_radiographs(model: DepthNet, metadata: dict, images: list[np.nda
 
     done = {}
     progress(0, len(names), names[0] if names else "")
-    with ThreadPoolExecutor(max_workers=_SURFACE_THREADS) as pool:
+    pool = ThreadPoolExecutor(max_workers=_SURFACE_THREADS)
+    try:
         futures = {pool.submit(one, name): name for name in names}
         for future in as_completed(futures):
             done[futures[future]] = future.result()
             progress(len(done), len(names), futures[future])
+    finally:  # a progress callback may stop the job (a cancel button, Ctrl-C): drop what has not started
+        pool.shutdown(wait=True, cancel_futures=True)
     results = {name: done[name] for name in names}
     finished = time.perf_counter()
     return Reconstruction(results, predictions, {"network": predicted - start, "surfaces": finished - predicted})

@@ -93,12 +93,30 @@ def case_sources(args: argparse.Namespace) -> list:
     return result
 
 
+def _existing_folder(path: Path) -> Path:
+    """The nearest folder that exists on the way to ``path`` (where its files would go)."""
+    path = path.resolve()
+    while not path.is_dir():
+        path = path.parent
+    return path
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
 def run(args: argparse.Namespace) -> int:
+    import shutil
+
     import torch
 
     from SyntheticDataGenLib.augmentation import preset
     from SyntheticDataGenLib.errors import XreconInputError
-    from SyntheticDataGenLib.generation import BaseView, CaseLoader, GenerationSettings, generate_dataset
+    from SyntheticDataGenLib.generation import (BaseView, CaseLoader, GenerationSettings, dataset_plan,
+                                                generate_dataset)
     from SyntheticDataGenLib.memory import check_fits, render_bytes
 
     if args.views < 1 or args.views_per_anatomy < 1:
@@ -129,6 +147,14 @@ def run(args: argparse.Namespace) -> int:
         base_view=BaseView(args.geometry, args.lao, args.cranial, args.source_to_isocenter_mm,
                            args.source_to_detector_mm, tuple(args.detector_size_px), tuple(args.pixel_spacing_mm)))
 
+    plan = dataset_plan(args.out, cases, settings, args.shard)
+    free = shutil.disk_usage(_existing_folder(Path(args.out))).free
+    print(f"xrecon generate: {plan.samples} sample(s) in shard {args.shard[0]}/{args.shard[1]}, {plan.finished} "
+          f"already there; the rest take about {_duration(plan.seconds)} and {plan.bytes / 1e9:.2g} GB "
+          f"({free / 1e9:.0f} GB free)", file=sys.stderr, flush=True)
+    if plan.bytes > free:
+        raise XreconInputError(f"the samples would need about {plan.bytes / 1e9:.2g} GB, but {args.out} has "
+                               f"{free / 1e9:.2g} GB free; ask for fewer --views, or write to a disk with more room")
     bar = None
 
     def on_progress(done: int, total: int) -> None:

@@ -189,23 +189,24 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     check_output_folder(args.out, "reconstruct")
-    # the first line before torch and MONAI are imported (seconds), so that the user sees it started
-    print(f"xrecon reconstruct: reading {len(args.image)} radiograph(s), loading the model ...", file=sys.stderr,
-          flush=True)
-    from ..bundle import load_bundle
+    if not 0 < args.threshold < 1 or not 0 < args.presence_threshold < 1:
+        raise XreconInputError("--threshold and --presence-threshold must be between 0 and 1")
+    from ..bundle_format import read_bundle_metadata
     from ..radiograph_io import read_radiograph
-    from ..reconstruction import reconstruct_radiographs
 
     radiographs = [read_radiograph(path) for path in args.image]
     geometries = resolve_geometries(args, radiographs)
     bundle_dir = Path(args.bundle) if args.bundle else default_bundle_dir()
-    model, metadata = load_bundle(bundle_dir, args.device)
-    known = metadata["xrecon"]["structures"]
+    known = read_bundle_metadata(bundle_dir)["xrecon"]["structures"]
     unknown = sorted(set(args.structures or []) - set(known))
     if unknown:
         raise XreconInputError(f"--structures: {', '.join(unknown)} not in the bundle; it knows {', '.join(known)}")
-    if not 0 < args.threshold < 1 or not 0 < args.presence_threshold < 1:
-        raise XreconInputError("--threshold and --presence-threshold must be between 0 and 1")
+    # every check done: one line before torch and MONAI are imported (seconds), so the user sees it run
+    print("xrecon reconstruct: loading the model ...", file=sys.stderr, flush=True)
+    from ..bundle import load_bundle
+    from ..reconstruction import reconstruct_radiographs
+
+    model, metadata = load_bundle(bundle_dir, args.device)
     images = [-r.image if args.invert else r.image for r in radiographs]
     with tqdm(total=len(args.structures or known), desc="surfaces", unit="structure", file=sys.stderr,
               dynamic_ncols=True) as bar:
