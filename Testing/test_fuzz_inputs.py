@@ -192,6 +192,18 @@ def cases(folder: Path) -> list[tuple[str, list]]:
     for views in ("0", "-3", "1e99", "nan"):
         result.append((f"generate --views {views}", ["generate", "--case", "abdomen-pelvis", "--views", views,
                                                      "--out", out / "v"]))
+    atlas = [CASE.ct_path, CASE.labels_path, CASE.table_path]
+    for label, path in _ct_files(folder)[:6]:  # empty, random, truncated NIfTI and NRRD
+        result.append((f"labels --ct: {label}", ["labels", "--ct", path, "--atlas", *atlas, "--out", out / "pl"]))
+        result.append((f"labels --atlas CT: {label}", ["labels", "--ct", CASE.ct_path, "--atlas", path, *atlas[1:],
+                                                       "--out", out / "pa"]))
+    for label, path in _bytes_variants(folder, "_atlas_labels.nii.gz", CASE.labels_path.read_bytes()):
+        result.append((f"labels --atlas labels: {label}", ["labels", "--ct", CASE.ct_path, "--atlas", CASE.ct_path,
+                                                           path, CASE.table_path, "--out", out / "pb"]))
+    for option, value in (("--spacing-mm", "0.2"), ("--spacing-mm", "nan"), ("--spacing-mm", "-3"),
+                          ("--reach-mm", "nan"), ("--bone-hu", "inf"), ("--structures", "femur_middle")):
+        result.append((f"labels {option} {value}", ["labels", "--ct", CASE.ct_path, "--atlas", *atlas, option, value,
+                                                    "--out", out / "pn"]))
     result.append(("render --source-to-detector-mm below the isocentre",
                    ["render", "--case", "abdomen-pelvis", "--source-to-isocenter-mm", "900", "--source-to-detector-mm",
                     "500", "--detector-size-px", "32", "32", "--out", out / "x"]))

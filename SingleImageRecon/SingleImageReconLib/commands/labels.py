@@ -28,7 +28,8 @@ def add_parser(subparsers) -> None:
                         help="a labelled CT: its CT, label map and id,structure table (repeat for several)")
     parser.add_argument("--structures", type=lambda text: [s for s in text.split(",") if s],
                         default=SPINE_AND_PELVIS, metavar="A,B,...", help="structures to carry over")
-    parser.add_argument("--bone-hu", type=float, default=120.0, help="bone threshold of the refinement")
+    parser.add_argument("--bone-hu", type=number_in(-1000, 3000, "HU"), default=120.0,
+                        help="bone threshold of the refinement")
     parser.add_argument("--reach-mm", type=number_in(0, 50, "mm", low_inclusive=True), default=4.0,
                         help="how far the target's bone may lie from a propagated structure")
     parser.add_argument("--spacing-mm", type=GRID_SPACING_MM, default=3.0, help="registration grid")
