@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     study = run_case_study(ct, segmentation, model, metadata, spacing_mm=args.spacing_mm, device=args.device,
                            progress=say, workers=default_workers())
     study.timing_s = {"start_up": loaded - start, **study.timing_s}
-    say("writing files")
+    say("drawing the overview")
     rows = [{"method": method, "structure": name, **{key: value for key, value in evaluation.metrics.items()
                                                       if not isinstance(value, dict)}}
             for method, evaluations in study.evaluations.items() for name, evaluation in evaluations.items()]
@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
                               f"(model {metadata['name'] if 'name' in metadata else 'bundle'})",
                         table_rows=[(n, e.metrics["assd_mm"], e.metrics["hd95_mm"], e.metrics["dice"])
                                     for n, e in depth.items()])
+        say("writing the models, radiographs and the Slicer scene")
         for index, (image, geometry) in enumerate(zip(study.line_integrals, study.geometries), start=1):
             write_detector_image(staging / f"radiograph_view{index}.nrrd", image, geometry)
             geometry.save(staging / f"geometry_view{index}.json")
