@@ -1,9 +1,11 @@
 """How far a reconstructed bone surface is from the CT ground truth: surface distances, F1@τ, Dice.
 
 Everything is in RAS millimetres. Surface metrics compare two closed triangle meshes, each
-*sampled* with area weights and measured against the other with exact point-to-triangle
-distances wherever it comes closer than 5 mm (:func:`.surface_distance.surface_samples`), so
-averages and percentiles do not depend on how densely a mesh happens to be tessellated.
+*sampled* with area weights on pieces of at most 1 mm, so that averages and percentiles do not
+depend on how densely a mesh happens to be tessellated. Samples within F1's largest τ of the
+other surface are measured exactly (point-to-triangle); farther ones are interpolated from
+exact values nearby (:func:`.surface_distance.surface_samples`: within 0.1 mm of measuring
+every sample, and much faster far from the surface).
 
 Directed area-weighted means d(R→T) and d(T→R) give ASSD = (d(R→T) + d(T→R)) / 2 and
 Chamfer = d(R→T) + d(T→R). HD95 is the larger of the two directed area-weighted 95th

@@ -18,11 +18,11 @@ an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import zipfile
 import zlib
-import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
