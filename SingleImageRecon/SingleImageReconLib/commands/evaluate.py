@@ -53,8 +53,6 @@ FAR_APART_MM = 50.0  # a bone this far off with no overlap is a mix-up, not a po
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from tqdm import tqdm
-
     from SyntheticDataGenLib.atomic_io import check_output_folder, staged_output, write_text_atomically
     from SyntheticDataGenLib.ct_io import ijk_to_ras
     from SyntheticDataGenLib.errors import XreconInputError
@@ -63,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..evaluation import default_workers, evaluate_surfaces, measuring_pool, metrics_document, metrics_table
     from ..mesh_io import write_model
+    from .structure_progress import structure_progress
     from .view_files import file_stem
 
     start = time.perf_counter()
@@ -87,12 +86,8 @@ def run(args: argparse.Namespace) -> int:
     if not compared:
         raise XreconInputError(f"none of the reconstructed structures ({', '.join(surfaces) or 'none'}) is in "
                                f"{labels} ({', '.join(segmentation.names)})")
-    with tqdm(total=len(compared), desc="evaluating", unit="structure", file=sys.stderr, dynamic_ncols=True) as bar, \
+    with structure_progress(len(compared), "evaluating") as progress, \
             measuring_pool(min(default_workers(), len(compared))) as pool:
-        def progress(done: int, total: int, name: str) -> None:
-            bar.set_postfix_str(name)
-            bar.update(done - bar.n)
-
         evaluations = evaluate_surfaces(surfaces, segmentation, ijk_to_ras(segmentation.reference), tuple(args.tau_mm),
                                         pool=pool, progress=progress)
     method = summary.get("method", "depth")

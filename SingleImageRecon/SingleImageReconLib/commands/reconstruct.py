@@ -182,8 +182,6 @@ def write_reconstruction(out: str | Path, reconstruction, sources: list[str], bu
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from tqdm import tqdm
-
     from SyntheticDataGenLib.atomic_io import check_output_folder
     from SyntheticDataGenLib.errors import XreconInputError
 
@@ -193,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
         raise XreconInputError("--threshold and --presence-threshold must be between 0 and 1")
     from ..bundle_format import read_bundle_metadata
     from ..radiograph_io import read_radiograph
+    from .structure_progress import structure_progress
 
     radiographs = [read_radiograph(path) for path in args.image]
     geometries = resolve_geometries(args, radiographs)
@@ -208,12 +207,7 @@ def run(args: argparse.Namespace) -> int:
 
     model, metadata = load_bundle(bundle_dir, args.device)
     images = [-r.image if args.invert else r.image for r in radiographs]
-    with tqdm(total=len(args.structures or known), desc="surfaces", unit="structure", file=sys.stderr,
-              dynamic_ncols=True) as bar:
-        def progress(done: int, total: int, name: str) -> None:
-            bar.set_postfix_str(name)
-            bar.update(done - bar.n)
-
+    with structure_progress(len(args.structures or known), "surfaces") as progress:
         reconstruction = reconstruct_radiographs(model, metadata, images, geometries, structures=args.structures,
                                                  spacing_mm=args.spacing_mm, fusion=args.fusion,
                                                  threshold=args.threshold, presence_threshold=args.presence_threshold,
