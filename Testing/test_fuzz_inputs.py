@@ -19,7 +19,7 @@ from PIL import Image
 
 from conftest import xrecon_in_process
 from SyntheticDataGenLib.geometry import preset_geometry
-from SyntheticDataGenLib.sample_data import sample_case
+from SyntheticDataGenLib.sample_data import resources_dir, sample_case
 
 CASE = sample_case("abdomen-pelvis")
 
@@ -204,6 +204,33 @@ def cases(folder: Path) -> list[tuple[str, list]]:
                           ("--reach-mm", "nan"), ("--bone-hu", "inf"), ("--structures", "femur_middle")):
         result.append((f"labels {option} {value}", ["labels", "--ct", CASE.ct_path, "--atlas", *atlas, option, value,
                                                     "--out", out / "pn"]))
+    hip_model = resources_dir() / "ShapeModels" / "hip.npz"
+    models = _bytes_variants(folder, ".npz", hip_model.read_bytes())
+    with np.load(hip_model) as data:
+        arrays = dict(data)
+    for index, (label, change) in enumerate((("triangles beyond the vertices", {"triangles": arrays["triangles"] + 10_000}),
+                          ("NaN in the mean", {"mean_mm": np.full_like(arrays["mean_mm"], np.nan)}),
+                          ("modes of another size", {"modes": arrays["modes"][:, :5]}),
+                          ("a pickled object array", {"mean_mm": np.array([{"a": 1}], dtype=object)}),
+                          ("another format", {"header": np.array(json.dumps({"format": "x"}))}))):
+        path = folder / f"model_{index}.npz"
+        np.savez(path, **{**arrays, **change})
+        models.append((f"shape model: {label}", path))
+    for label, path in models:
+        result.append((f"ssm info: {label}", ["ssm", "info", path]))
+        result.append((f"ssm sample: {label}", ["ssm", "sample", path, "--out", out / "ss"]))
+    for option, value in (("--count", "0"), ("--count", "-2"), ("--limit-sd", "nan"), ("--limit-sd", "-1")):
+        result.append((f"ssm sample {option} {value}", ["ssm", "sample", "femur", option, value, "--out", out / "sv"]))
+    result.append(("ssm sample --side of a midline bone", ["ssm", "sample", "sacrum", "--side", "left",
+                                                           "--out", out / "sm"]))
+    result.append(("ssm info: no such model", ["ssm", "info", folder / "nowhere.npz"]))
+    result.append(("ssm build: --out not .npz", ["ssm", "build", "femur", "--out", folder / "femur.txt"]))
+    result.append(("ssm build vertebra without labels", ["ssm", "build", "vertebra", "--out", folder / "v.npz"]))
+    result.append(("ssm landmarks: --out not .mrk.json", ["ssm", "landmarks", "--labels", CASE.labels_path,
+                                                          "--labels-table", CASE.table_path, "--out", folder / "l.json"]))
+    for label, path in _bytes_variants(folder, "_ssm_labels.nii.gz", CASE.labels_path.read_bytes()):
+        result.append((f"ssm landmarks --labels: {label}", ["ssm", "landmarks", "--labels", path, "--labels-table",
+                                                            CASE.table_path, "--out", folder / "l.mrk.json"]))
     result.append(("render --source-to-detector-mm below the isocentre",
                    ["render", "--case", "abdomen-pelvis", "--source-to-isocenter-mm", "900", "--source-to-detector-mm",
                     "500", "--detector-size-px", "32", "32", "--out", out / "x"]))

@@ -12,10 +12,10 @@ import sys
 
 from SyntheticDataGenLib.errors import XreconInputError
 
-from .commands import bench, demo, evaluate, generate, info, labels, reconstruct, render, train
+from .commands import bench, demo, evaluate, generate, info, labels, reconstruct, render, ssm, train
 from .commands.device_option import check_device
 
-COMMANDS = (demo, info, labels, render, generate, train, reconstruct, evaluate, bench)
+COMMANDS = (demo, info, labels, render, generate, train, reconstruct, evaluate, ssm, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

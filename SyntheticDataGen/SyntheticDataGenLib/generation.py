@@ -54,6 +54,7 @@ SAMPLE_ARRAYS = {
     "overlay": "bool [H, W]: pixels covered by burned-in text or markers",
     "landmarks_uv": "float32 [L, 2]: projected landmarks (u, v) in pixels, NaN where not visible",
     "landmarks_visible": "bool [L]",
+    "landmarks_known": "bool [L]: the case's landmark has a 3D position (a bone the scan cuts may lack some)",
 }
 
 
@@ -551,6 +552,7 @@ def _make_sample(dataset_dir: Path, prepared: PreparedCase, settings: Generation
         uv, visible = project_landmarks(prepared.landmarks[1], geometry)
         arrays["landmarks_uv"] = np.where(visible[:, None], uv, np.nan).astype(np.float32)
         arrays["landmarks_visible"] = visible
+        arrays["landmarks_known"] = np.isfinite(prepared.landmarks[1]).all(axis=1)
     relative = Path("samples") / case.name / f"{view_index:06d}.npz"
     (dataset_dir / relative).parent.mkdir(parents=True, exist_ok=True)
     write_npz(dataset_dir / relative, arrays)

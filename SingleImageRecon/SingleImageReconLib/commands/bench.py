@@ -9,7 +9,7 @@ from pathlib import Path
 from SyntheticDataGenLib.errors import XreconInputError
 
 BENCHMARKS = {"drr": "bench_drr.py", "generate": "bench_generate.py", "labels": "bench_labels.py", "model": "bench_model.py",
-              "recon": "bench_recon.py"}
+              "recon": "bench_recon.py", "ssm": "bench_ssm.py"}
 
 
 def benchmarks_dir() -> Path:

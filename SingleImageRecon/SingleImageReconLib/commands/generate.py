@@ -27,7 +27,8 @@ def add_parser(subparsers) -> None:
                     "disjoint part (the union of all parts is the unsharded set); running again with the same "
                     "options resumes. Cases: --case NAME for bundled samples, or --ct/--labels/--labels-table "
                     "triples (repeat the options; the n-th of each belong together). A case's 3D landmarks are "
-                    "read from landmarks.mrk.json beside its CT when present. Validation cases (--holdout) are "
+                    "read from --landmarks-dir/<case>.mrk.json, else from landmarks.mrk.json beside its CT, when "
+                    "present (`xrecon ssm landmarks` makes them). Validation cases (--holdout) are "
                     "split by case, never by image.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     cases = parser.add_argument_group("cases")
@@ -36,6 +37,8 @@ def add_parser(subparsers) -> None:
     cases.add_argument("--labels", action="append", default=[], metavar="FILE", help="its labels (label map or .seg.nrrd)")
     cases.add_argument("--labels-table", action="append", default=[], metavar="CSV",
                        help="its id,structure table (for label maps; give one per --ct, or none for .seg.nrrd)")
+    cases.add_argument("--landmarks-dir", type=Path, metavar="DIR",
+                       help="folder of <case name>.mrk.json landmark files (from `xrecon ssm landmarks`)")
     cases.add_argument("--holdout", action="append", default=[], metavar="NAME", help="a validation case")
     cases.add_argument("--structures", type=lambda text: [s for s in text.split(",") if s], metavar="A,B,...",
                        help="target structures, in channel order (default: every structure of any case)")
@@ -86,8 +89,12 @@ def case_sources(args: argparse.Namespace) -> list:
     if unknown:
         raise XreconInputError(f"--holdout {', '.join(sorted(unknown))} is not among the cases: {', '.join(names)}")
     result = []
+    if args.landmarks_dir is not None and not args.landmarks_dir.is_dir():
+        raise XreconInputError(f"--landmarks-dir {args.landmarks_dir} is not a folder")
     for name, ct, labels, table in sources:
         landmarks = (ct.parent if ct.is_file() else ct) / "landmarks.mrk.json"
+        if args.landmarks_dir is not None and (args.landmarks_dir / f"{name}.mrk.json").is_file():
+            landmarks = args.landmarks_dir / f"{name}.mrk.json"
         result.append(CaseSource(name, ct, labels, table, "validation" if name in args.holdout else "train",
                                  landmarks if landmarks.is_file() else None))
     return result

@@ -20,8 +20,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--validation", metavar="DIR",
                         help="validate on this dataset's 'validation' split instead (e.g. held-out patients "
                              "generated with fewer views)")
-    parser.add_argument("--task", choices=("depth",), default="depth",
-                        help="what to train (landmark networks come with their issue)")
+    parser.add_argument("--task", choices=("depth", "landmarks"), default="depth",
+                        help="depth: masks and front/back depth maps; landmarks: 2D landmarks with σ (Gaussian NLL) "
+                             "and presence, from the dataset's projected landmarks")
     parser.add_argument("--out", metavar="BUNDLE", help="bundle folder to write (training state in BUNDLE/training)")
     parser.add_argument("--config", metavar="JSON", help="training options as a JSON object")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one option")
@@ -36,16 +37,22 @@ def run(args: argparse.Namespace) -> int:
 
     from SyntheticDataGenLib.errors import XreconInputError
 
+    from ..landmark_training import LandmarkTrainConfig, train_landmarks
     from ..training import TrainConfig, train
 
-    config = TrainConfig.from_sources(args.config, args.set)
+    config = (LandmarkTrainConfig if args.task == "landmarks" else TrainConfig).from_sources(args.config, args.set)
     if args.show_config:
         print(json.dumps(dataclasses.asdict(config), indent=2))
         return 0
     if not args.dataset or not args.out:
         raise XreconInputError("--dataset and --out are required")
-    metrics = train(args.dataset, args.out, config, device=args.device, commands=[" ".join(["xrecon", *sys.argv[1:]])],
-                    validation_dir=args.validation)
+    commands = [" ".join(["xrecon", *sys.argv[1:]])]
+    if args.task == "landmarks":
+        metrics = train_landmarks(args.dataset, args.out, config, device=args.device, commands=commands,
+                                  validation_dir=args.validation)
+    else:
+        metrics = train(args.dataset, args.out, config, device=args.device, commands=commands,
+                        validation_dir=args.validation)
     if metrics:
         print(json.dumps({k: v for k, v in metrics.items() if k != "validation"}))
     return 0

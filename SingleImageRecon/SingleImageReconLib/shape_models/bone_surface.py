@@ -1,0 +1,26 @@
+"""Smooth surfaces of labelled bones, and whether the volume cuts a bone off."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..metrics import mask_surface
+from ..surface import finish_surface
+from ..triangle_mesh import TriangleMesh, as_mesh
+
+
+def touches_volume_edge(mask_kji: np.ndarray) -> bool:
+    """True when a mask reaches the first or last voxel layer of any axis: the scan cuts the bone."""
+    mask = np.asarray(mask_kji)
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
+                or mask[:, :, 0].any() or mask[:, :, -1].any())
+
+
+def bone_surface(mask_kji: np.ndarray, ijk_to_ras: np.ndarray, name: str) -> tuple[TriangleMesh, np.ndarray]:
+    """(smoothed surface, points on it at most 1 mm apart), RAS mm, of one bone's mask.
+
+    Windowed-sinc smoothing removes the voxel steps without shrinking the bone; the dense points
+    are what template registration pairs with.
+    """
+    mesh = as_mesh(finish_surface(mask_surface(mask_kji, ijk_to_ras), smoothing_iterations=20, decimation=0.0), name)
+    return mesh, mesh.split(1.0).points

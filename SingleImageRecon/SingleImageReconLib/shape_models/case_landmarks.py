@@ -1,0 +1,82 @@
+"""A labelled case's anatomical landmarks: each bone's model carried onto its labels.
+
+For every structure that a model describes (vertebrae, sacrum, hip bones, femurs) and that the
+scan holds whole, the model's mean (mirrored for the right side) is registered onto the bone's
+labelled surface (:func:`.correspondence.register_template`) and the model's landmarks are read
+off the registered vertices. A partial surface would pull the whole template out of shape, so a bone the scan cuts is registered from its scanned part only (the cap
+that closes it at the scan's edge removed, only its points pulling on the template), and its
+landmarks outside the scanned volume are written as undefined. Landmark labels are ``<structure>/<landmark>``, e.g.
+``vertebrae_L3/spinous_process_tip``, which is what ``xrecon generate`` projects and mirrors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bone_surface import bone_surface, touches_volume_edge
+from .correspondence import register_template
+from .model_files import structure_bone_type
+from .shape_model import ShapeModel
+
+
+@dataclass(frozen=True)
+class CaseLandmarks:
+    """Landmarks of one case.
+
+    Attributes:
+        labels: ``<structure>/<landmark>`` for each point.
+        points_ras_mm: (L, 3) RAS mm.
+        residual_mm: {structure: symmetric mean distance of the registered template to the
+            labelled surface} (for a cut bone, only the template's part inside the scan).
+        left_out: {structure: why it has no landmarks}.
+        cut: {structure the scan cuts: how many of its landmarks lie outside the scan (NaN)}.
+    """
+
+    labels: list[str]
+    points_ras_mm: np.ndarray
+    residual_mm: dict[str, float]
+    left_out: dict[str, str]
+    cut: dict[str, int]
+
+
+def case_landmarks(segmentation, ijk_to_ras: np.ndarray, models: dict[str, ShapeModel], progress=None
+                   ) -> CaseLandmarks:
+    """Landmarks of every whole bone in ``segmentation`` that one of ``models`` describes."""
+    labels, points, residuals, left_out, partly = [], [], {}, {}, {}
+    wanted = [(name, structure_bone_type(name)) for name in segmentation.names]
+    wanted = [(name, kind) for name, kind in wanted if kind is not None and kind[0] in models]
+    for done, (name, (bone, side)) in enumerate(wanted, start=1):
+        mask = segmentation.mask_array(name)
+        if not mask.any():
+            left_out[name] = "empty label"
+        else:
+            cut = touches_volume_edge(mask)
+            model = models[bone].for_side(side)
+            _, surface_points = bone_surface(mask, ijk_to_ras, name)
+            if cut:
+                surface_points = surface_points[_inside(surface_points, ijk_to_ras, mask.shape, margin=1.0)]
+                if len(surface_points) < 200:
+                    left_out[name] = "too little of it inside the scan"
+                    continue
+            seen = (lambda points: _inside(points, ijk_to_ras, mask.shape, margin=1.0)) if cut else None
+            result = register_template(model.mean_mm, surface_points, seen=seen, triangles=model.triangles)
+            residuals[name] = result.residual_mm
+            found = model.landmarks(result.vertices_mm)
+            if cut:
+                found[~_inside(found, ijk_to_ras, mask.shape, margin=0.0)] = np.nan
+                partly[name] = int(np.isnan(found[:, 0]).sum())
+            labels += [f"{name}/{landmark}" for landmark in model.landmark_names]
+            points.append(found)
+        if progress:
+            progress(done, len(wanted), name)
+    return CaseLandmarks(labels, np.concatenate(points) if points else np.zeros((0, 3)), residuals, left_out, partly)
+
+
+def _inside(points_ras: np.ndarray, ijk_to_ras: np.ndarray, shape_kji: tuple[int, int, int], margin: float
+            ) -> np.ndarray:
+    """True for RAS points at least ``margin`` voxels inside the volume (voxel centres span it)."""
+    ijk = (np.c_[points_ras, np.ones(len(points_ras))] @ np.linalg.inv(ijk_to_ras).T)[:, :3]
+    upper = np.array(shape_kji[::-1]) - 1 - margin
+    return np.all((ijk >= margin) & (ijk <= upper), axis=1)

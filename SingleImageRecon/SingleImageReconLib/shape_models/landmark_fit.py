@@ -1,0 +1,188 @@
+"""Fitting a shape model to 2D landmarks in one or several calibrated radiographs.
+
+Unknowns: the bone's pose (rotation vector ω, translation t, RAS mm) and its shape coefficients
+z (in standard deviations of each mode). Vertices are ``X(z) = R(ω)·(mean + Σ z_k·sd_k·mode_k) + t``
+and landmark l, a fixed combination of vertices, projects through each view's 3×4 matrix.
+
+The cost is the sum over seen landmarks of a Cauchy loss of the reprojection error in units of
+that landmark's σ (so a confident landmark pulls harder, and one far off, an outlier, stops
+pulling), plus the shape prior |z|² and a pose prior on the turn |ω|/σ_ω (a patient positioned
+for the view lies close to the model's anatomical axes):
+
+    E = Σ_views Σ_l c²·log(1 + |π(P·X_l) − u_l|² / (σ_l²·c²)) + λ·|z|² + |ω|²/σ_ω²
+
+Pose is found first with the mean shape, then pose and shape together
+(``scipy.optimize.least_squares``). With a single view the depth along the central ray is
+known only through the bone's apparent size, i.e. through the shape prior.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import least_squares
+from scipy.spatial.transform import Rotation
+
+from SyntheticDataGenLib.errors import XreconInputError
+from SyntheticDataGenLib.geometry import ProjectionGeometry
+
+from .shape_model import ShapeModel
+
+CAUCHY_SCALE = 2.5  # in σ: errors beyond about 2.5 σ count less and less
+ROTATION_SD_DEG = 10.0  # bones of a patient positioned for the view are turned little from anatomical axes
+
+
+@dataclass(frozen=True)
+class LandmarkView:
+    """One radiograph's landmarks.
+
+    Attributes:
+        geometry: the calibrated view.
+        uv_px: (L, 2) landmark positions in detector pixels (u, v), in the model's landmark order;
+            NaN where the landmark is not seen.
+        sigma_px: (L,) each landmark's standard deviation in pixels.
+    """
+
+    geometry: ProjectionGeometry
+    uv_px: np.ndarray
+    sigma_px: np.ndarray
+
+
+@dataclass(frozen=True)
+class ShapeFit:
+    """A fitted bone.
+
+    Attributes:
+        vertices_mm: (N, 3) the fitted surface's vertices, RAS mm (the model's triangles).
+        rotation: (3, 3) and translation_mm (3,): the pose, model frame → RAS.
+        coefficients_sd: (K,) shape coefficients in standard deviations.
+        reprojection_px: RMS reprojection error of the landmarks the robust loss kept (within 3σ).
+        outliers: per view, (L,) True where a seen landmark ended more than 3σ from its fit.
+        seconds: wall time of the fit.
+    """
+
+    vertices_mm: np.ndarray
+    rotation: np.ndarray
+    translation_mm: np.ndarray
+    coefficients_sd: np.ndarray
+    reprojection_px: float
+    outliers: list[np.ndarray]
+    seconds: float
+
+
+def _rays_point(origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """The point nearest (least squares) to rays through ``origins`` along unit ``directions``."""
+    system = np.zeros((3, 3))
+    right = np.zeros(3)
+    for origin, direction in zip(origins, directions):
+        projector = np.eye(3) - np.outer(direction, direction)
+        system += projector
+        right += projector @ origin
+    return np.linalg.solve(system, right)
+
+
+def _initial_translation(model: ShapeModel, views: list[LandmarkView], rotation: np.ndarray) -> np.ndarray:
+    """Where the landmarks' median is seen: triangulated from several views, or from one view at
+    the depth at which the mean's landmarks take the observed spread."""
+    mean_landmarks = model.landmarks(model.mean_mm) @ rotation.T
+    origins, directions, depths = [], [], []
+    for view in views:
+        seen = np.isfinite(view.uv_px).all(axis=1)
+        if seen.sum() < 2:
+            continue
+        centre = np.median(view.uv_px[seen], axis=0)
+        target = view.geometry.pixel_center_ras(centre[0], centre[1])
+        direction = (target - view.geometry.source_ras_mm) / np.linalg.norm(target - view.geometry.source_ras_mm)
+        spread_px = np.median(np.linalg.norm(view.uv_px[seen] - centre, axis=1))
+        offsets = mean_landmarks[seen] - np.median(mean_landmarks[seen], axis=0)
+        across = offsets - np.outer(offsets @ direction, direction)
+        spread_mm = np.median(np.linalg.norm(across, axis=1))
+        detector_mm = spread_px * float(np.mean(view.geometry.pixel_spacing_mm))
+        distance = view.geometry.source_to_detector_mm * spread_mm / max(detector_mm, 1e-6)
+        origins.append(view.geometry.source_ras_mm)
+        directions.append(direction)
+        depths.append(distance)
+    if not origins:
+        raise XreconInputError("the shape fit needs at least two seen landmarks in one view")
+    centroid = (_rays_point(np.array(origins), np.array(directions)) if len(origins) > 1
+                else origins[0] + depths[0] * directions[0])
+    return centroid - np.median(mean_landmarks, axis=0)
+
+
+def fit_shape_to_landmarks(model: ShapeModel, views: list[LandmarkView], mode_count: int | None = None,
+                           prior_weight: float = 1.0, weighted: bool = True,
+                           robust_scale: float | None = CAUCHY_SCALE,
+                           rotation_sd_deg: float = ROTATION_SD_DEG) -> ShapeFit:
+    """Fit pose and shape of ``model`` to its landmarks in ``views`` (see the module docstring).
+
+    Args:
+        model: the bone type's model, already for the right side (:meth:`ShapeModel.for_side`).
+        views: one or several views of the same bone.
+        mode_count: how many modes to fit (default: all).
+        prior_weight: λ, the weight of the shape prior.
+        weighted: divide errors by each landmark's σ (False: by one common σ, their median).
+        robust_scale: the Cauchy scale c in σ; None for plain least squares.
+        rotation_sd_deg: the prior's standard deviation of the bone's turn away from the model's
+            anatomical axes (a patient lying in the view's RAS frame).
+    """
+    started = time.perf_counter()
+    if not model.landmark_names:
+        raise XreconInputError(f"the {model.name} model has no landmarks to fit")
+    k = model.mode_count if mode_count is None else min(mode_count, model.mode_count)
+    landmark_mean = model.landmarks(model.mean_mm)
+    landmark_modes = (np.einsum("ln,knd->kld", model.landmark_weights, model.modes[:k])
+                      * model.standard_deviations_mm[:k, None, None])
+    matrices, observed, scales, seen = [], [], [], []
+    for view in views:
+        uv = np.asarray(view.uv_px, dtype=np.float64)
+        sigma = np.asarray(view.sigma_px, dtype=np.float64)
+        if uv.shape != (len(model.landmark_names), 2) or sigma.shape != (len(model.landmark_names),):
+            raise XreconInputError(f"{model.name}: landmarks of shape {uv.shape} and σ {sigma.shape}; "
+                                   f"expected ({len(model.landmark_names)}, 2) and ({len(model.landmark_names)},)")
+        visible = np.isfinite(uv).all(axis=1) & np.isfinite(sigma) & (sigma > 0)
+        matrices.append(view.geometry.projection_matrix())
+        observed.append(np.where(visible[:, None], uv, 0.0))
+        scales.append(np.where(visible, sigma if weighted else np.median(sigma[visible]) if visible.any() else 1.0,
+                               1.0))
+        seen.append(visible)
+
+    def landmarks_world(parameters: np.ndarray) -> np.ndarray:
+        rotation = Rotation.from_rotvec(parameters[:3]).as_matrix()
+        shape = landmark_mean + np.tensordot(parameters[6:], landmark_modes[:len(parameters) - 6], axes=1)
+        return shape @ rotation.T + parameters[3:6]
+
+    def residuals(parameters: np.ndarray) -> np.ndarray:
+        points = landmarks_world(parameters)
+        parts = []
+        for matrix, uv, sigma, visible in zip(matrices, observed, scales, seen):
+            homogeneous = points @ matrix[:, :3].T + matrix[:, 3]
+            error = (homogeneous[:, :2] / homogeneous[:, 2:3] - uv) / sigma[:, None]
+            if robust_scale:
+                norm = np.linalg.norm(error, axis=1)
+                robust = np.sqrt(2.0 * robust_scale ** 2 * np.log1p((norm / robust_scale) ** 2))
+                error = error * np.where(norm > 1e-12, robust / np.maximum(norm, 1e-12), 1.0)[:, None]
+            parts.append((error * visible[:, None]).ravel())
+        parts.append(parameters[:3] / np.radians(rotation_sd_deg))
+        parts.append(np.sqrt(prior_weight) * parameters[6:])
+        return np.concatenate(parts)
+
+    start = np.concatenate([np.zeros(3), _initial_translation(model, views, np.eye(3))])
+    pose = least_squares(residuals, start, x_scale=np.r_[0.1, 0.1, 0.1, 10.0, 10.0, 10.0], method="trf")
+    full = least_squares(residuals, np.concatenate([pose.x, np.zeros(k)]),
+                         x_scale=np.r_[0.1, 0.1, 0.1, 10.0, 10.0, 10.0, np.ones(k)], method="trf")
+    parameters = full.x
+    rotation = Rotation.from_rotvec(parameters[:3]).as_matrix()
+    vertices = model.instance(parameters[6:] * model.standard_deviations_mm[:k]) @ rotation.T + parameters[3:6]
+    points = landmarks_world(parameters)
+    kept_errors, outliers = [], []
+    for matrix, uv, sigma, visible in zip(matrices, observed, scales, seen):
+        homogeneous = points @ matrix[:, :3].T + matrix[:, 3]
+        error_px = np.linalg.norm(homogeneous[:, :2] / homogeneous[:, 2:3] - uv, axis=1)
+        outlier = visible & (error_px > 3.0 * sigma)
+        kept_errors.append(error_px[visible & ~outlier])
+        outliers.append(outlier)
+    kept = np.concatenate(kept_errors)
+    return ShapeFit(vertices, rotation, parameters[3:6], parameters[6:], float(np.sqrt(np.mean(kept ** 2))) if len(kept)
+                    else float("nan"), outliers, time.perf_counter() - started)
