@@ -76,6 +76,24 @@ def test_train_landmarks_on_a_tiny_set_and_load_the_bundle(tmp_path, capfd):
                                        "features=[8,8,8,8,8,8]", "--device", "cpu")
     assert status == 0, err
     assert (bundle / "models" / "model.safetensors").read_bytes() == before
+    # the landmark path of reconstruct: every bone either fitted (a closed surface) or said why not
+    from SyntheticDataGenLib.landmarks import read_markups_json
+
+    render = tmp_path / "view"
+    assert xrecon_in_process(capfd, "render", "--case", "abdomen-pelvis", "--detector-size-px", "96", "96",
+                             "--pixel-spacing-mm", "4", "4", "--out", render)[0] == 0
+    recon = tmp_path / "recon"
+    status, out, err = xrecon_in_process(capfd, "reconstruct", "--method", "ssm", "--landmark-bundle", bundle,
+                                         "--image", render / "drr.nrrd", "--geometry", render / "geometry.json",
+                                         "--out", recon)
+    assert status == 0, err
+    summary = json.loads((recon / "reconstruction.json").read_text())
+    assert summary["method"] == "ssm" and set(summary["found"]) | set(summary["not_found"]) == set(summary["structures"])
+    for name, entry in summary["structures"].items():
+        assert entry["found"] == (recon / f"{name}.vtk").is_file()
+        assert entry["found"] or entry["not_found_because"]
+    labels, points = read_markups_json(recon / "view1" / "landmarks.mrk.json")
+    assert labels == metadata["xrecon"]["landmarks"] and points.shape == (len(labels), 3)
 
 
 def test_landmark_bundle_refuses_a_depth_bundle(tmp_path):

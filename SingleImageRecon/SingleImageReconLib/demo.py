@@ -1,8 +1,9 @@
 """The main job on one CT case, start to finish: render radiographs of the CT, reconstruct the
 bones from them with a bundled network, and measure the surfaces against the CT's labels.
 
-Two methods are compared: ``depth`` reconstructs from the AP radiograph alone; ``fusion`` adds
-two oblique views (the C-arm turned to either side) and fuses all three. The radiographs are
+Methods compared: ``depth`` reconstructs from the AP radiograph alone; ``fusion`` adds two
+oblique views (the C-arm turned to either side) and fuses all three; ``ssm`` (where a landmark
+bundle is given) fits each bone's shape model to the landmarks predicted in the AP radiograph. The radiographs are
 rendered as the network's training images were (same geometry, body continued past the scan
 ends, no noise), so the figures measure reconstruction, not a change of imaging.
 """
@@ -26,7 +27,7 @@ from SyntheticDataGenLib.view import CaseVolume, render_view
 
 from .evaluation import StructureEvaluation, evaluate_surfaces, measuring_pool
 from .network import DepthNet
-from .reconstruction import Reconstruction, reconstruct_radiographs
+from .reconstruction import Reconstruction, StructureSurface, reconstruct_radiographs
 
 FUSION_LAO_DEG = (0.0, 15.0, -15.0)  # AP, then the C-arm turned 15° to either side
 EXTEND_BODY_MM = 150.0  # as the training sets were rendered (GenerationSettings.extend_body_mm)
@@ -42,6 +43,7 @@ class CaseStudy:
     reconstructions: dict[str, Reconstruction] = field(default_factory=dict)
     evaluations: dict[str, dict[str, StructureEvaluation]] = field(default_factory=dict)
     timing_s: dict[str, float] = field(default_factory=dict)
+    fitted_landmarks: dict[str, tuple] = field(default_factory=dict)  # ssm: {structure: (names, (L, 3) RAS mm)}
 
 
 def study_geometries(metadata: dict, isocenter_ras_mm: np.ndarray, lao_deg=FUSION_LAO_DEG) -> list[ProjectionGeometry]:
@@ -57,17 +59,35 @@ def study_geometries(metadata: dict, isocenter_ras_mm: np.ndarray, lao_deg=FUSIO
 
 def run_case_study(ct: sitk.Image, segmentation: Segmentation, model: DepthNet, metadata: dict, *,
                    spacing_mm: float = 1.5, device: torch.device | str = "cpu",
-                   progress: Callable[[str], None] = lambda stage: None, workers: int = 1) -> CaseStudy:
-    """Render, reconstruct (AP alone, and three views fused) and evaluate one case, with
-    ``workers`` processes measuring the surfaces (see :func:`.evaluation.evaluate_surfaces`).
+                   progress: Callable[[str], None] = lambda stage: None, workers: int = 1,
+                   landmarks: tuple | None = None) -> CaseStudy:
+    """Render, reconstruct (AP alone, three views fused, and with ``landmarks`` = (landmark
+    network, its metadata, {bone type: shape model}) the shape models fitted on the AP view) and
+    evaluate one case, with ``workers`` processes measuring the surfaces
+    (see :func:`.evaluation.evaluate_surfaces`).
 
     Raises XreconInputError when the case has none of the bundle's structures.
     """
     with measuring_pool(workers) as pool:
-        return _run_case_study(ct, segmentation, model, metadata, spacing_mm, device, progress, pool)
+        return _run_case_study(ct, segmentation, model, metadata, spacing_mm, device, progress, pool, landmarks)
 
 
-def _run_case_study(ct, segmentation, model, metadata, spacing_mm, device, progress, pool) -> CaseStudy:
+def _shape_model_reconstruction(landmarks: tuple, image: np.ndarray, geometry: ProjectionGeometry,
+                                structures: list[str], device) -> tuple[Reconstruction, dict]:
+    """(the ``ssm`` reconstruction of one view, {structure: fitted 3D landmarks (names, RAS mm)})."""
+    from .shape_models.ssm_reconstruction import fit_bones, predict_landmarks
+
+    landmark_model, landmark_metadata, models = landmarks
+    predictions = predict_landmarks(landmark_model, landmark_metadata, [image], [geometry], device)
+    fits = fit_bones(predictions, models, structures)
+    results = {name: StructureSurface(None if isinstance(fit, str) else fit.surface,
+                                      [] if isinstance(fit, str) else [0], {}) for name, fit in fits.items()}
+    points = {name: (fit.landmark_names, fit.landmarks_ras_mm) for name, fit in fits.items() if not isinstance(fit, str)}
+    return Reconstruction(results), points
+
+
+def _run_case_study(ct, segmentation, model, metadata, spacing_mm, device, progress, pool, landmarks=None
+                    ) -> CaseStudy:
     start = time.perf_counter()
     structures = [name for name in metadata["xrecon"]["structures"]
                   if name in segmentation.names and segmentation.mask_array(name).any()]
@@ -93,4 +113,15 @@ def _run_case_study(ct, segmentation, model, metadata, spacing_mm, device, progr
         study.evaluations[method] = evaluate_surfaces(study.reconstructions[method].surfaces, segmentation,
                                                       ijk_to_ras(segmentation.reference), pool=pool)
         study.timing_s[f"evaluate_{method}"] = time.perf_counter() - started
+    if landmarks is not None:
+        progress("fitting shape models to the predicted landmarks (ssm, 1 view)")
+        started = time.perf_counter()
+        study.reconstructions["ssm"], study.fitted_landmarks = _shape_model_reconstruction(
+            landmarks, line_integrals[0], geometries[0], structures, device)
+        study.timing_s["reconstruct_ssm"] = time.perf_counter() - started
+        progress("evaluating (ssm)")
+        started = time.perf_counter()
+        study.evaluations["ssm"] = evaluate_surfaces(study.reconstructions["ssm"].surfaces, segmentation,
+                                                     ijk_to_ras(segmentation.reference), pool=pool)
+        study.timing_s["evaluate_ssm"] = time.perf_counter() - started
     return study

@@ -76,10 +76,11 @@ class LandmarkTrainConfig:
 
 
 def landmark_vocabulary(dataset: SyntheticXrayDataset) -> list[str]:
-    """Every landmark label of the dataset's rows, grouped by structure in the dataset's structure order."""
-    labels = {label for row in dataset.rows for label in row.get("landmark_labels", [])}
+    """Every landmark label of the dataset's rows on one of its structures, grouped by structure
+    in the dataset's structure order."""
     rank = {name: index for index, name in enumerate(dataset.structures)}
-    return sorted(labels, key=lambda label: (rank.get(label.split("/")[0], len(rank)), label))
+    labels = {label for row in dataset.rows for label in row.get("landmark_labels", []) if label.split("/")[0] in rank}
+    return sorted(labels, key=lambda label: (rank[label.split("/")[0]], label))
 
 
 class LandmarkSamples(torch.utils.data.Dataset):

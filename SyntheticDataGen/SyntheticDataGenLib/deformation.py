@@ -318,7 +318,8 @@ def _invert_point(transform: sitk.Transform, target: np.ndarray) -> np.ndarray:
                      f"(residual {np.linalg.norm(residual):.3g} mm); is it folding there?")
 
 
-def inverse_transform_points(transform: sitk.Transform, points_ras_mm: np.ndarray) -> np.ndarray:
+def inverse_transform_points(transform: sitk.Transform, points_ras_mm: np.ndarray, unresolved: str = "raise"
+                             ) -> np.ndarray:
     """Where points of the input anatomy land in the warped image: the x with ``T(x) = p``.
 
     This is how landmarks move with the anatomy through :func:`warp_case` (which pulls
@@ -330,16 +331,23 @@ def inverse_transform_points(transform: sitk.Transform, points_ras_mm: np.ndarra
     Args:
         transform: output LPS mm -> input LPS mm.
         points_ras_mm: (N, 3) RAS mm of the input anatomy; NaN rows stay NaN.
+        unresolved: ``"raise"``, or ``"nan"`` to give NaN for a point where the iteration does not
+            converge (a training set then marks that landmark unknown in that sample).
     Returns:
         (N, 3) RAS mm in the warped image.
     Raises:
-        ValueError where the iteration does not converge (a folding transform).
+        ValueError where the iteration does not converge (a folding transform, or a point at the
+        edge of a sampled field's domain), unless ``unresolved="nan"``.
     """
     points = _as_lps(points_ras_mm)
     moved = np.full_like(points, np.nan)
     for index, point in enumerate(points):
         if np.all(np.isfinite(point)):
-            moved[index] = _invert_point(transform, point)
+            try:
+                moved[index] = _invert_point(transform, point)
+            except ValueError:
+                if unresolved != "nan":
+                    raise
     return moved @ LPS_TO_RAS
 
 

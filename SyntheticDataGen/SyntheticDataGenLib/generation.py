@@ -319,7 +319,8 @@ class CaseLoader:
         counts = warped_segmentation.voxel_counts()
         names = [name for name in names if counts.get(name, 0) > 0]
         if landmarks is not None:  # a point of the input anatomy moves to where the warp pulls it from
-            landmarks = (landmarks[0], inverse_transform_points(transform, landmarks[1]))
+            # a point the warp cannot carry (the edge of its field) is unknown in this anatomy
+            landmarks = (landmarks[0], inverse_transform_points(transform, landmarks[1], unresolved="nan"))
         return PreparedCase(source, CaseVolume.from_ct(warped_ct, warped_segmentation, names,
                                                        extend_body_mm=self.extend_body_mm, device=self.device),
                             raw.centre_ras_mm, landmarks, raw.head_foot_range_mm)

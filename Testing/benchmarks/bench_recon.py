@@ -14,6 +14,10 @@
    ratio to the network alone and to the 1 s aim.
 5. Real radiographs (no 3D truth): which structures the model finds (a chest must show no
    pelvis or femur).
+6. Shape models (``--parts ssm``, with the landmark bundle): on the same new AP views, each bone
+   as the depth method gives it beside the shape model fitted to the predicted landmarks
+   (``reconstruct --method ssm``): ASSD and HD95, absolute and after the best shift along the
+   ray; HD95 before and after says how much the shape model closes what one view leaves open.
 """
 
 from __future__ import annotations
@@ -132,6 +136,33 @@ def _model_view(model, metadata, case: CaseVolume, segmentation, structures, geo
     return {"absolute": absolute, "shape": shape, "mask_dice": mask_dice, "presence": presence}
 
 
+def _ssm_view(model, metadata, landmark_model, landmark_metadata, models, case: CaseVolume, segmentation,
+              structures, geometry, spacing_mm) -> dict:
+    """One radiograph through both methods: {method: {"absolute": ..., "shape": ...}} of the bones both found."""
+    from SingleImageReconLib.shape_models.ssm_reconstruction import fit_bones, predict_landmarks
+
+    image = render_view(case, geometry).line_integral.numpy()
+    depth = reconstruct_radiographs(model, metadata, [image], [geometry], spacing_mm=spacing_mm).surfaces
+    predictions = predict_landmarks(landmark_model, landmark_metadata, [image], [geometry])
+    fits = fit_bones(predictions, models, structures)
+    ssm = {name: fit.surface for name, fit in fits.items() if not isinstance(fit, str)}
+    both = [name for name in structures if name in depth and name in ssm]
+    matrix = ijk_to_ras(segmentation.reference)
+    result = {}
+    for method, surfaces in (("depth", depth), ("ssm", ssm)):
+        chosen = {name: surfaces[name] for name in both}
+        absolute = evaluate_surfaces(chosen, segmentation, matrix)
+        shape = {}
+        for name, comparison in absolute.items():
+            direction = ray_direction(chosen[name], geometry.source_ras_mm)
+            shift = best_ray_shift_mm(chosen[name], comparison.truth, direction)
+            shape[name] = evaluate_surfaces({name: shifted_surface(chosen[name], shift * direction)}, segmentation,
+                                            matrix)[name]
+        result[method] = {"absolute": absolute, "shape": shape}
+    result["found"] = {"depth": sorted(depth), "ssm": sorted(ssm)}
+    return result
+
+
 def _presence_figures(views: list[dict]) -> dict:
     """Precision and recall of "found" against "in the image", pooled over views and structures."""
     pairs = [pair for view in views for pair in view["presence"].values()]
@@ -231,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spacing-mm", type=float, default=1.5)
     parser.add_argument("--oracle-spacing-mm", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--landmark-bundle", default=None,
+                        help="landmark bundle for --parts ssm (default: the bundled xrecon-landmarks-ap256)")
     parser.add_argument("--parts", default="oracle,model,fusion,latency,radiographs",
                         help="comma-separated parts to run: oracle, model, fusion, latency, radiographs")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
@@ -272,6 +305,28 @@ def main(argv: list[str] | None = None) -> int:
             oracle_views = [oracle(case, segmentation, structures, [g], args.spacing_mm) for g in views]
             entry["model_single"] = _report_model(name + (" (held out)" if name in heldout_names else ""), results,
                                                   oracle_views, structures, args.spacing_mm)
+        if "ssm" in parts:
+            from SingleImageReconLib.commands.reconstruct_ssm import default_landmark_bundle_dir
+            from SingleImageReconLib.landmark_bundle import load_landmark_bundle
+            from SingleImageReconLib.shape_models.model_files import load_models
+
+            landmark_model, landmark_metadata = load_landmark_bundle(args.landmark_bundle
+                                                                     or default_landmark_bundle_dir())
+            views = [_ssm_view(model, metadata, landmark_model, landmark_metadata, load_models(), case, segmentation,
+                               structures, g, args.spacing_mm) for g in new_views(metadata, centre, args.views,
+                                                                                   args.seed)]
+            title = f"\n[{name}{' (held out)' if name in heldout_names else ''}] depth vs shape model on predicted " \
+                    f"landmarks, bones both found (ASSD / HD95 mm)"
+            columns = {f"{method} {kind}": [view[method][kind] for view in views]
+                       for method in ("depth", "ssm") for kind in ("absolute", "shape")}
+            entry["ssm"] = _table(title, columns, structures)
+            entry["ssm"]["found"] = [view["found"] for view in views]
+            means = entry["ssm"]["mean"]
+            print(f"  ratio ssm/depth: ASSD {means['ssm absolute'][0] / max(means['depth absolute'][0], 1e-9):.2f}, "
+                  f"shape ASSD {means['ssm shape'][0] / max(means['depth shape'][0], 1e-9):.2f}, "
+                  f"HD95 {means['ssm absolute'][1] / max(means['depth absolute'][1], 1e-9):.2f}")
+            print(f"  found: depth {np.mean([len(v['found']['depth']) for v in views]):.1f}, ssm "
+                  f"{np.mean([len(v['found']['ssm']) for v in views]):.1f} bones per view")
         if "fusion" in parts and name not in heldout_names:
             geometries = study_geometries(metadata, centre)
             images = [render_view(case, g).line_integral.numpy() for g in geometries]

@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from ..mesh_io import write_model
     from ..overview import overview_figure
     from .reconstruct import default_bundle_dir
+    from .reconstruct_ssm import default_landmark_bundle_dir
     from .view_files import file_stem
 
     case = sample_case(args.case)
@@ -97,9 +98,15 @@ def run(args: argparse.Namespace) -> int:
     segmentation = read_segmentation(case.labels_path, case.table_path, reference=ct)
     bundle_dir = args.bundle or default_bundle_dir()
     model, metadata = load_bundle(bundle_dir, args.device)
+    landmarks = None
+    if (default_landmark_bundle_dir() / "configs" / "metadata.json").is_file():  # the landmark path, once trained
+        from ..landmark_bundle import load_landmark_bundle
+        from ..shape_models.model_files import load_models
+
+        landmarks = (*load_landmark_bundle(default_landmark_bundle_dir(), args.device), load_models())
     loaded = time.perf_counter()
     study = run_case_study(ct, segmentation, model, metadata, spacing_mm=args.spacing_mm, device=args.device,
-                           progress=say, workers=default_workers())
+                           progress=say, workers=default_workers(), landmarks=landmarks)
     study.timing_s = {"start_up": loaded - start, **study.timing_s}
     say("drawing the overview")
     rows = [{"method": method, "structure": name, **{key: value for key, value in evaluation.metrics.items()
@@ -137,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
         write_markups_json(staging / "landmarks_reconstructed.mrk.json", recon_names, recon_points)
         landmarks = {"CT structure centres": (truth_names, truth_points),
                      "Reconstructed structure centres (AP)": (recon_names, recon_points)}
+        if study.fitted_landmarks:
+            names = [f"{s}/{n}" for s, (labels, _) in study.fitted_landmarks.items() for n in labels]
+            fitted = np.concatenate([points for _, points in study.fitted_landmarks.values()])
+            write_markups_json(staging / "landmarks_ssm.mrk.json", names, fitted)
+            landmarks["Shape-model landmarks (AP)"] = (names, fitted)
         scene_written = _write_scene(staging / "scene.mrb", study, ct, segmentation, rows, landmarks)
         study.timing_s["total"] = time.perf_counter() - start
         # bones the CT holds that a method did not find: misses, listed rather than left out silently
@@ -145,13 +157,15 @@ def run(args: argparse.Namespace) -> int:
         document = metrics_document(study.evaluations, study.timing_s, {
             "not_found": not_found,
             "case": args.case, "bundle": str(bundle_dir), "views": [g.to_dict() for g in study.geometries],
-            "methods_described": {"depth": "AP radiograph alone", "fusion": "AP and C-arm LAO/RAO 15 degrees fused"}})
+            "methods_described": {"depth": "AP radiograph alone", "fusion": "AP and C-arm LAO/RAO 15 degrees fused",
+                                  "ssm": "shape models fitted to the landmarks predicted in the AP radiograph"}})
         (staging / "metrics.json").write_text(json.dumps(document, indent=2))
     print(metrics_table(study.evaluations))
     for method, names in not_found.items():
         if names:
-            print(f"{method}: not found (presence below 0.5): {', '.join(names)}")
-    print(f"wrote {args.out}: metrics.json, overview.png, models (depth/, fusion/, truth/), radiographs, CT, labels, "
+            print(f"{method}: not found: {', '.join(names)}")
+    print(f"wrote {args.out}: metrics.json, overview.png, models ({', '.join(f'{m}/' for m in study.evaluations)}, "
+          f"truth/), radiographs, CT, labels, "
           f"landmarks" + (", scene.mrb" if scene_written else " (no scene.mrb: pip install slicer-core)")
           + f" in {time.perf_counter() - start:.1f} s")
     return 0

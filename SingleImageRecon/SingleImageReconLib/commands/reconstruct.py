@@ -47,8 +47,15 @@ def add_parser(subparsers) -> None:
                             "DICOM files without spacing tags get 430 mm (a 43 cm detector), with a warning")
     group.add_argument("--isocenter", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("R", "A", "S"),
                        help="isocentre of preset views in RAS mm")
+    parser.add_argument("--method", choices=("depth", "ssm"), default="depth",
+                        help="depth: masks and front/back depth maps lifted to surfaces; ssm: each bone's shape "
+                             "model fitted to predicted landmarks (σ-weighted, robust; OUT/landmarks.mrk.json holds "
+                             "the fitted 3D landmarks, OUT/view<N>/landmarks.mrk.json the 2D ones)")
     parser.add_argument("--bundle", metavar="DIR",
                         help=f"model bundle (default: the bundled Resources/Models/{DEFAULT_BUNDLE})")
+    parser.add_argument("--landmark-bundle", metavar="DIR",
+                        help="landmark model bundle of --method ssm (default: the bundled "
+                             "Resources/Models/xrecon-landmarks-ap256)")
     parser.add_argument("--structures", metavar="A,B,...", type=lambda text: [s for s in text.split(",") if s],
                         help="only these of the bundle's structures")
     parser.add_argument("--spacing-mm", type=GRID_SPACING_MM, default=1.5, help="voxel size of the surface extraction grid")
@@ -195,6 +202,10 @@ def run(args: argparse.Namespace) -> int:
 
     radiographs = [read_radiograph(path) for path in args.image]
     geometries = resolve_geometries(args, radiographs)
+    if args.method == "ssm":
+        from .reconstruct_ssm import run_ssm
+
+        return run_ssm(args, radiographs, geometries, start)
     bundle_dir = Path(args.bundle) if args.bundle else default_bundle_dir()
     known = read_bundle_metadata(bundle_dir)["xrecon"]["structures"]
     unknown = sorted(set(args.structures or []) - set(known))

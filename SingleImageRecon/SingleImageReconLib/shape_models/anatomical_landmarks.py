@@ -210,11 +210,36 @@ def _sciatic_notch(vertices: np.ndarray, triangles: np.ndarray, bottom_mm: float
 
 
 def sacrum_landmarks(vertices: np.ndarray) -> Landmarks:
-    """Sacral promontory, S1 endplate centre region, alae tips, apex."""
+    """Promontory, median crest top, superior articular processes, alae tips, auricular surfaces'
+    lower ends, the anterior surface's midpoint, sacral hiatus and apex."""
     n = len(vertices)
     x, y, z = vertices.T
-    upper = np.flatnonzero(z > np.percentile(z, 80))
-    names = ("sacral_promontory", "ala_tip_right", "ala_tip_left", "sacral_apex")
-    rows = [_one_vertex(n, upper[np.argmax(y[upper] + z[upper])]), _one_vertex(n, upper[np.argmax(x[upper])]),
-            _one_vertex(n, upper[np.argmin(x[upper])]), _one_vertex(n, np.argmin(z))]
-    return names, np.stack(rows)
+    centre_x = np.median(x)
+    lateral = x - centre_x
+    midline = np.flatnonzero(np.abs(lateral) < 6.0)
+    top, low = np.percentile(z, 80), np.percentile(z, 35)
+    upper = np.flatnonzero(z > top)
+    promontory = upper[np.argmax(y[upper] + z[upper])]
+    names, rows = [], []
+
+    def add(name: str, index) -> None:
+        names.append(name)
+        rows.append(_one_vertex(n, index))
+
+    add("sacral_promontory", promontory)
+    upper_midline = np.intersect1d(midline, upper)
+    add("median_crest_top", upper_midline[np.argmax(z[upper_midline] - y[upper_midline])])
+    for side, sign in (("right", 1.0), ("left", -1.0)):
+        facet = np.flatnonzero((sign * lateral > 10.0) & (sign * lateral < 35.0) & (y < y[promontory] - 20.0))
+        add(f"superior_articular_process_{side}", facet[np.argmax(z[facet])])
+    for side, sign in (("right", 1.0), ("left", -1.0)):
+        add(f"ala_tip_{side}", upper[np.argmax(sign * lateral[upper])])
+    middle = np.flatnonzero((z > low) & (z < top))
+    for side, sign in (("right", 1.0), ("left", -1.0)):
+        add(f"auricular_surface_inferior_{side}", middle[np.argmax(sign * lateral[middle] - 0.5 * z[middle])])
+    middle_midline = np.intersect1d(midline, middle)
+    add("anterior_surface_midpoint", middle_midline[np.argmax(y[middle_midline])])
+    lower_midline = np.intersect1d(midline, np.flatnonzero(z <= low))
+    add("sacral_hiatus", lower_midline[np.argmin(y[lower_midline])])
+    add("sacral_apex", np.argmin(z))
+    return tuple(names), np.stack(rows)

@@ -114,7 +114,8 @@ def _initial_translation(model: ShapeModel, views: list[LandmarkView], rotation:
 def fit_shape_to_landmarks(model: ShapeModel, views: list[LandmarkView], mode_count: int | None = None,
                            prior_weight: float = 1.0, weighted: bool = True,
                            robust_scale: float | None = CAUCHY_SCALE,
-                           rotation_sd_deg: float = ROTATION_SD_DEG) -> ShapeFit:
+                           rotation_sd_deg: float = ROTATION_SD_DEG,
+                           depth_prior_mm: tuple[float, float] | None = None) -> ShapeFit:
     """Fit pose and shape of ``model`` to its landmarks in ``views`` (see the module docstring).
 
     Args:
@@ -126,6 +127,9 @@ def fit_shape_to_landmarks(model: ShapeModel, views: list[LandmarkView], mode_co
         robust_scale: the Cauchy scale c in σ; None for plain least squares.
         rotation_sd_deg: the prior's standard deviation of the bone's turn away from the model's
             anatomical axes (a patient lying in the view's RAS frame).
+        depth_prior_mm: (mean, sd) of the bone centre's distance from the first view's source, for
+            example the isocentre's distance with 100 mm: one view sees depth only through size,
+            and a few wrong landmarks could otherwise put a bone anywhere on its ray.
     """
     started = time.perf_counter()
     if not model.landmark_names:
@@ -165,6 +169,9 @@ def fit_shape_to_landmarks(model: ShapeModel, views: list[LandmarkView], mode_co
                 error = error * np.where(norm > 1e-12, robust / np.maximum(norm, 1e-12), 1.0)[:, None]
             parts.append((error * visible[:, None]).ravel())
         parts.append(parameters[:3] / np.radians(rotation_sd_deg))
+        if depth_prior_mm is not None:
+            distance = np.linalg.norm(parameters[3:6] - views[0].geometry.source_ras_mm)
+            parts.append(np.atleast_1d((distance - depth_prior_mm[0]) / depth_prior_mm[1]))
         parts.append(np.sqrt(prior_weight) * parameters[6:])
         return np.concatenate(parts)
 
