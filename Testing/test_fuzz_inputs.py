@@ -204,6 +204,10 @@ def cases(folder: Path) -> list[tuple[str, list]]:
                           ("--reach-mm", "nan"), ("--bone-hu", "inf"), ("--structures", "femur_middle")):
         result.append((f"labels {option} {value}", ["labels", "--ct", CASE.ct_path, "--atlas", *atlas, option, value,
                                                     "--out", out / "pn"]))
+    for setting in ("epochs=0", "features=[]", "learning_rate=nan", "downsample=3", "colour=1"):
+        result.append((f"train --task landmarks --set {setting}", ["train", "--task", "landmarks", "--dataset",
+                                                                    folder / "dataset" / "dataset0", "--out",
+                                                                    out / "tl", "--set", setting, "--device", "cpu"]))
     hip_model = resources_dir() / "ShapeModels" / "hip.npz"
     models = _bytes_variants(folder, ".npz", hip_model.read_bytes())
     with np.load(hip_model) as data:

@@ -262,3 +262,9 @@ def test_case_landmarks_land_on_the_sample_case_bones(tmp_path, capfd):
     tip = points[labels.index("vertebrae_L3/spinous_process_tip")]
     body = points[labels.index("vertebrae_L3/body_superior_anterior")]
     assert tip[1] < body[1] - 40.0
+    # the scan cuts the hips and femurs: registered from their scanned part, landmarks outside it undefined
+    assert set(report["cut_by_the_scan"]) >= {"hip_left", "femur_left"} and not report["left_out"]
+    head = points[labels.index("femur_left/femoral_head_centre")]
+    cup = points[labels.index("hip_left/acetabular_centre")]
+    assert np.linalg.norm(head - cup) < 10.0  # the femoral head sits in the acetabulum
+    assert np.isnan(points[labels.index("femur_left/medial_condyle_distal")]).all()  # the knee is not in the scan

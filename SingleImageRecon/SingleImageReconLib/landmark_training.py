@@ -26,7 +26,7 @@ from SyntheticDataGenLib.dataset import IntensityJitter, SyntheticXrayDataset
 from SyntheticDataGenLib.errors import XreconInputError
 
 from .landmark_network import LandmarkNet, landmark_loss
-from .training import _resume, _save_checkpoint, global_order
+from .training import _resume, _save_checkpoint, config_values, global_order
 
 WITHIN_1_SIGMA = 1.0 - math.exp(-0.5)  # 0.393: a 2D isotropic Gaussian's mass within radius σ
 WITHIN_2_SIGMA = 1.0 - math.exp(-2.0)  # 0.865
@@ -49,29 +49,15 @@ class LandmarkTrainConfig:
 
     @classmethod
     def from_sources(cls, path: str | None, overrides: list[str]) -> "LandmarkTrainConfig":
-        loaded = {}
-        if path:
-            try:
-                loaded = json.loads(Path(path).read_text())
-            except (OSError, json.JSONDecodeError) as error:
-                raise XreconInputError(f"cannot read training config {path}: {error}") from None
-        for override in overrides:
-            key, _, text = override.partition("=")
-            try:
-                loaded[key] = json.loads(text)
-            except json.JSONDecodeError:
-                loaded[key] = text
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(loaded) - names
-        if unknown:
-            raise XreconInputError(f"unknown landmark training option(s) {', '.join(sorted(unknown))}; "
-                                   f"known: {', '.join(sorted(names))}")
-        config = cls(**loaded)
+        config = cls(**config_values(cls, path, overrides))
         if not (isinstance(config.epochs, int) and config.epochs > 0 and isinstance(config.batch_size, int)
                 and config.batch_size > 0 and config.downsample in (1, 2, 4)
-                and isinstance(config.learning_rate, (int, float)) and 0 < config.learning_rate < 1):
+                and isinstance(config.learning_rate, (int, float)) and 0 < config.learning_rate < 1
+                and isinstance(config.features, list) and len(config.features) == 6
+                and all(isinstance(f, int) and f > 0 for f in config.features)
+                and isinstance(config.presence_weight, (int, float)) and 0 <= config.presence_weight < 1e3):
             raise XreconInputError("epochs and batch_size must be positive integers, downsample 1, 2 or 4, "
-                                   "learning_rate in (0, 1)")
+                                   "learning_rate in (0, 1), features six positive integers, presence_weight >= 0")
         return config
 
 
@@ -151,6 +137,40 @@ def evaluate_landmarks(model: LandmarkNet, samples: LandmarkSamples, device: tor
             "presence_recall": ratio(true_pos, true_pos + false_neg)}
 
 
+def plot_landmark_curves(history_jsonl: Path, png: Path) -> None:
+    """Three panels against samples seen: training loss; validation median error and median σ
+    (px); the fractions within 1σ and 2σ beside their Gaussian values."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in Path(history_jsonl).read_text().splitlines() if line.strip()]
+    seen = [row["samples_seen"] / 1000 for row in rows]
+    validation = [row.get("validation", {}) for row in rows]
+    figure, axes = plt.subplots(1, 3, figsize=(12, 3.4), constrained_layout=True)
+    axes[0].plot(seen, [row["train_loss"] for row in rows], marker="o", markersize=3)
+    axes[0].set_title("training loss (NLL + presence)", fontsize=10)
+    for key, label in (("median_error_px", "median error"), ("median_sigma_px", "median σ")):
+        axes[1].plot(seen, [v.get(key, math.nan) for v in validation], marker="o", markersize=3, label=label)
+    axes[1].set_title("validation landmarks (px)", fontsize=10)
+    for key, expected, label in (("within_1_sigma", WITHIN_1_SIGMA, "within 1σ"),
+                                 ("within_2_sigma", WITHIN_2_SIGMA, "within 2σ")):
+        line, = axes[2].plot(seen, [v.get(key, math.nan) for v in validation], marker="o", markersize=3, label=label)
+        axes[2].axhline(expected, color=line.get_color(), linestyle=":", linewidth=1)
+    axes[2].set_ylim(0, 1)
+    axes[2].set_title("σ calibration (dotted: a calibrated Gaussian)", fontsize=10)
+    for axis in axes:
+        axis.set_xlabel("samples seen (thousands)")
+        axis.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    axes[2].legend(fontsize=8)
+    temporary = png.with_name(f".{png.name}.partial.png")
+    figure.savefig(temporary, dpi=90)
+    plt.close(figure)
+    temporary.replace(png)
+
+
 def train_landmarks(dataset_dir, out_dir, config: LandmarkTrainConfig, device: str = "auto",
                     commands: list[str] | None = None, validation_dir=None, progress: bool = True) -> dict:
     """Train, validate and checkpoint every epoch, and write the landmark bundle into ``out_dir``."""
@@ -201,6 +221,7 @@ def train_landmarks(dataset_dir, out_dir, config: LandmarkTrainConfig, device: s
             metrics["validation"] = evaluate_landmarks(model, checks, device)
         with history_path.open("a") as stream:
             stream.write(json.dumps(metrics) + "\n")
+        plot_landmark_curves(history_path, training_dir / "curves.png")
         _save_checkpoint(training_dir / "checkpoint.pt", config, model, optimiser, schedule, epoch + 1,
                          metrics["seconds"])
     training = {"dataset": str(dataset_dir), "dataset_command": train_set.header["command"],
@@ -212,4 +233,8 @@ def train_landmarks(dataset_dir, out_dir, config: LandmarkTrainConfig, device: s
     write_landmark_bundle(out_dir, model, landmarks, image_size, config,
                           {"geometry": train_set.header["settings"]["base_view"], "training": training,
                            "validation": metrics.get("validation", {})})
+    if (training_dir / "curves.png").exists():
+        import shutil
+
+        shutil.copyfile(training_dir / "curves.png", out_dir / "docs" / "training_curves.png")
     return metrics

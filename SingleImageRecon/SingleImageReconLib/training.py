@@ -32,6 +32,30 @@ from .training_curves import plot_training_curves
 from .vertebral_chain import vertebral_chain
 
 
+def config_values(config_class, path: str | None, overrides: list[str]) -> dict:
+    """The options of a training config dataclass from a JSON file (optional) and ``key=value``
+    overrides (values parsed as JSON, else taken as text); unknown keys are refused."""
+    values = {}
+    if path:
+        try:
+            values = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise XreconInputError(f"cannot read training config {path}: {error}") from None
+        if not isinstance(values, dict):
+            raise XreconInputError(f"training config {path} must be a JSON object")
+    for override in overrides:
+        key, _, text = override.partition("=")
+        try:
+            values[key] = json.loads(text)
+        except json.JSONDecodeError:
+            values[key] = text
+    names = {f.name for f in dataclasses.fields(config_class)}
+    unknown = set(values) - names
+    if unknown:
+        raise XreconInputError(f"unknown training option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+    return values
+
+
 @dataclass
 class TrainConfig:
     """Everything that decides a training run (saved with it; a resume must match)."""
@@ -60,23 +84,7 @@ class TrainConfig:
     @classmethod
     def from_sources(cls, path: str | None, overrides: list[str]) -> "TrainConfig":
         """A JSON config file (optional) with ``key=value`` overrides (values parsed as JSON)."""
-        values = {}
-        if path:
-            try:
-                values = json.loads(Path(path).read_text())
-            except (OSError, json.JSONDecodeError) as error:
-                raise XreconInputError(f"cannot read training config {path}: {error}") from None
-        for override in overrides:
-            key, _, text = override.partition("=")
-            try:
-                values[key] = json.loads(text)
-            except json.JSONDecodeError:
-                values[key] = text
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - names
-        if unknown:
-            raise XreconInputError(f"unknown training option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
-        config = cls(**values)
+        config = cls(**config_values(cls, path, overrides))
         if config.depth_loss not in DEPTH_LOSSES:
             raise XreconInputError(f"depth_loss must be one of {', '.join(DEPTH_LOSSES)}")
         if config.optimiser not in _OPTIMISERS:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,7 +134,9 @@ def load_shape_model(path: str | os.PathLike) -> ShapeModel:
             arrays = {name: data[name] for name in _ARRAYS}
     except FileNotFoundError:
         raise XreconInputError(f"shape model not found: {path}") from None
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
+    except IsADirectoryError:
+        raise XreconInputError(f"shape model {path} is a folder, expected a .npz file") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as error:
         raise XreconInputError(f"{path} is not an xrecon shape model ({type(error).__name__}: {error})") from None
     if not isinstance(header, dict) or header.get("format") != SHAPE_MODEL_FORMAT:
         raise XreconInputError(f"{path}: format {header.get('format') if isinstance(header, dict) else None!r}, "
