@@ -81,24 +81,23 @@ class LandmarkSamples(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def __getitem__(self, item: int) -> dict:
-        sample = self.dataset[item]
         row = self.dataset.rows[item]
+        arrays = self.dataset.arrays(item, ("image", "landmarks_uv", "landmarks_visible", "landmarks_known"))
+        if "image" not in arrays:
+            raise XreconInputError(f"{row['file']} holds no image")
         uv = np.zeros((self.count, 2), np.float32)
         visible = np.zeros(self.count, bool)
         known = np.zeros(self.count, bool)
         labels = row.get("landmark_labels", [])
-        if labels:
-            with np.load(self.dataset.root / row["file"], allow_pickle=False) as data:
-                arrays = {name: data[name] for name in ("landmarks_uv", "landmarks_visible", "landmarks_known")
-                          if name in data.files}
+        if labels and "landmarks_uv" in arrays:
             slots = np.array([self.index.get(label, -1) for label in labels])
             keep = slots >= 0
             case_known = arrays.get("landmarks_known", np.ones(len(labels), bool))
             uv[slots[keep]] = np.nan_to_num(arrays["landmarks_uv"][keep])
             visible[slots[keep]] = arrays["landmarks_visible"][keep]
             known[slots[keep]] = case_known[keep]
-        return {"image": sample["image"], "uv_px": torch.from_numpy(uv), "visible": torch.from_numpy(visible),
-                "known": torch.from_numpy(known)}
+        return {"image": self.dataset.network_image(item, arrays["image"]), "uv_px": torch.from_numpy(uv),
+                "visible": torch.from_numpy(visible), "known": torch.from_numpy(known)}
 
 
 def _batch(samples: LandmarkSamples, indices, device) -> dict:

@@ -78,17 +78,28 @@ class SyntheticXrayDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def arrays(self, index: int, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """Only the named arrays of a sample (each is decompressed on its own: the targets cost
+        ten times the image), the ones it lacks left out."""
+        with np.load(self.root / self.rows[index]["file"], allow_pickle=False) as data:
+            return {name: data[name] for name in names if name in data.files}
+
+    def network_image(self, index: int, image: np.ndarray) -> torch.Tensor:
+        """(1, H, W) a sample's image as the network sees it: with this dataset's jitter, if any."""
+        tensor = torch.from_numpy(image)[None]
+        if self.jitter is not None:
+            # a seed from the sample, not from Python's per-process string hash: the same in every process
+            generator = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}/{self.rows[index]['id']}".encode()))
+            tensor = self.jitter(tensor, generator)
+        return tensor
+
     def __getitem__(self, index: int) -> dict:
         row = self.rows[index]
         arrays = load_sample(self.root / row["file"])
         missing = {"image", "masks", "front_mm", "back_mm", "present"} - set(arrays)
         if missing:
             raise XreconInputError(f"{row['file']} lacks {', '.join(sorted(missing))}; expected {list(SAMPLE_ARRAYS)}")
-        image = torch.from_numpy(arrays["image"])[None]
-        if self.jitter is not None:
-            # a seed from the sample, not from Python's per-process string hash: the same in every process
-            generator = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}/{row['id']}".encode()))
-            image = self.jitter(image, generator)
+        image = self.network_image(index, arrays["image"])
         return {"id": row["id"], "image": image, "masks": torch.from_numpy(arrays["masks"]).float(),
                 "front_mm": torch.from_numpy(arrays["front_mm"]), "back_mm": torch.from_numpy(arrays["back_mm"]),
                 "present": torch.from_numpy(arrays["present"]), "geometry": row["geometry"]}

@@ -1,6 +1,6 @@
 """Shape-model fitting benchmark: leave-one-out fits from projected landmarks, in one run.
 
-    xrecon bench ssm [--models DIR] [--bones hip,femur,...] [--poses N] [--json FILE]
+    xrecon bench ssm [--models DIR] [--bones hip,femur,...] [--poses N] [--limit N] [--settings A,B] [--json FILE]
 
 For every training shape of each bundled model (``Resources/ShapeModels``), the model is rebuilt
 without it, the left-out bone is placed at a random pose in front of a 256 px AP detector
@@ -96,6 +96,7 @@ def main(argv=None) -> int:
     parser.add_argument("--models", type=Path, default=bundled_models_dir())
     parser.add_argument("--bones", default=None, help="comma-separated bone types (default: all)")
     parser.add_argument("--poses", type=int, default=1, help="random poses per left-out shape")
+    parser.add_argument("--limit", type=int, default=0, help="leave out only the first N shapes of each model (0: all)")
     parser.add_argument("--settings", default=None, help="comma-separated setting names (default: all)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -108,7 +109,8 @@ def main(argv=None) -> int:
         model = models[bone]
         rows = {name: [] for name in settings}
         reference = []
-        for index in range(len(model.instances_mm)):
+        count = min(args.limit or len(model.instances_mm), len(model.instances_mm))
+        for index in range(count):
             rebuilt = leave_one_out(model, index)
             for _ in range(args.poses):
                 rotation = Rotation.from_rotvec(rng.uniform(-1, 1, 3) * np.radians(8)).as_matrix()
@@ -117,7 +119,7 @@ def main(argv=None) -> int:
                 for name, setting in settings.items():
                     rows[name].append(_one_case(rebuilt, truth, rng, setting))
         mean_reference = float(np.mean(reference))
-        print(f"\n{bone}: {len(model.instances_mm)} left out x {args.poses} pose(s); {len(model.landmark_names)} "
+        print(f"\n{bone}: {count} left out x {args.poses} pose(s); {len(model.landmark_names)} "
               f"landmarks, {model.mode_count} modes")
         print(f"  mean shape at the true pose (oracle): ASSD {mean_reference:.2f} mm")
         results[bone] = {"mean_at_true_pose_assd_mm": mean_reference, "settings": {}}
