@@ -74,6 +74,17 @@ def fit_to_network(image: np.ndarray, geometry: ProjectionGeometry, size_px: tup
     return resized[0, 0].numpy(), fitted
 
 
+def network_inputs(metadata: dict, images: list[np.ndarray], geometries: list[ProjectionGeometry],
+                   device: torch.device | str = "cpu") -> tuple[torch.Tensor, list[tuple[np.ndarray, ProjectionGeometry]]]:
+    """(B, 1, H, W) a bundle's network input from radiographs (windowed, resampled to its
+    detector size), and each (resampled image, geometry of its pixels)."""
+    size = network_size_px(metadata)
+    fitted = [fit_to_network(image, geometry, size) for image, geometry in zip(images, geometries)]
+    inputs = torch.stack([display_window(torch.from_numpy(np.asarray(image, dtype=np.float32)))
+                          for image, _ in fitted])[:, None].to(device)
+    return inputs, fitted
+
+
 @torch.no_grad()
 def predict(model: DepthNet, metadata: dict, images: list[np.ndarray], geometries: list[ProjectionGeometry],
             device: torch.device | str = "cpu") -> list[DepthPrediction]:
@@ -85,10 +96,7 @@ def predict(model: DepthNet, metadata: dict, images: list[np.ndarray], geometrie
         geometries: the calibrated geometry of each image (its size must match the image's).
     """
     names = list(metadata["xrecon"]["structures"])
-    size = network_size_px(metadata)
-    fitted = [fit_to_network(image, geometry, size) for image, geometry in zip(images, geometries)]
-    inputs = torch.stack([display_window(torch.from_numpy(np.asarray(image, dtype=np.float32)))
-                          for image, _ in fitted])[:, None].to(device)
+    inputs, fitted = network_inputs(metadata, images, geometries, device)
     reference = torch.tensor([reference_depth_mm(geometry.to_dict()) for _, geometry in fitted],
                              dtype=torch.float32, device=device)
     output = model(inputs, reference)

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from SyntheticDataGenLib.detector import display_window
 from SyntheticDataGenLib.geometry import ProjectionGeometry
 
-from ..inference import fit_to_network, network_size_px
+from ..inference import network_inputs
 from ..triangle_mesh import polydata_from_arrays
 from .landmark_fit import LandmarkView, ShapeFit, fit_shape_to_landmarks
 from .model_files import structure_bone_type
@@ -61,10 +60,7 @@ def predict_landmarks(model, metadata: dict, images: list[np.ndarray], geometrie
                       device: torch.device | str = "cpu") -> list[LandmarkPrediction]:
     """Every landmark the bundle knows, for each (image, geometry); images bone bright, any range."""
     labels = list(metadata["xrecon"]["landmarks"])
-    size = network_size_px(metadata)
-    fitted = [fit_to_network(image, geometry, size) for image, geometry in zip(images, geometries)]
-    inputs = torch.stack([display_window(torch.from_numpy(np.asarray(image, dtype=np.float32)))
-                          for image, _ in fitted])[:, None].to(device)
+    inputs, fitted = network_inputs(metadata, images, geometries, device)
     output = model(inputs)
     uv, sigma = output["uv_px"].cpu().numpy(), output["sigma_px"].cpu().numpy()
     presence = torch.sigmoid(output["presence_logits"]).cpu().numpy()
