@@ -17,7 +17,7 @@ from SyntheticDataGenLib.sample_data import resources_dir
 
 # the demo adds the shape-model method when the landmark bundle ships
 LANDMARK_BUNDLE = resources_dir() / "Models" / "xrecon-landmarks-ap256" / "configs" / "metadata.json"
-METHODS = {"depth", "fusion"} | ({"ssm"} if LANDMARK_BUNDLE.is_file() else set())
+METHODS = {"depth", "fusion"} | ({"ssm", "combined"} if LANDMARK_BUNDLE.is_file() else set())
 
 METRIC_KEYS = {"assd_mm", "hd95_mm", "chamfer_mm", "dice", "f1", "f1_tau_mm"}
 

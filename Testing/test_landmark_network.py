@@ -94,6 +94,18 @@ def test_train_landmarks_on_a_tiny_set_and_load_the_bundle(tmp_path, capfd):
         assert entry["found"] or entry["not_found_because"]
     labels, points = read_markups_json(recon / "view1" / "landmarks.mrk.json")
     assert labels == metadata["xrecon"]["landmarks"] and points.shape == (len(labels), 3)
+    # the combined method: every bone the depth network found, as a shape model fitted to its evidence
+    combined = tmp_path / "combined"
+    status, out, err = xrecon_in_process(capfd, "reconstruct", "--method", "combined", "--landmark-bundle", bundle,
+                                         "--image", render / "drr.nrrd", "--geometry", render / "geometry.json",
+                                         "--structures", "vertebrae_L3,vertebrae_L4,sacrum", "--out", combined)
+    assert status == 0, err
+    summary = json.loads((combined / "reconstruction.json").read_text())
+    assert summary["method"] == "combined" and set(summary["structures"]) == {"vertebrae_L3", "vertebrae_L4", "sacrum"}
+    for name, entry in summary["structures"].items():
+        assert entry["found"] == (combined / f"{name}.vtk").is_file()
+        assert entry["found"] or entry["not_found_because"]
+        assert (combined / "view1" / f"mask_{name}.nrrd").is_file()  # the depth network's evidence, beside it
 
 
 def test_landmark_bundle_refuses_a_depth_bundle(tmp_path):

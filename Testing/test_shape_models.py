@@ -268,3 +268,25 @@ def test_case_landmarks_land_on_the_sample_case_bones(tmp_path, capfd):
     cup = points[labels.index("hip_left/acetabular_centre")]
     assert np.linalg.norm(head - cup) < 10.0  # the femoral head sits in the acetabulum
     assert np.isnan(points[labels.index("femur_left/medial_condyle_distal")]).all()  # the knee is not in the scan
+
+
+def test_a_reconstruction_past_the_scan_is_measured_inside_it_only():
+    """A whole sphere against a label the scan cuts in half: clipped and capped where the scan ends."""
+    import vtk
+
+    from SingleImageReconLib.metrics import clip_to_scan, cut_sides
+
+    mask = np.zeros((20, 40, 40), dtype=bool)
+    k, j, i = np.mgrid[:20, :40, :40]
+    mask[(k - 19.5) ** 2 + (j - 19.5) ** 2 + (i - 19.5) ** 2 <= 15 ** 2] = True
+    assert cut_sides(mask) == [(2, 1)]  # the last k layer only
+    sphere = vtk.vtkSphereSource()
+    sphere.SetCenter(19.5, 19.5, 19.5)
+    sphere.SetRadius(15)
+    sphere.SetThetaResolution(64)
+    sphere.SetPhiResolution(64)
+    sphere.Update()
+    clipped = clip_to_scan(sphere.GetOutput(), mask.shape, np.eye(4), cut_sides(mask))
+    bounds = clipped.GetBounds()
+    assert bounds[5] == pytest.approx(19.5, abs=1e-6) and bounds[4] == pytest.approx(4.5, abs=0.1)
+    assert clip_to_scan(sphere.GetOutput(), mask.shape, np.eye(4), []) is sphere.GetOutput()

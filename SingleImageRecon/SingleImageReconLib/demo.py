@@ -3,7 +3,9 @@ bones from them with a bundled network, and measure the surfaces against the CT'
 
 Methods compared: ``depth`` reconstructs from the AP radiograph alone; ``fusion`` adds two
 oblique views (the C-arm turned to either side) and fuses all three; ``ssm`` (where a landmark
-bundle is given) fits each bone's shape model to the landmarks predicted in the AP radiograph. The radiographs are
+bundle is given) fits each bone's shape model to the landmarks predicted in the AP radiograph,
+and ``combined`` fits it to the depth method's masks and depth maps of the AP radiograph and
+those landmarks together. The radiographs are
 rendered as the network's training images were (same geometry, body continued past the scan
 ends, no noise), so the figures measure reconstruction, not a change of imaging.
 """
@@ -72,18 +74,24 @@ def run_case_study(ct: sitk.Image, segmentation: Segmentation, model: DepthNet, 
         return _run_case_study(ct, segmentation, model, metadata, spacing_mm, device, progress, pool, landmarks)
 
 
-def _shape_model_reconstruction(landmarks: tuple, image: np.ndarray, geometry: ProjectionGeometry,
-                                structures: list[str], device) -> tuple[Reconstruction, dict]:
-    """(the ``ssm`` reconstruction of one view, {structure: fitted 3D landmarks (names, RAS mm)})."""
-    from .shape_models.ssm_reconstruction import fit_bones, predict_landmarks
+def _shape_model_reconstructions(landmarks: tuple, depth: Reconstruction, image: np.ndarray,
+                                 geometry: ProjectionGeometry, structures: list[str], device
+                                 ) -> tuple[dict[str, Reconstruction], dict]:
+    """({"ssm": ..., "combined": ...} of one view, {structure: ssm-fitted 3D landmarks (names, RAS mm)})."""
+    from .shape_models.ssm_reconstruction import combine_bones, fit_bones, predict_landmarks
 
     landmark_model, landmark_metadata, models = landmarks
     predictions = predict_landmarks(landmark_model, landmark_metadata, [image], [geometry], device)
-    fits = fit_bones(predictions, models, structures)
-    results = {name: StructureSurface(None if isinstance(fit, str) else fit.surface,
-                                      [] if isinstance(fit, str) else [0], {}) for name, fit in fits.items()}
-    points = {name: (fit.landmark_names, fit.landmarks_ras_mm) for name, fit in fits.items() if not isinstance(fit, str)}
-    return Reconstruction(results), points
+    reconstructions, points = {}, {}
+    for method, fits in (("ssm", fit_bones(predictions, models, structures)),
+                         ("combined", combine_bones(depth, predictions, models, structures))):
+        reconstructions[method] = Reconstruction({name: StructureSurface(
+            None if isinstance(fit, str) else fit.surface, [] if isinstance(fit, str) else [0], {})
+            for name, fit in fits.items()})
+        if method == "ssm":
+            points = {name: (fit.landmark_names, fit.landmarks_ras_mm) for name, fit in fits.items()
+                      if not isinstance(fit, str)}
+    return reconstructions, points
 
 
 def _run_case_study(ct, segmentation, model, metadata, spacing_mm, device, progress, pool, landmarks=None
@@ -114,14 +122,16 @@ def _run_case_study(ct, segmentation, model, metadata, spacing_mm, device, progr
                                                       ijk_to_ras(segmentation.reference), pool=pool)
         study.timing_s[f"evaluate_{method}"] = time.perf_counter() - started
     if landmarks is not None:
-        progress("fitting shape models to the predicted landmarks (ssm, 1 view)")
+        progress("fitting shape models to the landmarks (ssm) and to the depth maps as well (combined), 1 view")
         started = time.perf_counter()
-        study.reconstructions["ssm"], study.fitted_landmarks = _shape_model_reconstruction(
-            landmarks, line_integrals[0], geometries[0], structures, device)
-        study.timing_s["reconstruct_ssm"] = time.perf_counter() - started
-        progress("evaluating (ssm)")
-        started = time.perf_counter()
-        study.evaluations["ssm"] = evaluate_surfaces(study.reconstructions["ssm"].surfaces, segmentation,
-                                                     ijk_to_ras(segmentation.reference), pool=pool)
-        study.timing_s["evaluate_ssm"] = time.perf_counter() - started
+        fitted, study.fitted_landmarks = _shape_model_reconstructions(
+            landmarks, study.reconstructions["depth"], line_integrals[0], geometries[0], structures, device)
+        study.reconstructions.update(fitted)
+        study.timing_s["reconstruct_ssm_and_combined"] = time.perf_counter() - started
+        for method in fitted:
+            progress(f"evaluating ({method})")
+            started = time.perf_counter()
+            study.evaluations[method] = evaluate_surfaces(study.reconstructions[method].surfaces, segmentation,
+                                                          ijk_to_ras(segmentation.reference), pool=pool)
+            study.timing_s[f"evaluate_{method}"] = time.perf_counter() - started
     return study

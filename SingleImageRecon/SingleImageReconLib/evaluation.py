@@ -16,7 +16,7 @@ from vtk.util import numpy_support
 
 from SyntheticDataGenLib.labels import Segmentation
 
-from .metrics import SurfaceComparison, evaluate_meshes, mask_surface, volume_overlap
+from .metrics import SurfaceComparison, clip_to_scan, cut_sides, evaluate_meshes, mask_surface, volume_overlap
 from .triangle_mesh import as_mesh
 
 DISTANCE_ARRAY = "distance_mm"
@@ -84,6 +84,10 @@ def evaluate_surfaces(surfaces: dict[str, vtk.vtkPolyData], segmentation: Segmen
                       progress: Callable[[int, int, str], None] | None = None) -> dict[str, StructureEvaluation]:
     """Evaluate each reconstructed structure that the segmentation holds (others are skipped).
 
+    Where the scan cuts a structure off (its label touches the volume's edge), the
+    reconstruction is measured only inside the scan (:func:`.metrics.clip_to_scan`): a shape
+    model completes a bone past the scan's end, where there is no truth to compare with.
+
     Args:
         surfaces: structure name -> closed RAS surface.
         segmentation: the CT's labels; ``ijk_to_ras`` their grid.
@@ -91,11 +95,14 @@ def evaluate_surfaces(surfaces: dict[str, vtk.vtkPolyData], segmentation: Segmen
             measures them here, as in Slicer, whose embedded Python cannot start them.
         progress: called with (structures done, structures in all, the last one's name).
     """
-    truths, jobs = {}, {}
+    truths, jobs, surfaces = {}, {}, dict(surfaces)
     for name, surface in surfaces.items():
         if name not in segmentation.names or not segmentation.mask_array(name).any():
             continue
-        mask, matrix = _crop(segmentation.mask_array(name) != 0, ijk_to_ras, surface)
+        whole = segmentation.mask_array(name) != 0
+        clipped = clip_to_scan(surface, whole.shape, ijk_to_ras, cut_sides(whole))
+        surface = surfaces[name] = clipped if clipped.GetNumberOfPolys() else surface
+        mask, matrix = _crop(whole, ijk_to_ras, surface)
         truths[name] = mask_surface(mask, matrix)
         jobs[name] = (as_mesh(surface, name), as_mesh(truths[name], f"{name} labels"), mask, matrix, taus_mm)
     comparisons = {}

@@ -26,7 +26,9 @@ import numpy as np
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 from vtkmodules.vtkCommonCore import vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData
+from vtkmodules.vtkCommonDataModel import vtkPlane, vtkPlaneCollection
 from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D, vtkPolyDataNormals, vtkReverseSense, vtkTriangleFilter
+from vtkmodules.vtkFiltersGeneral import vtkClipClosedSurface
 from vtkmodules.vtkImagingStencil import vtkImageStencilToImage, vtkPolyDataToImageStencil
 
 from SyntheticDataGenLib.errors import XreconInputError
@@ -228,6 +230,42 @@ def mask_surface(mask_kji: np.ndarray, ijk_to_ras: np.ndarray) -> vtkPolyData:
     result = vtkPolyData()
     result.ShallowCopy(normals.GetOutput())
     return result
+
+
+def cut_sides(mask_kji: np.ndarray) -> list[tuple[int, int]]:
+    """The volume faces a mask touches, as (axis: 0 i, 1 j, 2 k; side: -1 first layer, +1 last):
+    where the scan cuts the structure off."""
+    mask = np.asarray(mask_kji) != 0
+    sides = []
+    for axis in range(3):
+        layers = np.moveaxis(mask, 2 - axis, 0)
+        sides += [(axis, side) for side, layer in ((-1, layers[0]), (1, layers[-1])) if layer.any()]
+    return sides
+
+
+def clip_to_scan(surface: vtkPolyData, shape_kji: tuple[int, int, int], ijk_to_ras: np.ndarray,
+                 sides: list[tuple[int, int]]) -> vtkPolyData:
+    """A closed RAS surface cut off, and capped, where the scan ends on each of ``sides``
+    (:func:`cut_sides`): at the same place as the label's surface (:func:`mask_surface`), half a
+    voxel past the last layer. A reconstruction that completes a bone beyond the scan is then
+    compared with what the scan holds, not with a truth that is not known there."""
+    if not sides:
+        return surface
+    inverse = np.linalg.inv(ijk_to_ras)
+    planes = vtkPlaneCollection()
+    for axis, side in sides:
+        index = np.zeros(3)
+        index[axis] = -0.5 if side < 0 else shape_kji[2 - axis] - 0.5
+        gradient = inverse[axis, :3] / np.linalg.norm(inverse[axis, :3])  # of the index along axis, in RAS
+        plane = vtkPlane()
+        plane.SetOrigin(*(ijk_to_ras @ np.r_[index, 1.0])[:3])
+        plane.SetNormal(*(-side * gradient))  # VTK keeps the side the normal points to
+        planes.AddItem(plane)
+    clip = vtkClipClosedSurface()
+    clip.SetInputData(surface)
+    clip.SetClippingPlanes(planes)
+    clip.Update()
+    return clip.GetOutput()
 
 
 def voxelize(surface_ras: vtkPolyData, shape_kji: tuple[int, int, int], ijk_to_ras: np.ndarray) -> np.ndarray:

@@ -138,7 +138,8 @@ def overview_figure(path: str | os.PathLike, *, radiograph: np.ndarray, mask_pro
                     truths: dict[str, vtk.vtkPolyData], beam_direction_ras: np.ndarray,
                     up_ras: np.ndarray = (0, 0, 1), title: str = "",
                     table_rows: list[tuple[str, float, float, float]] | None = None,
-                    distance_range_mm: float = 5.0, right_ras: np.ndarray | None = None) -> None:
+                    distance_range_mm: float = 5.0, right_ras: np.ndarray | None = None,
+                    method_rows: list[tuple[str, int, float, float, float]] | None = None) -> None:
     """Write a 1800×1000 px PNG overview of one reconstruction, atomically (temporary file, rename).
 
     Args:
@@ -161,6 +162,8 @@ def overview_figure(path: str | os.PathLike, *, radiograph: np.ndarray, mask_pro
             are then seen from the detector side when that is what the image layout implies).
         title: figure title.
         table_rows: optional (structure, ASSD mm, HD95 mm, Dice) rows shown as a table.
+        method_rows: optional (method, bones measured, mean ASSD mm, mean HD95 mm, mean Dice) rows:
+            every method of the run side by side, under the colour scale.
         distance_range_mm: the colour scale runs from −range to +range mm; beyond it, clipped.
 
     Triangles are coloured by the mean of their corners' finite ``distance_mm`` values; surfaces
@@ -239,6 +242,13 @@ def overview_figure(path: str | os.PathLike, *, radiograph: np.ndarray, mask_pro
     bar = figure.colorbar(ScalarMappable(norm, cmap), cax=holder.inset_axes([0.2, 0.55, 0.6, 0.2]),
                           orientation="horizontal", extend="both")
     bar.set_label("signed distance to the other surface (mm): + outside it, − inside", fontsize=12)
+    if method_rows:
+        cells = [[method, str(count), _number(assd, 2), _number(hd95, 2), _number(dice, 3)]
+                 for method, count, assd, hd95, dice in method_rows]
+        table = holder.table(cellText=cells, colLabels=["method", "bones", "mean ASSD (mm)", "mean HD95 (mm)",
+                                                        "mean Dice"], cellLoc="center", bbox=[0.1, 0.0, 0.8, 0.36])
+        table.auto_set_font_size(False)
+        table.set_fontsize(10.0)
 
     if table_rows:
         axis = figure.add_subplot(grid[1, 0])

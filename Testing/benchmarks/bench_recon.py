@@ -16,8 +16,10 @@
    pelvis or femur).
 6. Shape models (``--parts ssm``, with the landmark bundle): on the same new AP views, each bone
    as the depth method gives it beside the shape model fitted to the predicted landmarks
-   (``reconstruct --method ssm``): ASSD and HD95, absolute and after the best shift along the
-   ray; HD95 before and after says how much the shape model closes what one view leaves open.
+   (``reconstruct --method ssm``) and to the depth maps and landmarks together (``combined``):
+   ASSD and HD95, absolute and after the best shift along the ray, on the bones depth and ssm
+   both found and on every bone depth found; HD95 before and after says how much the shape
+   model closes what one view leaves open. Bones the scan cuts are measured inside the scan.
 """
 
 from __future__ import annotations
@@ -138,19 +140,25 @@ def _model_view(model, metadata, case: CaseVolume, segmentation, structures, geo
 
 def _ssm_view(model, metadata, landmark_model, landmark_metadata, models, case: CaseVolume, segmentation,
               structures, geometry, spacing_mm) -> dict:
-    """One radiograph through both methods: {method: {"absolute": ..., "shape": ...}} of the bones both found."""
-    from SingleImageReconLib.shape_models.ssm_reconstruction import fit_bones, predict_landmarks
+    """One radiograph through the three methods: {method: {"absolute": ..., "shape": ...}} of the
+    bones that depth and ssm both found (combined fits every bone depth found, so it has them too)."""
+    from SingleImageReconLib.shape_models.ssm_reconstruction import combine_bones, fit_bones, predict_landmarks
 
     image = render_view(case, geometry).line_integral.numpy()
-    depth = reconstruct_radiographs(model, metadata, [image], [geometry], spacing_mm=spacing_mm).surfaces
+    reconstruction = reconstruct_radiographs(model, metadata, [image], [geometry], spacing_mm=spacing_mm)
+    depth = reconstruction.surfaces
     predictions = predict_landmarks(landmark_model, landmark_metadata, [image], [geometry])
-    fits = fit_bones(predictions, models, structures)
-    ssm = {name: fit.surface for name, fit in fits.items() if not isinstance(fit, str)}
+    fitted = {"ssm": fit_bones(predictions, models, structures),
+              "combined": combine_bones(reconstruction, predictions, models, structures)}
+    ssm, combined = ({name: fit.surface for name, fit in fits.items() if not isinstance(fit, str)}
+                     for fits in fitted.values())
     both = [name for name in structures if name in depth and name in ssm]
     matrix = ijk_to_ras(segmentation.reference)
     result = {}
-    for method, surfaces in (("depth", depth), ("ssm", ssm)):
-        chosen = {name: surfaces[name] for name in both}
+    for method, surfaces in (("depth", depth), ("ssm", ssm), ("combined", combined), ("depth, all found", depth),
+                             ("combined, all found", combined)):
+        chosen = {name: surfaces[name] for name in (both if "all found" not in method else
+                                                    [n for n in structures if n in depth and n in combined])}
         absolute = evaluate_surfaces(chosen, segmentation, matrix)
         shape = {}
         for name, comparison in absolute.items():
@@ -159,7 +167,7 @@ def _ssm_view(model, metadata, landmark_model, landmark_metadata, models, case: 
             shape[name] = evaluate_surfaces({name: shifted_surface(chosen[name], shift * direction)}, segmentation,
                                             matrix)[name]
         result[method] = {"absolute": absolute, "shape": shape}
-    result["found"] = {"depth": sorted(depth), "ssm": sorted(ssm)}
+    result["found"] = {"depth": sorted(depth), "ssm": sorted(ssm), "combined": sorted(combined)}
     return result
 
 
@@ -315,18 +323,25 @@ def main(argv: list[str] | None = None) -> int:
             views = [_ssm_view(model, metadata, landmark_model, landmark_metadata, load_models(), case, segmentation,
                                structures, g, args.spacing_mm) for g in new_views(metadata, centre, args.views,
                                                                                    args.seed)]
-            title = f"\n[{name}{' (held out)' if name in heldout_names else ''}] depth vs shape model on predicted " \
-                    f"landmarks, bones both found (ASSD / HD95 mm)"
-            columns = {f"{method} {kind}": [view[method][kind] for view in views]
-                       for method in ("depth", "ssm") for kind in ("absolute", "shape")}
-            entry["ssm"] = _table(title, columns, structures)
+            held = ' (held out)' if name in heldout_names else ''
+            for label, methods in (("bones depth and ssm both found", ("depth", "ssm", "combined")),
+                                   ("every bone depth found", ("depth, all found", "combined, all found"))):
+                columns = {f"{method} {kind}": [view[method][kind] for view in views]
+                           for method in methods for kind in ("absolute", "shape")}
+                table = _table(f"\n[{name}{held}] depth, shape model on predicted landmarks (ssm) and on depth "
+                               f"maps + landmarks (combined), {label} (ASSD / HD95 mm)", columns, structures)
+                entry["ssm" if "both" in label else "combined"] = table
+                means = table["mean"]
+                reference = methods[0]
+                for method in methods[1:]:
+                    print(f"  ratio {method}/{reference}: ASSD "
+                          f"{means[f'{method} absolute'][0] / max(means[f'{reference} absolute'][0], 1e-9):.2f}, "
+                          f"shape ASSD {means[f'{method} shape'][0] / max(means[f'{reference} shape'][0], 1e-9):.2f}, "
+                          f"HD95 {means[f'{method} absolute'][1] / max(means[f'{reference} absolute'][1], 1e-9):.2f} "
+                          f"(shape HD95 {means[f'{method} shape'][1] / max(means[f'{reference} shape'][1], 1e-9):.2f})")
             entry["ssm"]["found"] = [view["found"] for view in views]
-            means = entry["ssm"]["mean"]
-            print(f"  ratio ssm/depth: ASSD {means['ssm absolute'][0] / max(means['depth absolute'][0], 1e-9):.2f}, "
-                  f"shape ASSD {means['ssm shape'][0] / max(means['depth shape'][0], 1e-9):.2f}, "
-                  f"HD95 {means['ssm absolute'][1] / max(means['depth absolute'][1], 1e-9):.2f}")
-            print(f"  found: depth {np.mean([len(v['found']['depth']) for v in views]):.1f}, ssm "
-                  f"{np.mean([len(v['found']['ssm']) for v in views]):.1f} bones per view")
+            print("  found per view: " + ", ".join(f"{method} {np.mean([len(v['found'][method]) for v in views]):.1f}"
+                                                   for method in ("depth", "ssm", "combined")))
         if "fusion" in parts and name not in heldout_names:
             geometries = study_geometries(metadata, centre)
             images = [render_view(case, g).line_integral.numpy() for g in geometries]

@@ -125,7 +125,11 @@ def run(args: argparse.Namespace) -> int:
                         title=f"xrecon demo: {args.case}, one AP radiograph -> {len(depth)} bones "
                               f"(model {metadata['name'] if 'name' in metadata else 'bundle'})",
                         table_rows=[(n, e.metrics["assd_mm"], e.metrics["hd95_mm"], e.metrics["dice"])
-                                    for n, e in depth.items()])
+                                    for n, e in depth.items()],
+                        method_rows=[(method, len(found), *(float(np.mean([e.metrics[key] for e in found.values()]))
+                                                            if found else float("nan")
+                                                            for key in ("assd_mm", "hd95_mm", "dice")))
+                                     for method, found in study.evaluations.items()])
         say("writing the models, radiographs and the Slicer scene")
         for index, (image, geometry) in enumerate(zip(study.line_integrals, study.geometries), start=1):
             write_detector_image(staging / f"radiograph_view{index}.nrrd", image, geometry)
@@ -158,7 +162,9 @@ def run(args: argparse.Namespace) -> int:
             "not_found": not_found,
             "case": args.case, "bundle": str(bundle_dir), "views": [g.to_dict() for g in study.geometries],
             "methods_described": {"depth": "AP radiograph alone", "fusion": "AP and C-arm LAO/RAO 15 degrees fused",
-                                  "ssm": "shape models fitted to the landmarks predicted in the AP radiograph"}})
+                                  "ssm": "shape models fitted to the landmarks predicted in the AP radiograph",
+                                  "combined": "shape models fitted to the depth method's masks and depth maps of the "
+                                              "AP radiograph and to its predicted landmarks"}})
         (staging / "metrics.json").write_text(json.dumps(document, indent=2))
     print(metrics_table(study.evaluations))
     for method, names in not_found.items():

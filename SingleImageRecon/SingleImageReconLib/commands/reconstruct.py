@@ -47,14 +47,17 @@ def add_parser(subparsers) -> None:
                             "DICOM files without spacing tags get 430 mm (a 43 cm detector), with a warning")
     group.add_argument("--isocenter", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("R", "A", "S"),
                        help="isocentre of preset views in RAS mm")
-    parser.add_argument("--method", choices=("depth", "ssm"), default="depth",
+    parser.add_argument("--method", choices=("depth", "ssm", "combined"), default="depth",
                         help="depth: masks and front/back depth maps lifted to surfaces; ssm: each bone's shape "
                              "model fitted to predicted landmarks (σ-weighted, robust; OUT/landmarks.mrk.json holds "
-                             "the fitted 3D landmarks, OUT/view<N>/landmarks.mrk.json the 2D ones)")
+                             "the fitted 3D landmarks, OUT/view<N>/landmarks.mrk.json the 2D ones); combined: each "
+                             "bone the depth network finds as its shape model fitted to the depth network's masks "
+                             "and front/back depth maps and to the predicted landmarks (closes the concavities one "
+                             "view leaves open, such as the spinal canal)")
     parser.add_argument("--bundle", metavar="DIR",
                         help=f"model bundle (default: the bundled Resources/Models/{DEFAULT_BUNDLE})")
     parser.add_argument("--landmark-bundle", metavar="DIR",
-                        help="landmark model bundle of --method ssm (default: the bundled "
+                        help="landmark model bundle of --method ssm and combined (default: the bundled "
                              "Resources/Models/xrecon-landmarks-ap256)")
     parser.add_argument("--structures", metavar="A,B,...", type=lambda text: [s for s in text.split(",") if s],
                         help="only these of the bundle's structures")
@@ -153,12 +156,10 @@ def default_bundle_dir() -> Path:
 
 def write_reconstruction(out: str | Path, reconstruction, sources: list[str], bundle_dir: Path, settings: dict) -> None:
     """The surfaces, reconstruction.json and each view's prediction, all or nothing."""
-    import numpy as np
-
     from SyntheticDataGenLib.atomic_io import staged_output
 
     from ..mesh_io import write_model
-    from .view_files import file_stem, write_view
+    from .view_files import file_stem, write_depth_view
 
     structures = {}
     with staged_output(out, "reconstruct") as staging:
@@ -172,10 +173,7 @@ def write_reconstruction(out: str | Path, reconstruction, sources: list[str], bu
                 "views_used": [index + 1 for index in result.views_used], "view_consistency": result.consistency}
         views = []
         for index, (prediction, source) in enumerate(zip(reconstruction.predictions, sources), start=1):
-            masks = prediction.probability >= settings["threshold"]
-            write_view(staging / f"view{index}", "radiograph", prediction.image, prediction.geometry,
-                       prediction.names, masks, np.where(masks, prediction.front_mm, 0),
-                       np.where(masks, prediction.back_mm, 0))
+            write_depth_view(staging / f"view{index}", prediction, settings["threshold"])
             views.append({"image": source, "folder": f"view{index}", "geometry": prediction.geometry.to_dict()})
         summary = {"format": "xrecon-reconstruction/1", "coordinate_system": "files LPS, geometry RAS mm",
                    "method": "fusion" if len(views) > 1 else "depth", "bundle": str(bundle_dir),
@@ -223,6 +221,10 @@ def run(args: argparse.Namespace) -> int:
                                                  spacing_mm=args.spacing_mm, fusion=args.fusion,
                                                  threshold=args.threshold, presence_threshold=args.presence_threshold,
                                                  device=args.device, progress=progress)
+    if args.method == "combined":
+        from .reconstruct_ssm import run_ssm
+
+        return run_ssm(args, radiographs, geometries, start, depth=reconstruction)
     reconstruction.timing_s["total"] = time.perf_counter() - start
     settings = {"spacing_mm": args.spacing_mm, "fusion": args.fusion, "threshold": args.threshold,
                 "presence_threshold": args.presence_threshold, "invert": args.invert}

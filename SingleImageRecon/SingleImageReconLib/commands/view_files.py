@@ -29,3 +29,11 @@ def write_view(folder: Path, image_name: str, image, geometry: ProjectionGeometr
         write_detector_image(folder / f"front_{stem}.nrrd", fronts[index], geometry)
         write_detector_image(folder / f"back_{stem}.nrrd", backs[index], geometry)
     geometry.save(folder / "geometry.json")
+
+
+def write_depth_view(folder: Path, prediction, threshold: float) -> None:
+    """A depth network's prediction of one view (:class:`..inference.DepthPrediction`): its input
+    image, and each structure's mask at ``threshold`` with its depth maps (0 off the mask)."""
+    masks = prediction.probability >= threshold
+    write_view(folder, "radiograph", prediction.image, prediction.geometry, prediction.names, masks,
+               np.where(masks, prediction.front_mm, 0), np.where(masks, prediction.back_mm, 0))

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..metrics import mask_surface
+from ..metrics import cut_sides, mask_surface
 from ..surface import finish_surface
 from ..triangle_mesh import TriangleMesh, as_mesh
 
 
 def touches_volume_edge(mask_kji: np.ndarray) -> bool:
     """True when a mask reaches the first or last voxel layer of any axis: the scan cuts the bone."""
-    mask = np.asarray(mask_kji)
-    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
-                or mask[:, :, 0].any() or mask[:, :, -1].any())
+    return bool(cut_sides(mask_kji))
 
 
 def bone_surface(mask_kji: np.ndarray, ijk_to_ras: np.ndarray, name: str) -> tuple[TriangleMesh, np.ndarray]:

@@ -132,43 +132,11 @@ def fit_shape_to_landmarks(model: ShapeModel, views: list[LandmarkView], mode_co
             and a few wrong landmarks could otherwise put a bone anywhere on its ray.
     """
     started = time.perf_counter()
-    if not model.landmark_names:
-        raise XreconInputError(f"the {model.name} model has no landmarks to fit")
     k = model.mode_count if mode_count is None else min(mode_count, model.mode_count)
-    landmark_mean = model.landmarks(model.mean_mm)
-    landmark_modes = (np.einsum("ln,knd->kld", model.landmark_weights, model.modes[:k])
-                      * model.standard_deviations_mm[:k, None, None])
-    matrices, observed, scales, seen = [], [], [], []
-    for view in views:
-        uv = np.asarray(view.uv_px, dtype=np.float64)
-        sigma = np.asarray(view.sigma_px, dtype=np.float64)
-        if uv.shape != (len(model.landmark_names), 2) or sigma.shape != (len(model.landmark_names),):
-            raise XreconInputError(f"{model.name}: landmarks of shape {uv.shape} and σ {sigma.shape}; "
-                                   f"expected ({len(model.landmark_names)}, 2) and ({len(model.landmark_names)},)")
-        visible = np.isfinite(uv).all(axis=1) & np.isfinite(sigma) & (sigma > 0)
-        matrices.append(view.geometry.projection_matrix())
-        observed.append(np.where(visible[:, None], uv, 0.0))
-        scales.append(np.where(visible, sigma if weighted else np.median(sigma[visible]) if visible.any() else 1.0,
-                               1.0))
-        seen.append(visible)
-
-    def landmarks_world(parameters: np.ndarray) -> np.ndarray:
-        rotation = Rotation.from_rotvec(parameters[:3]).as_matrix()
-        shape = landmark_mean + np.tensordot(parameters[6:], landmark_modes[:len(parameters) - 6], axes=1)
-        return shape @ rotation.T + parameters[3:6]
+    reprojection = landmark_residuals(model, views, k, weighted, robust_scale)
 
     def residuals(parameters: np.ndarray) -> np.ndarray:
-        points = landmarks_world(parameters)
-        parts = []
-        for matrix, uv, sigma, visible in zip(matrices, observed, scales, seen):
-            homogeneous = points @ matrix[:, :3].T + matrix[:, 3]
-            error = (homogeneous[:, :2] / homogeneous[:, 2:3] - uv) / sigma[:, None]
-            if robust_scale:
-                norm = np.linalg.norm(error, axis=1)
-                robust = np.sqrt(2.0 * robust_scale ** 2 * np.log1p((norm / robust_scale) ** 2))
-                error = error * np.where(norm > 1e-12, robust / np.maximum(norm, 1e-12), 1.0)[:, None]
-            parts.append((error * visible[:, None]).ravel())
-        parts.append(parameters[:3] / np.radians(rotation_sd_deg))
+        parts = [reprojection(parameters), parameters[:3] / np.radians(rotation_sd_deg)]
         if depth_prior_mm is not None:
             distance = np.linalg.norm(parameters[3:6] - views[0].geometry.source_ras_mm)
             parts.append(np.atleast_1d((distance - depth_prior_mm[0]) / depth_prior_mm[1]))
@@ -179,17 +147,79 @@ def fit_shape_to_landmarks(model: ShapeModel, views: list[LandmarkView], mode_co
     pose = least_squares(residuals, start, x_scale=np.r_[0.1, 0.1, 0.1, 10.0, 10.0, 10.0], method="trf")
     full = least_squares(residuals, np.concatenate([pose.x, np.zeros(k)]),
                          x_scale=np.r_[0.1, 0.1, 0.1, 10.0, 10.0, 10.0, np.ones(k)], method="trf")
-    parameters = full.x
-    rotation = Rotation.from_rotvec(parameters[:3]).as_matrix()
-    vertices = model.instance(parameters[6:] * model.standard_deviations_mm[:k]) @ rotation.T + parameters[3:6]
-    points = landmarks_world(parameters)
+    return finished_fit(model, views, posed_instance(model, full.x), full.x, time.perf_counter() - started, weighted)
+
+
+def posed_instance(model: ShapeModel, parameters: np.ndarray) -> np.ndarray:
+    """(N, 3) RAS vertices of the parameters [ω, t, z]: the shape of coefficients z (SDs), turned by
+    the rotation vector ω and moved by t (mm)."""
+    coefficients = parameters[6:] * model.standard_deviations_mm[:len(parameters) - 6]
+    return model.instance(coefficients) @ Rotation.from_rotvec(parameters[:3]).as_matrix().T + parameters[3:6]
+
+
+def cauchy(error: np.ndarray, scale: float) -> np.ndarray:
+    """Rows of ``error`` (M, D) rescaled so that each row's squared norm r² becomes the Cauchy
+    cost c²·log(1 + r²/c²): least squares on the result is a robust fit."""
+    norm = np.linalg.norm(error, axis=1)
+    robust = np.sqrt(2.0 * scale ** 2 * np.log1p((norm / scale) ** 2))
+    return error * np.where(norm > 1e-12, robust / np.maximum(norm, 1e-12), 1.0)[:, None]
+
+
+def _view_arrays(model: ShapeModel, views: list[LandmarkView], weighted: bool) -> list[tuple]:
+    """Per view: (3×4 matrix, (L, 2) observed uv with 0 where unseen, (L,) σ in use, (L,) seen)."""
+    arrays = []
+    for view in views:
+        uv = np.asarray(view.uv_px, dtype=np.float64)
+        sigma = np.asarray(view.sigma_px, dtype=np.float64)
+        if uv.shape != (len(model.landmark_names), 2) or sigma.shape != (len(model.landmark_names),):
+            raise XreconInputError(f"{model.name}: landmarks of shape {uv.shape} and σ {sigma.shape}; "
+                                   f"expected ({len(model.landmark_names)}, 2) and ({len(model.landmark_names)},)")
+        visible = np.isfinite(uv).all(axis=1) & np.isfinite(sigma) & (sigma > 0)
+        common = np.median(sigma[visible]) if visible.any() else 1.0
+        arrays.append((view.geometry.projection_matrix(), np.where(visible[:, None], uv, 0.0),
+                       np.where(visible, sigma if weighted else common, 1.0), visible))
+    return arrays
+
+
+def landmark_residuals(model: ShapeModel, views: list[LandmarkView], mode_count: int, weighted: bool = True,
+                       robust_scale: float | None = CAUCHY_SCALE):
+    """The reprojection residuals of the landmarks as a function of the parameters [ω, t, z]
+    (z: the first ``mode_count`` shape coefficients, in SDs): a flat array, each landmark's 2D
+    error in units of its σ (Cauchy-rescaled with ``robust_scale``), 0 for landmarks not seen."""
+    if not model.landmark_names:
+        raise XreconInputError(f"the {model.name} model has no landmarks to fit")
+    landmark_mean = model.landmarks(model.mean_mm)
+    landmark_modes = (np.einsum("ln,knd->kld", model.landmark_weights, model.modes[:mode_count])
+                      * model.standard_deviations_mm[:mode_count, None, None])
+    arrays = _view_arrays(model, views, weighted)
+
+    def residuals(parameters: np.ndarray) -> np.ndarray:
+        rotation = Rotation.from_rotvec(parameters[:3]).as_matrix()
+        shape = landmark_mean + np.tensordot(parameters[6:], landmark_modes[:len(parameters) - 6], axes=1)
+        points = shape @ rotation.T + parameters[3:6]
+        parts = []
+        for matrix, uv, sigma, visible in arrays:
+            homogeneous = points @ matrix[:, :3].T + matrix[:, 3]
+            error = (homogeneous[:, :2] / homogeneous[:, 2:3] - uv) / sigma[:, None]
+            if robust_scale:
+                error = cauchy(error, robust_scale)
+            parts.append((error * visible[:, None]).ravel())
+        return np.concatenate(parts)
+
+    return residuals
+
+
+def finished_fit(model: ShapeModel, views: list[LandmarkView], vertices_mm: np.ndarray, parameters: np.ndarray,
+                 seconds: float, weighted: bool = True) -> ShapeFit:
+    """The :class:`ShapeFit` of fitted ``parameters``, with its landmarks' reprojection figures."""
+    points = model.landmarks(vertices_mm)
     kept_errors, outliers = [], []
-    for matrix, uv, sigma, visible in zip(matrices, observed, scales, seen):
+    for matrix, uv, sigma, visible in _view_arrays(model, views, weighted):
         homogeneous = points @ matrix[:, :3].T + matrix[:, 3]
         error_px = np.linalg.norm(homogeneous[:, :2] / homogeneous[:, 2:3] - uv, axis=1)
         outlier = visible & (error_px > 3.0 * sigma)
         kept_errors.append(error_px[visible & ~outlier])
         outliers.append(outlier)
-    kept = np.concatenate(kept_errors)
-    return ShapeFit(vertices, rotation, parameters[3:6], parameters[6:], float(np.sqrt(np.mean(kept ** 2))) if len(kept)
-                    else float("nan"), outliers, time.perf_counter() - started)
+    kept = np.concatenate(kept_errors) if kept_errors else np.zeros(0)
+    return ShapeFit(vertices_mm, Rotation.from_rotvec(parameters[:3]).as_matrix(), parameters[3:6], parameters[6:],
+                    float(np.sqrt(np.mean(kept ** 2))) if len(kept) else float("nan"), outliers, seconds)

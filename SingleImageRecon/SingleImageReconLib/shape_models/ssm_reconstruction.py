@@ -1,9 +1,14 @@
-"""The landmark path: radiograph(s) → predicted 2D landmarks with σ → a shape model fitted per bone.
+"""The landmark path, radiograph(s) → predicted 2D landmarks with σ → a shape model fitted per
+bone (``ssm``), and the combined method, a shape model fitted to the depth network's evidence
+and the landmarks together (``combined``).
 
 For each view the landmark network (:mod:`..landmark_network`) gives every landmark's position,
-σ and presence. A bone is fitted (:func:`.landmark_fit.fit_shape_to_landmarks`, all views at
+σ and presence. ``ssm`` fits a bone (:func:`.landmark_fit.fit_shape_to_landmarks`, all views at
 once) when at least ``min_landmarks`` of its landmarks are found (presence ≥ the threshold) over
-the views; its surface is the fitted model's closed mesh. Other bones are reported not found.
+the views. ``combined`` fits each bone the depth network found
+(:func:`.evidence_fit.fit_shape_to_evidence`: its cleaned masks and front/back depth maps in the
+views that found it, plus whichever of its landmarks were found). Either way the surface is the
+fitted model's closed mesh, and other bones are reported not found with the reason.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ import torch
 
 from SyntheticDataGenLib.geometry import ProjectionGeometry
 
+from ..evidence_cleanup import clean_evidence
 from ..inference import network_inputs
+from ..reconstruction import Reconstruction
 from ..triangle_mesh import polydata_from_arrays
+from .evidence_fit import fit_shape_to_evidence
 from .landmark_fit import LandmarkView, ShapeFit, fit_shape_to_landmarks
 from .model_files import structure_bone_type
 from .shape_model import ShapeModel
@@ -101,16 +109,28 @@ def _plausible(fit: ShapeFit, geometry: ProjectionGeometry) -> bool:
     return bool(depth.min() > 0.2 * geometry.source_to_detector_mm and depth.max() < geometry.source_to_detector_mm)
 
 
+def _bone_model(structure: str, models: dict[str, ShapeModel]) -> ShapeModel | None:
+    """The structure's shape model for its side, or None."""
+    kind = structure_bone_type(structure)
+    return models[kind[0]].for_side(kind[1]) if kind is not None and kind[0] in models else None
+
+
+def _bone_fit(fit: ShapeFit, model: ShapeModel, geometry: ProjectionGeometry, counts: list[int]) -> BoneFit | str:
+    if not _plausible(fit, geometry):
+        return "the fit left the space between source and detector"
+    return BoneFit(polydata_from_arrays(fit.vertices_mm, model.triangles), fit, model.landmark_names,
+                   model.landmarks(fit.vertices_mm), counts)
+
+
 def fit_bones(predictions: list[LandmarkPrediction], models: dict[str, ShapeModel], structures: list[str],
               presence_threshold: float = 0.5, min_landmarks: int = MIN_LANDMARKS) -> dict[str, BoneFit | str]:
-    """{structure: its fit, or why there is none}, for each structure."""
+    """``ssm``: {structure: its fit to the landmarks, or why there is none}, for each structure."""
     results: dict[str, BoneFit | str] = {}
     for structure in structures:
-        kind = structure_bone_type(structure)
-        if kind is None or kind[0] not in models:
+        model = _bone_model(structure, models)
+        if model is None:
             results[structure] = "no shape model"
             continue
-        model = models[kind[0]].for_side(kind[1])
         views, counts = _views_of(model, structure, predictions, presence_threshold)
         if sum(counts) < min_landmarks:
             results[structure] = f"{sum(counts)} of its landmarks found, fewer than {min_landmarks}"
@@ -118,9 +138,33 @@ def fit_bones(predictions: list[LandmarkPrediction], models: dict[str, ShapeMode
         used = [view for view, count in zip(views, counts) if count >= 2] or views
         fit = fit_shape_to_landmarks(model, used, depth_prior_mm=(_isocentre_distance_mm(used[0].geometry),
                                                                   DEPTH_PRIOR_SD_MM))
-        if not _plausible(fit, used[0].geometry):
-            results[structure] = "the fit left the space between source and detector"
+        results[structure] = _bone_fit(fit, model, used[0].geometry, counts)
+    return results
+
+
+def combine_bones(depth: Reconstruction, predictions: list[LandmarkPrediction] | None,
+                  models: dict[str, ShapeModel], structures: list[str], presence_threshold: float = 0.5,
+                  threshold: float = 0.5) -> dict[str, BoneFit | str]:
+    """``combined``: {structure: its shape model fitted to the depth network's evidence (and the
+    landmarks in ``predictions``, where given), or why there is none}, for each structure.
+
+    Args:
+        depth: the depth method's reconstruction of the same radiographs (its predictions and
+            the views in which each structure was found).
+        threshold: the mask probability taken as bone, as in the depth method.
+    """
+    results: dict[str, BoneFit | str] = {}
+    for structure in structures:
+        model = _bone_model(structure, models)
+        found = depth.structures.get(structure)
+        if model is None:
+            results[structure] = "no shape model"
             continue
-        surface = polydata_from_arrays(fit.vertices_mm, model.triangles)
-        results[structure] = BoneFit(surface, fit, model.landmark_names, model.landmarks(fit.vertices_mm), counts)
+        if found is None or not found.found:
+            results[structure] = "the depth network did not find it"
+            continue
+        evidence = [clean_evidence(depth.predictions[view].evidence(structure, threshold)) for view in found.views_used]
+        views, counts = _views_of(model, structure, predictions, presence_threshold) if predictions else (None, [])
+        fit = fit_shape_to_evidence(model, evidence, views)
+        results[structure] = _bone_fit(fit, model, evidence[0].geometry, counts)
     return results

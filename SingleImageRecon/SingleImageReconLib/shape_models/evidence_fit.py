@@ -1,0 +1,186 @@
+"""The combined method: a shape model fitted to what the depth network saw (its masks and
+front/back depth maps), and to the landmarks where the landmark network found them.
+
+One view leaves a bone's concavities open: the depth path fills everything between the two
+faces along each ray (the spinal canal, the acetabulum). A shape model knows those parts. The
+fit asks of the posed model X(ω, t, z) (as in :mod:`.landmark_fit`), with τ the evidence's
+tolerance in mm and ρ the Cauchy loss (errors much beyond τ stop pulling: a wrong patch of
+predicted depth does not drag the bone):
+
+* **faces**: the points where the network says each ray enters and leaves the bone (mask
+  pixels back-projected at their front and back depths) lie on the surface: point-to-plane
+  distance to the nearest vertex, correspondences renewed each round (ICP);
+* **inside**: no vertex lies outside the region the views allow (the signed distance of
+  :func:`..surface.signed_distance`, negative outside: in front of the front face, behind the
+  back face or off the silhouette), while a vertex inside it, in a concavity, costs nothing;
+* **landmarks**: σ-weighted reprojection errors (:func:`.landmark_fit.landmark_residuals`);
+* the shape prior |z|² and the pose prior |ω|/σ_ω.
+
+The faces and inside terms are means over their points, weighted as ``evidence_weight``
+independent observations each: neighbouring pixels of a predicted depth map err together, so
+their count says little about how much they know.
+
+The start is the mean shape, unturned, centred on the evidence in two ways, each also shifted
+either way along each axis on which the evidence is shorter than the model (a bone the image
+cuts shows only part of itself), or the landmark fit's pose; the best few after a few steps each
+are solved for pose, the best pose then for pose and shape.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from scipy.optimize import least_squares
+from scipy.spatial import cKDTree
+from scipy.spatial.transform import Rotation
+
+from SyntheticDataGenLib.errors import XreconInputError
+
+from ..surface import ViewEvidence, signed_distance
+from .landmark_fit import (ROTATION_SD_DEG, LandmarkView, ShapeFit, cauchy, finished_fit, landmark_residuals,
+                           posed_instance)
+from .shape_model import ShapeModel
+
+TOLERANCE_MM = 3.0  # what a predicted face may be off before it counts less and less
+EVIDENCE_WEIGHT = 50.0
+FACE_POINTS_PER_VIEW = 300
+INSIDE_VERTICES = 400
+ROUNDS = 4
+COARSE_FACTOR = 5.0  # the first round's tolerance, in τ
+MODE_COUNT = 12
+_CUT_MM = 10.0
+STARTS_REFINED = 3  # of the candidate starts, the best this many after a few steps are solved
+QUICK_EVALUATIONS = 8
+
+
+def face_points_ras(evidence: ViewEvidence, count: int, rng: np.random.Generator) -> np.ndarray:
+    """(M, 3) RAS points on the front and back faces: up to ``count`` mask pixels, each at both depths."""
+    rows, columns = np.nonzero(evidence.mask)
+    if len(rows) == 0:
+        return np.zeros((0, 3))
+    chosen = rng.choice(len(rows), size=min(count, len(rows)), replace=False)
+    rows, columns = rows[chosen], columns[chosen]
+    depths = np.concatenate([evidence.front_mm[rows, columns], evidence.back_mm[rows, columns]])
+    u, v = np.tile(columns, 2).astype(np.float64), np.tile(rows, 2).astype(np.float64)
+    points = evidence.geometry.backproject(u, v, depths)
+    return points[np.isfinite(points).all(axis=1)]
+
+
+def soft_l1(error: np.ndarray) -> np.ndarray:
+    """Values r rescaled so that r² becomes 2·(√(1 + r²) − 1): quadratic near 0, then linear, so
+    a vertex far outside still pulls (a Cauchy loss would let it go)."""
+    return np.sign(error) * np.sqrt(2.0 * (np.sqrt(1.0 + error ** 2) - 1.0))
+
+
+def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(N, 3) unit area-weighted vertex normals of a closed surface ordered outward."""
+    corners = vertices[triangles]
+    face = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = np.zeros_like(vertices)
+    for corner in range(3):
+        np.add.at(normals, triangles[:, corner], face)
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+
+
+def _seen_centroid(vertices: np.ndarray, triangles: np.ndarray, beam: np.ndarray) -> np.ndarray:
+    """(3,) where face points of this surface would centre: its triangles' centroids weighted by
+    their area seen along the beam (mask pixels are uniform over the image, and each gives a
+    front and a back point, so broad plates count more than the thick parts of a bone)."""
+    corners = vertices[triangles]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]) / 2
+    weights = np.abs(normals @ beam)
+    return (corners.mean(axis=1) * weights[:, None]).sum(axis=0) / max(weights.sum(), 1e-12)
+
+
+def _starts(model: ShapeModel, points: np.ndarray, beam: np.ndarray, landmark_start: ShapeFit | None
+            ) -> list[np.ndarray]:
+    """Candidate poses [ω, t]: the mean shape placed by two estimates of where its face points
+    would centre (the points' median on the vertices' mean, and the points' mean on
+    :func:`_seen_centroid`: neither is right for every bone), each also shifted, along every axis on
+    which the model is longer than the evidence by more than ``_CUT_MM`` (a bone the image or the
+    scan cuts), by half the difference either way; and the landmark fit's pose."""
+    centres = [np.median(points, axis=0) - model.mean_mm.mean(axis=0),
+               points.mean(axis=0) - _seen_centroid(model.mean_mm, model.triangles, beam)]
+    missing = np.ptp(model.mean_mm, axis=0) - np.ptp(points, axis=0)
+    offsets = [(0.0,) if gap <= _CUT_MM else (0.0, gap / 2, -gap / 2) for gap in missing]
+    starts = [np.r_[np.zeros(3), centre + np.array([x, y, z])] for centre in centres for x in offsets[0]
+              for y in offsets[1] for z in offsets[2]]
+    if landmark_start is not None:
+        starts.append(np.r_[Rotation.from_matrix(landmark_start.rotation).as_rotvec(), landmark_start.translation_mm])
+    return starts
+
+
+def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
+                          landmark_views: list[LandmarkView] | None = None,
+                          landmark_start: ShapeFit | None = None, *, mode_count: int = MODE_COUNT,
+                          tolerance_mm: float = TOLERANCE_MM, evidence_weight: float = EVIDENCE_WEIGHT,
+                          rounds: int = ROUNDS, rotation_sd_deg: float = ROTATION_SD_DEG, seed: int = 0) -> ShapeFit:
+    """Fit pose and shape of ``model`` to one bone's evidence (see the module docstring).
+
+    Args:
+        model: the bone type's model, for the bone's side.
+        evidence: the bone's mask and depth maps in each view (e.g. cleaned network predictions).
+        landmark_views: its predicted landmarks in the same or other views, or None.
+        landmark_start: a landmark fit to start from as well, or None.
+        mode_count: how many shape modes to fit.
+        tolerance_mm: τ, the Cauchy scale of the faces and inside terms.
+        evidence_weight: how many independent observations the faces (and the inside) term is worth.
+        rounds: ICP rounds (nearest vertices renewed between them).
+
+    Raises XreconInputError when no view shows the bone.
+    """
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    evidence = [view for view in evidence if not view.empty]
+    if not evidence:
+        raise XreconInputError(f"no view shows the {model.name}: nothing to fit")
+    points = np.concatenate([face_points_ras(view, FACE_POINTS_PER_VIEW, rng) for view in evidence])
+    if len(points) < 10:
+        raise XreconInputError(f"the {model.name}'s evidence has {len(points)} usable face points, too few to fit")
+    k = min(mode_count, model.mode_count)
+    sampled = np.sort(rng.choice(model.vertex_count, size=min(INSIDE_VERTICES, model.vertex_count), replace=False))
+    reprojection = (landmark_residuals(model, landmark_views, k) if landmark_views
+                    and any(np.isfinite(view.uv_px).all(axis=1).any() for view in landmark_views) else None)
+    face_scale = np.sqrt(evidence_weight / len(points))
+    inside_scale = np.sqrt(evidence_weight / len(sampled))
+
+    def make_residuals(nearest: np.ndarray, normals: np.ndarray, tolerance: float):
+        def residuals(parameters: np.ndarray) -> np.ndarray:
+            vertices = posed_instance(model, parameters)
+            gap = np.einsum("nd,nd->n", points - vertices[nearest], normals)[:, None] / tolerance
+            inside, _, _ = signed_distance(vertices[sampled], evidence)
+            outside = np.where(np.isfinite(inside), np.minimum(inside, 0.0), 0.0) / tolerance
+            parts = [face_scale * cauchy(gap, 1.0).ravel(), inside_scale * soft_l1(outside),
+                     parameters[:3] / np.radians(rotation_sd_deg), parameters[6:]]
+            if reprojection is not None:
+                parts.append(reprojection(parameters))
+            return np.concatenate(parts)
+        return residuals
+
+    def correspondences(parameters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        vertices = posed_instance(model, parameters)
+        _, nearest = cKDTree(vertices).query(points)
+        return nearest, vertex_normals(vertices, model.triangles)[nearest]
+
+    def solve(parameters: np.ndarray, tolerances: np.ndarray, evaluations: int = 60) -> tuple[np.ndarray, float]:
+        scale = np.r_[0.1, 0.1, 0.1, 10.0, 10.0, 10.0, np.ones(len(parameters) - 6)]
+        cost = np.inf
+        for tolerance in tolerances:
+            result = least_squares(make_residuals(*correspondences(parameters), tolerance), parameters,
+                                   x_scale=scale, method="trf", max_nfev=evaluations)
+            parameters, cost = result.x, float(result.cost)
+        return parameters, cost
+
+    # the tolerance shrinks over the rounds (graduated non-convexity): far-off faces pull at first,
+    # while the pose is rough, and stop pulling once it is close
+    coarse = np.geomspace(COARSE_FACTOR * tolerance_mm, tolerance_mm, rounds)
+    starts = _starts(model, points, evidence[0].geometry.beam_direction_ras, landmark_start)
+    if len(starts) > STARTS_REFINED:  # a few steps from each start tell the promising ones (a start's own cost does not)
+        quick = [solve(start, coarse[:1], evaluations=QUICK_EVALUATIONS) for start in starts]
+        starts = [quick[index][0] for index in np.argsort([cost for _, cost in quick])[:STARTS_REFINED]]
+    poses = [solve(start, coarse[:2]) for start in starts]
+    pose = min(poses, key=lambda found: found[1])[0]
+    parameters, _ = solve(np.r_[pose, np.zeros(k)], coarse)
+    return finished_fit(model, landmark_views or [], posed_instance(model, parameters), parameters,
+                        time.perf_counter() - started)
