@@ -82,15 +82,13 @@ def _shape_model_reconstructions(landmarks: tuple, depth: Reconstruction, image:
 
     landmark_model, landmark_metadata, models = landmarks
     predictions = predict_landmarks(landmark_model, landmark_metadata, [image], [geometry], device)
-    reconstructions, points = {}, {}
-    for method, fits in (("ssm", fit_bones(predictions, models, structures)),
-                         ("combined", combine_bones(depth, predictions, models, structures))):
-        reconstructions[method] = Reconstruction({name: StructureSurface(
-            None if isinstance(fit, str) else fit.surface, [] if isinstance(fit, str) else [0], {})
-            for name, fit in fits.items()})
-        if method == "ssm":
-            points = {name: (fit.landmark_names, fit.landmarks_ras_mm) for name, fit in fits.items()
-                      if not isinstance(fit, str)}
+    fitted = {"ssm": fit_bones(predictions, models, structures),
+              "combined": combine_bones(depth, predictions, models, structures)}
+    reconstructions = {method: Reconstruction({name: StructureSurface(
+        None if isinstance(fit, str) else fit.surface, [] if isinstance(fit, str) else [0], {})
+        for name, fit in fits.items()}) for method, fits in fitted.items()}
+    points = {name: (fit.landmark_names, fit.landmarks_ras_mm) for name, fit in fitted["ssm"].items()
+              if not isinstance(fit, str)}
     return reconstructions, points
 
 

@@ -141,14 +141,15 @@ def metrics_document(methods: dict[str, dict[str, StructureEvaluation]], timing_
     """
     document = {"methods": {method: {"structures": {name: {key: evaluation.metrics[key] for key in METRIC_KEYS}
                                                     for name, evaluation in evaluations.items()},
-                                     "mean": _mean_metrics(evaluations)}
+                                     "mean": mean_metrics(evaluations)}
                             for method, evaluations in methods.items()},
                 "timing_s": {stage: round(float(seconds), 4) for stage, seconds in timing_s.items()}}
     document.update(extra or {})
     return document
 
 
-def _mean_metrics(evaluations: dict[str, StructureEvaluation]) -> dict:
+def mean_metrics(evaluations: dict[str, StructureEvaluation]) -> dict:
+    """The mean of each numeric metric over the structures, and ``structures``: how many."""
     numbers = [key for key in METRIC_KEYS if all(isinstance(e.metrics[key], (int, float)) for e in evaluations.values())]
     mean = {key: float(np.mean([e.metrics[key] for e in evaluations.values()])) for key in numbers} if evaluations else {}
     return {**mean, "structures": len(evaluations)}

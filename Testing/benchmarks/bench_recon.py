@@ -17,8 +17,8 @@
 6. Shape models (``--parts ssm``, with the landmark bundle): on the same new AP views, each bone
    as the depth method gives it beside the shape model fitted to the predicted landmarks
    (``reconstruct --method ssm``) and to the depth maps and landmarks together (``combined``):
-   ASSD and HD95, absolute and after the best shift along the ray, on the bones depth and ssm
-   both found and on every bone depth found; HD95 before and after says how much the shape
+   ASSD and HD95, absolute and after the best shift along the ray, on the bones all three
+   found and on every bone depth and combined found; HD95 before and after says how much the shape
    model closes what one view leaves open. Bones the scan cuts are measured inside the scan.
 """
 
@@ -112,20 +112,27 @@ def new_views(metadata, centre, count: int, seed: int) -> list:
     return views
 
 
+def _absolute_and_shape(surfaces: dict, segmentation, geometry) -> dict:
+    """{"absolute": each surface's evaluation, "shape": its evaluation after its best shift along
+    its central ray (metrics["ray_shift_mm"]: that shift)}."""
+    matrix = ijk_to_ras(segmentation.reference)
+    absolute = evaluate_surfaces(surfaces, segmentation, matrix)
+    shape = {}
+    for name, result in absolute.items():
+        direction = ray_direction(surfaces[name], geometry.source_ras_mm)
+        shift = best_ray_shift_mm(surfaces[name], result.truth, direction)
+        shape[name] = evaluate_surfaces({name: shifted_surface(surfaces[name], shift * direction)}, segmentation,
+                                        matrix)[name]
+        shape[name].metrics["ray_shift_mm"] = shift
+    return {"absolute": absolute, "shape": shape}
+
+
 def _model_view(model, metadata, case: CaseVolume, segmentation, structures, geometry, spacing_mm) -> dict:
     """One radiograph of a case through the model: absolute and shape metrics of each found
     structure, 2D mask Dice, and the presence decision against what the view shows."""
     view = render_view(case, geometry)
     recon = reconstruct_radiographs(model, metadata, [view.line_integral.numpy()], [geometry], spacing_mm=spacing_mm)
-    matrix = ijk_to_ras(segmentation.reference)
-    absolute = evaluate_surfaces({n: s for n, s in recon.surfaces.items() if n in structures}, segmentation, matrix)
-    shape = {}
-    for name, result in absolute.items():
-        surface = recon.surfaces[name]
-        direction = ray_direction(surface, geometry.source_ras_mm)
-        shift = best_ray_shift_mm(surface, result.truth, direction)
-        shape[name] = evaluate_surfaces({name: shifted_surface(surface, shift * direction)}, segmentation, matrix)[name]
-        shape[name].metrics["ray_shift_mm"] = shift
+    measured = _absolute_and_shape({n: s for n, s in recon.surfaces.items() if n in structures}, segmentation, geometry)
     prediction = recon.predictions[0]
     shown = {name: int(view.masks[i].sum()) >= MIN_VISIBLE_PX for i, name in enumerate(view.names)}
     mask_dice = {}
@@ -135,13 +142,14 @@ def _model_view(model, metadata, case: CaseVolume, segmentation, structures, geo
             predicted = (prediction.probability[prediction.names.index(name)] >= 0.5) & recon.structures[name].found
             mask_dice[name] = 2 * float((truth & predicted).sum()) / max(1, int(truth.sum() + predicted.sum()))
     presence = {name: (shown.get(name, False), result.found) for name, result in recon.structures.items()}
-    return {"absolute": absolute, "shape": shape, "mask_dice": mask_dice, "presence": presence}
+    return {**measured, "mask_dice": mask_dice, "presence": presence}
 
 
 def _ssm_view(model, metadata, landmark_model, landmark_metadata, models, case: CaseVolume, segmentation,
               structures, geometry, spacing_mm) -> dict:
     """One radiograph through the three methods: {method: {"absolute": ..., "shape": ...}} of the
-    bones that depth and ssm both found (combined fits every bone depth found, so it has them too)."""
+    bones all three found, and {"<method>, all found": ...} of depth and combined on every bone
+    both found (combined fits only bones depth found)."""
     from SingleImageReconLib.shape_models.ssm_reconstruction import combine_bones, fit_bones, predict_landmarks
 
     image = render_view(case, geometry).line_integral.numpy()
@@ -152,21 +160,18 @@ def _ssm_view(model, metadata, landmark_model, landmark_metadata, models, case: 
               "combined": combine_bones(reconstruction, predictions, models, structures)}
     ssm, combined = ({name: fit.surface for name, fit in fits.items() if not isinstance(fit, str)}
                      for fits in fitted.values())
-    both = [name for name in structures if name in depth and name in ssm]
-    matrix = ijk_to_ras(segmentation.reference)
-    result = {}
-    for method, surfaces in (("depth", depth), ("ssm", ssm), ("combined", combined), ("depth, all found", depth),
-                             ("combined, all found", combined)):
-        chosen = {name: surfaces[name] for name in (both if "all found" not in method else
-                                                    [n for n in structures if n in depth and n in combined])}
-        absolute = evaluate_surfaces(chosen, segmentation, matrix)
-        shape = {}
-        for name, comparison in absolute.items():
-            direction = ray_direction(chosen[name], geometry.source_ras_mm)
-            shift = best_ray_shift_mm(chosen[name], comparison.truth, direction)
-            shape[name] = evaluate_surfaces({name: shifted_surface(chosen[name], shift * direction)}, segmentation,
-                                            matrix)[name]
-        result[method] = {"absolute": absolute, "shape": shape}
+    found = {"depth": depth, "ssm": ssm, "combined": combined}
+    measured = {method: _absolute_and_shape({n: s for n, s in surfaces.items() if n in structures}, segmentation,
+                                            geometry) for method, surfaces in found.items()}
+
+    def subset(method: str, names: list[str]) -> dict:
+        return {kind: {n: measured[method][kind][n] for n in names if n in measured[method][kind]}
+                for kind in ("absolute", "shape")}
+
+    every = [name for name in structures if all(name in surfaces for surfaces in found.values())]
+    by_depth = [name for name in structures if name in depth and name in combined]
+    result = {**{method: subset(method, every) for method in found},
+              **{f"{method}, all found": subset(method, by_depth) for method in ("depth", "combined")}}
     result["found"] = {"depth": sorted(depth), "ssm": sorted(ssm), "combined": sorted(combined)}
     return result
 
@@ -324,13 +329,13 @@ def main(argv: list[str] | None = None) -> int:
                                structures, g, args.spacing_mm) for g in new_views(metadata, centre, args.views,
                                                                                    args.seed)]
             held = ' (held out)' if name in heldout_names else ''
-            for label, methods in (("bones depth and ssm both found", ("depth", "ssm", "combined")),
+            for label, methods in (("bones all three found", ("depth", "ssm", "combined")),
                                    ("every bone depth found", ("depth, all found", "combined, all found"))):
                 columns = {f"{method} {kind}": [view[method][kind] for view in views]
                            for method in methods for kind in ("absolute", "shape")}
                 table = _table(f"\n[{name}{held}] depth, shape model on predicted landmarks (ssm) and on depth "
                                f"maps + landmarks (combined), {label} (ASSD / HD95 mm)", columns, structures)
-                entry["ssm" if "both" in label else "combined"] = table
+                entry["ssm" if "ssm" in methods else "combined"] = table
                 means = table["mean"]
                 reference = methods[0]
                 for method in methods[1:]:

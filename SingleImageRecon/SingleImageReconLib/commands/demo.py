@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..bundle import load_bundle
     from ..demo import run_case_study
-    from ..evaluation import default_workers, metrics_document, metrics_table
+    from ..evaluation import default_workers, mean_metrics, metrics_document, metrics_table
     from ..mesh_io import write_model
     from ..overview import overview_figure
     from .reconstruct import default_bundle_dir
@@ -126,10 +126,10 @@ def run(args: argparse.Namespace) -> int:
                               f"(model {metadata['name'] if 'name' in metadata else 'bundle'})",
                         table_rows=[(n, e.metrics["assd_mm"], e.metrics["hd95_mm"], e.metrics["dice"])
                                     for n, e in depth.items()],
-                        method_rows=[(method, len(found), *(float(np.mean([e.metrics[key] for e in found.values()]))
-                                                            if found else float("nan")
-                                                            for key in ("assd_mm", "hd95_mm", "dice")))
-                                     for method, found in study.evaluations.items()])
+                        method_rows=[(method, mean["structures"], *(mean.get(key, float("nan"))
+                                                                    for key in ("assd_mm", "hd95_mm", "dice")))
+                                     for method, mean in ((method, mean_metrics(found))
+                                                          for method, found in study.evaluations.items())])
         say("writing the models, radiographs and the Slicer scene")
         for index, (image, geometry) in enumerate(zip(study.line_integrals, study.geometries), start=1):
             write_detector_image(staging / f"radiograph_view{index}.nrrd", image, geometry)

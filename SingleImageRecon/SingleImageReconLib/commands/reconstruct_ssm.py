@@ -103,4 +103,3 @@ def run_ssm(args, radiographs: list, geometries: list, start: float, depth=None)
         print(f"not found ({'landmark ' if depth is None else ''}presence threshold {args.presence_threshold:.2f}): "
               f"{'; '.join(missing)}")
     return 0
-

@@ -22,8 +22,7 @@ their count says little about how much they know.
 
 The start is the mean shape, unturned, centred on the evidence in two ways, each also shifted
 either way along each axis on which the evidence is shorter than the model (a bone the image
-cuts shows only part of itself), or the landmark fit's pose; the best few after a few steps each
-are solved for pose, the best pose then for pose and shape.
+cuts shows only part of itself); the best few after a few steps each are solved for pose, the best pose then for pose and shape.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ import time
 import numpy as np
 from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
-from scipy.spatial.transform import Rotation
 
 from SyntheticDataGenLib.errors import XreconInputError
 
@@ -93,27 +91,22 @@ def _seen_centroid(vertices: np.ndarray, triangles: np.ndarray, beam: np.ndarray
     return (corners.mean(axis=1) * weights[:, None]).sum(axis=0) / max(weights.sum(), 1e-12)
 
 
-def _starts(model: ShapeModel, points: np.ndarray, beam: np.ndarray, landmark_start: ShapeFit | None
-            ) -> list[np.ndarray]:
+def _starts(model: ShapeModel, points: np.ndarray, beam: np.ndarray) -> list[np.ndarray]:
     """Candidate poses [ω, t]: the mean shape placed by two estimates of where its face points
     would centre (the points' median on the vertices' mean, and the points' mean on
     :func:`_seen_centroid`: neither is right for every bone), each also shifted, along every axis on
     which the model is longer than the evidence by more than ``_CUT_MM`` (a bone the image or the
-    scan cuts), by half the difference either way; and the landmark fit's pose."""
+    scan cuts), by half the difference either way."""
     centres = [np.median(points, axis=0) - model.mean_mm.mean(axis=0),
                points.mean(axis=0) - _seen_centroid(model.mean_mm, model.triangles, beam)]
     missing = np.ptp(model.mean_mm, axis=0) - np.ptp(points, axis=0)
     offsets = [(0.0,) if gap <= _CUT_MM else (0.0, gap / 2, -gap / 2) for gap in missing]
-    starts = [np.r_[np.zeros(3), centre + np.array([x, y, z])] for centre in centres for x in offsets[0]
-              for y in offsets[1] for z in offsets[2]]
-    if landmark_start is not None:
-        starts.append(np.r_[Rotation.from_matrix(landmark_start.rotation).as_rotvec(), landmark_start.translation_mm])
-    return starts
+    return [np.r_[np.zeros(3), centre + np.array([x, y, z])] for centre in centres for x in offsets[0]
+            for y in offsets[1] for z in offsets[2]]
 
 
 def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
-                          landmark_views: list[LandmarkView] | None = None,
-                          landmark_start: ShapeFit | None = None, *, mode_count: int = MODE_COUNT,
+                          landmark_views: list[LandmarkView] | None = None, *, mode_count: int = MODE_COUNT,
                           tolerance_mm: float = TOLERANCE_MM, evidence_weight: float = EVIDENCE_WEIGHT,
                           rounds: int = ROUNDS, rotation_sd_deg: float = ROTATION_SD_DEG, seed: int = 0) -> ShapeFit:
     """Fit pose and shape of ``model`` to one bone's evidence (see the module docstring).
@@ -122,9 +115,9 @@ def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
         model: the bone type's model, for the bone's side.
         evidence: the bone's mask and depth maps in each view (e.g. cleaned network predictions).
         landmark_views: its predicted landmarks in the same or other views, or None.
-        landmark_start: a landmark fit to start from as well, or None.
         mode_count: how many shape modes to fit.
-        tolerance_mm: τ, the Cauchy scale of the faces and inside terms.
+        tolerance_mm: τ, the scale of the faces term (Cauchy) and the inside term (soft L1), in
+            the last round; the first round's is ``COARSE_FACTOR`` times larger.
         evidence_weight: how many independent observations the faces (and the inside) term is worth.
         rounds: ICP rounds (nearest vertices renewed between them).
 
@@ -175,7 +168,7 @@ def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
     # the tolerance shrinks over the rounds (graduated non-convexity): far-off faces pull at first,
     # while the pose is rough, and stop pulling once it is close
     coarse = np.geomspace(COARSE_FACTOR * tolerance_mm, tolerance_mm, rounds)
-    starts = _starts(model, points, evidence[0].geometry.beam_direction_ras, landmark_start)
+    starts = _starts(model, points, evidence[0].geometry.beam_direction_ras)
     if len(starts) > STARTS_REFINED:  # a few steps from each start tell the promising ones (a start's own cost does not)
         quick = [solve(start, coarse[:1], evaluations=QUICK_EVALUATIONS) for start in starts]
         starts = [quick[index][0] for index in np.argsort([cost for _, cost in quick])[:STARTS_REFINED]]
