@@ -1,6 +1,6 @@
 """The augmentation ladder: what varies from one synthetic radiograph to the next, and how much.
 
-Four groups, each switchable with a strength (0 = off, 1 = as the preset says):
+Five groups, each switchable with a strength (0 = off, 1 = as the preset says):
 
 * geometric: C-arm angles, translation, distances, zoom, in-plane rotation, left–right flip,
   and framing: the view centred anywhere along the labelled bones (chest, abdomen, lumbar
@@ -12,6 +12,9 @@ Four groups, each switchable with a strength (0 = off, 1 = as the preset says):
   between DRRs and real images.
 * anatomy: smooth random deformations of CT and labels together, and deformations towards
   other training cases found by registration (new plausible patients).
+* shape: bones given new shapes drawn from the statistical shape models, a fraction of the
+  models' standard deviations away from the case's own (:mod:`.point_deformation`); it needs a
+  shape sampler (``xrecon generate`` has one), and instead of a deformation towards another case.
 
 :func:`sample_augmentation` draws one image's concrete parameters (a JSON-able dict stored with
 the image) from a config; :data:`PRESETS` holds ``none``, ``light`` and ``heavy``.
@@ -73,24 +76,26 @@ class AugmentationConfig:
     deformation_probability: float = 0.0
     deformation_magnitude_mm: Interval = (0.0, 0.0)
     registration_probability: float = 0.0
+    # shape: how far each bone's mode coefficients move, in model standard deviations
+    shape_model_probability: float = 0.0
+    shape_model_sd: Interval = (0.0, 0.0)
 
     def scaled(self, *, geometric: float = 1.0, physics: float = 1.0, style: float = 1.0,
-               anatomy: float = 1.0) -> "AugmentationConfig":
+               anatomy: float = 1.0, shape: float = 1.0) -> "AugmentationConfig":
         """The same ladder with each group's ranges and probabilities scaled about "no change"."""
-        for name, value in (("geometric", geometric), ("physics", physics), ("style", style), ("anatomy", anatomy)):
+        strengths = {"geometric": geometric, "physics": physics, "style": style, "anatomy": anatomy, "shape": shape}
+        for name, value in strengths.items():
             if not 0 <= value <= 10 or not math.isfinite(value):
                 raise XreconInputError(f"augmentation strength {name} must be between 0 and 10, got {value}")
         changes = {}
         for field in dataclasses.fields(self):
-            group = _GROUP[field.name]
-            strength = {"geometric": geometric, "physics": physics, "style": style, "anatomy": anatomy}[group]
-            changes[field.name] = _scale(field.name, getattr(self, field.name), strength)
+            changes[field.name] = _scale(field.name, getattr(self, field.name), strengths[_GROUP[field.name]])
         return dataclasses.replace(self, **changes)
 
 
 _NEUTRAL = {"lao_deg": 0.0, "cranial_deg": 0.0, "zoom": 1.0, "inplane_rotation_deg": 0.0, "energy_kev": 60.0,
             "bone_density": 1.0, "scatter_fraction": 0.0, "blur_sigma_px": 0.0, "gamma": 1.0, "tone_strength": 0.0,
-            "grid_strength": 0.0, "deformation_magnitude_mm": 0.0}
+            "grid_strength": 0.0, "deformation_magnitude_mm": 0.0, "shape_model_sd": 0.0}
 _GROUP = {name: group for group, names in {
     "geometric": ["lao_deg", "cranial_deg", "translation_mm", "depth_translation_mm", "source_to_isocenter_mm", "magnification", "zoom",
                   "inplane_rotation_deg", "flip_probability", "framing_probability"],
@@ -99,6 +104,7 @@ _GROUP = {name: group for group, names in {
               "gamma", "invert_probability", "collimation_probability", "collimation_max_fraction",
               "tone_strength", "max_text_count", "max_marker_count", "grid_strength"],
     "anatomy": ["deformation_probability", "deformation_magnitude_mm", "registration_probability"],
+    "shape": ["shape_model_probability", "shape_model_sd"],
 }.items() for name in names}
 
 
@@ -140,7 +146,8 @@ PRESETS: dict[str, AugmentationConfig] = {
         noise_probability=0.8, photons_per_pixel=(3e3, 3e5), scatter_fraction=(0.0, 0.3), blur_sigma_px=(0.0, 1.5),
         gamma=(0.6, 1.6), invert_probability=0.1, collimation_probability=0.5, collimation_max_fraction=0.2,
         tone_strength=(0.0, 1.0), max_text_count=6, max_marker_count=4, grid_strength=(0.0, 0.5),
-        deformation_probability=1.0, deformation_magnitude_mm=(2.0, 5.0), registration_probability=0.3),
+        deformation_probability=1.0, deformation_magnitude_mm=(2.0, 5.0), registration_probability=0.3,
+        shape_model_probability=0.5, shape_model_sd=(0.3, 1.0)),
 }
 
 
@@ -197,10 +204,12 @@ def sample_augmentation(config: AugmentationConfig, rng: np.random.Generator) ->
     return draw
 
 
-def sample_anatomy(config: AugmentationConfig, rng: np.random.Generator, partners: list[str]) -> dict:
+def sample_anatomy(config: AugmentationConfig, rng: np.random.Generator, partners: list[str],
+                   shapes: bool = False) -> dict:
     """Concrete anatomy parameters for one deformed patient (shared by several views).
 
-    ``partners`` are the other cases this case can be registered to (same body region).
+    ``partners`` are the other cases this case can be registered to (same body region);
+    ``shapes`` says whether a shape sampler can give the bones new shapes.
     """
     deform = bool(rng.random() < config.deformation_probability)
     magnitude = _uniform(rng, config.deformation_magnitude_mm)
@@ -208,6 +217,11 @@ def sample_anatomy(config: AugmentationConfig, rng: np.random.Generator, partner
     partner = partners[int(rng.integers(len(partners)))] if partners else None
     fraction = float(rng.uniform(0.0, 1.0))
     seed = int(rng.integers(0, 2**31 - 1))
+    # drawn after the keys above, so that their streams are those of datasets made before it
+    shape = shapes and bool(rng.random() < config.shape_model_probability)
+    shape_sd = _uniform(rng, config.shape_model_sd)
+    shape = shape and shape_sd > 0
+    register = register and not shape
     return {"deformation_mm": magnitude if deform and magnitude > 0 else 0.0,
             "towards_case": partner if register else None, "towards_fraction": fraction if register else 0.0,
-            "seed": seed}
+            "seed": seed, "shape_sd": shape_sd if shape else 0.0}

@@ -17,6 +17,7 @@ an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import json
@@ -40,6 +41,7 @@ from .errors import XreconInputError
 from .geometry import ProjectionGeometry, mirror_detector, preset_geometry, rotate_detector, zoom_detector
 from .labels import Segmentation, read_segmentation
 from .landmarks import project_landmarks, read_markups_json
+from .point_deformation import ShapeSampler
 from .style import StyleAugmentation
 from .view import CaseVolume, View, render_view
 
@@ -223,23 +225,29 @@ class RawCase:
 
 @dataclass
 class PreparedCase:
+    """A case ready to render; ``applied`` reports what its anatomy augmentation actually did."""
+
     source: CaseSource
     volume: CaseVolume
     isocenter_ras_mm: np.ndarray
     landmarks: tuple[list[str], np.ndarray] | None
     head_foot_range_mm: tuple[float, float]
+    applied: dict = field(default_factory=dict)
 
 
 class CaseLoader:
     """Reads each case once and prepares it, deformed when a group's anatomy says so.
 
     Registrations between cases (for deformations towards another patient) are computed once
-    and kept in ``cache_dir`` when given, so shards and resumed runs share them.
+    and kept in ``cache_dir`` when given, so shards and resumed runs share them. New bone shapes
+    come from ``shape_sampler`` (none: the shape rung is off).
     """
 
     def __init__(self, structures: list[str], device: torch.device | str = "cpu", extend_body_mm: float = 0.0,
-                 cases: list[CaseSource] | None = None, cache_dir: Path | None = None, ct_spacing_mm: float = 0.0):
+                 cases: list[CaseSource] | None = None, cache_dir: Path | None = None, ct_spacing_mm: float = 0.0,
+                 shape_sampler: ShapeSampler | None = None):
         self.structures = structures
+        self.shape_sampler = shape_sampler
         self.ct_spacing_mm = ct_spacing_mm
         self.device = device
         self.extend_body_mm = extend_body_mm
@@ -297,7 +305,8 @@ class CaseLoader:
     def prepare(self, source: CaseSource, anatomy: dict) -> PreparedCase:
         raw = self.raw(source)
         ct, segmentation, names, landmarks = raw.ct, raw.segmentation, raw.names, raw.landmarks
-        if not anatomy["deformation_mm"] and not anatomy["towards_case"]:
+        shape_sd = anatomy.get("shape_sd", 0.0) if self.shape_sampler and segmentation else 0.0
+        if not anatomy["deformation_mm"] and not anatomy["towards_case"] and not shape_sd:
             if source.name not in self._undeformed:
                 self._undeformed[source.name] = PreparedCase(
                     source, CaseVolume.from_ct(ct, segmentation, names, extend_body_mm=self.extend_body_mm,
@@ -309,11 +318,14 @@ class CaseLoader:
 
         rng = np.random.default_rng(anatomy["seed"])
         jitter = random_bspline_transform(ct, rng, anatomy["deformation_mm"]) if anatomy["deformation_mm"] else None
+        transform, applied = jitter, {}
         if anatomy["towards_case"]:
             field = self.registration(source, self.cases[anatomy["towards_case"]])
             transform = interpolate_displacement(field, anatomy["towards_fraction"], jitter)
-        else:
-            transform = jitter
+        elif shape_sd:
+            transform, applied = self._new_shapes(source, raw, shape_sd, rng, jitter)
+        if transform is None:  # the case has no bone a shape model describes
+            return dataclasses.replace(self.prepare(source, {**anatomy, "shape_sd": 0.0}), applied=applied)
         warped_ct, warped_segmentation = warp_case(ct, segmentation, transform)
         # a small structure at the scan's edge can be pushed out of it: absent from these views
         counts = warped_segmentation.voxel_counts()
@@ -323,7 +335,22 @@ class CaseLoader:
             landmarks = (landmarks[0], inverse_transform_points(transform, landmarks[1], unresolved="nan"))
         return PreparedCase(source, CaseVolume.from_ct(warped_ct, warped_segmentation, names,
                                                        extend_body_mm=self.extend_body_mm, device=self.device),
-                            raw.centre_ras_mm, landmarks, raw.head_foot_range_mm)
+                            raw.centre_ras_mm, landmarks, raw.head_foot_range_mm, applied)
+
+    def _new_shapes(self, source: CaseSource, raw: RawCase, shape_sd: float, rng: np.random.Generator,
+                    jitter: sitk.Transform | None) -> tuple[sitk.Transform | None, dict]:
+        """The pull transform that gives the case's bones new shapes (with the jitter on top), and
+        what it did: the fraction of the shape change kept to stay invertible, its residual."""
+        from .deformation import interpolate_displacement
+        from .point_deformation import point_deformation
+
+        targets = self.shape_sampler(source.name, raw.segmentation, raw.names, shape_sd, rng)
+        if not len(targets.source_ras_mm):
+            return jitter, {"shape_sd": 0.0, "shape_bones": 0}
+        deformation = point_deformation(raw.ct, targets, _union_mask(raw.segmentation, list(targets.structures)))
+        transform = interpolate_displacement(deformation.field, 1.0, jitter, keep_position=False)
+        return transform, {"shape_scale": round(deformation.scale, 4),
+                           "shape_residual_mm": round(deformation.residual_mm, 3)}
 
 
 def coarsened(ct: sitk.Image, segmentation: Segmentation | None, spacing_mm: float
@@ -490,12 +517,13 @@ def dataset_plan(dataset_dir: str | os.PathLike, cases: list[CaseSource], settin
 
 def generate_dataset(dataset_dir: str | os.PathLike, cases: list[CaseSource], settings: GenerationSettings, *,
                      shard: tuple[int, int] = (0, 1), command: list[str] | None = None,
-                     device: torch.device | str = "cpu",
+                     device: torch.device | str = "cpu", shape_sampler: ShapeSampler | None = None,
                      on_progress: Callable[[int, int], None] | None = None) -> int:
     """Render this shard's samples into ``dataset_dir``, skipping those already there.
 
     Returns the number of samples written now. ``on_progress(done, total)`` is called once at
-    the start (counting samples already there) and after each new sample.
+    the start (counting samples already there) and after each new sample. ``shape_sampler``
+    gives bones new shapes where the augmentation's shape rung asks (none: that rung is off).
     """
     if not cases:
         raise XreconInputError("no cases given")
@@ -511,7 +539,7 @@ def generate_dataset(dataset_dir: str | os.PathLike, cases: list[CaseSource], se
     plan = dataset_plan(dataset_dir, cases, settings, shard, rows)
     total, finished = plan.samples, plan.finished
     loader = CaseLoader(settings.structures, device, settings.extend_body_mm, cases, dataset_dir / "registrations",
-                        settings.ct_spacing_mm)
+                        settings.ct_spacing_mm, shape_sampler)
     partners = {case.name: loader.partners(case) for case in cases}
     written = 0
     if on_progress:
@@ -522,8 +550,9 @@ def generate_dataset(dataset_dir: str | os.PathLike, cases: list[CaseSource], se
             if not todo:
                 continue
             anatomy = sample_anatomy(settings.augmentation, sample_rng(settings.seed, task.case.name, task.group, 1),
-                                     partners[task.case.name])
+                                     partners[task.case.name], shapes=shape_sampler is not None)
             prepared = loader.prepare(task.case, anatomy)
+            anatomy = {**anatomy, **prepared.applied}
             for view in todo:
                 row = _make_sample(dataset_dir, prepared, settings, view, anatomy)
                 log.write(json.dumps(row) + "\n")

@@ -48,6 +48,10 @@ def add_parser(subparsers) -> None:
     for group in ("geometric", "physics", "style", "anatomy"):
         augmentation.add_argument(f"--{group}", type=float, default=1.0, metavar="STRENGTH",
                                   help=f"scale the preset's {group} augmentation (0 = off)")
+    augmentation.add_argument("--shape", type=float, default=1.0, metavar="STRENGTH",
+                              help="scale the preset's shape-model anatomy (bones given new shapes drawn from the "
+                                   "bundled shape models; 0 = off). Each case's bones are registered to the models "
+                                   "once, kept in DATASET/shape_correspondences/")
     augmentation.add_argument("--views-per-anatomy", type=int, default=4,
                               help="views rendered from each deformed anatomy")
     parser.add_argument("--views", type=int, required=True, help="samples per case")
@@ -147,7 +151,13 @@ def run(args: argparse.Namespace) -> int:
     check_fits(render_bytes(*args.detector_size_px, len(structures), 0), "rendering one sample",
                "use a smaller --detector-size-px or fewer --structures")
     augmentation = preset(args.preset).scaled(geometric=args.geometric, physics=args.physics, style=args.style,
-                                              anatomy=args.anatomy)
+                                              anatomy=args.anatomy, shape=args.shape)
+    shape_sampler = None
+    if augmentation.shape_model_probability > 0:
+        from ..shape_models.model_files import load_models
+        from ..shape_models.shape_sampling import ShapeModelSampler
+
+        shape_sampler = ShapeModelSampler(load_models(), Path(args.out) / "shape_correspondences")
     settings = GenerationSettings(
         structures=structures, views_per_case=args.views, seed=args.seed, augmentation=augmentation,
         augmentation_name=args.preset, views_per_anatomy=args.views_per_anatomy, ct_spacing_mm=args.ct_spacing_mm,
@@ -176,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
     written = generate_dataset(args.out, cases, settings, shard=args.shard, command=["xrecon", *sys.argv[1:]],
-                               device=torch.device(args.device), on_progress=on_progress)
+                               device=torch.device(args.device), shape_sampler=shape_sampler,
+                               on_progress=on_progress)
     if bar is not None:
         bar.close()
     if args.preview:

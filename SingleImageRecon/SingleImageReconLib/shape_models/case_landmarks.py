@@ -41,36 +41,67 @@ class CaseLandmarks:
     cut: dict[str, int]
 
 
-def case_landmarks(segmentation, ijk_to_ras: np.ndarray, models: dict[str, ShapeModel], progress=None
-                   ) -> CaseLandmarks:
-    """Landmarks of every whole bone in ``segmentation`` that one of ``models`` describes."""
-    labels, points, residuals, left_out, partly = [], [], {}, {}, {}
-    wanted = [(name, structure_bone_type(name)) for name in segmentation.names]
+@dataclass(frozen=True)
+class RegisteredBone:
+    """A bone's model mean registered onto its labelled surface.
+
+    Attributes:
+        structure: the label's name.
+        model: the bone type's model, for the bone's side.
+        vertices_mm: (N, 3) the registered template, RAS mm, in the model's vertex order.
+        residual_mm: symmetric mean distance to the labelled surface (inside the scan).
+        cut: True when the scan cuts the bone (only its scanned part pulled on the template).
+    """
+
+    structure: str
+    model: ShapeModel
+    vertices_mm: np.ndarray
+    residual_mm: float
+    cut: bool
+
+
+def register_bones(segmentation, ijk_to_ras: np.ndarray, models: dict[str, ShapeModel], progress=None,
+                   structures: list[str] | None = None) -> tuple[list[RegisteredBone], dict[str, str]]:
+    """(registered bones, {structure: why it was left out}) of every bone of ``segmentation``
+    (or of ``structures``) that one of ``models`` describes. ``progress(done, total, name)``."""
+    registered, left_out = [], {}
+    names = segmentation.names if structures is None else [name for name in structures if name in segmentation.names]
+    wanted = [(name, structure_bone_type(name)) for name in names]
     wanted = [(name, kind) for name, kind in wanted if kind is not None and kind[0] in models]
     for done, (name, (bone, side)) in enumerate(wanted, start=1):
         mask = segmentation.mask_array(name)
+        cut = touches_volume_edge(mask) if mask.any() else False
+        model = models[bone].for_side(side)
+        surface_points = bone_surface(mask, ijk_to_ras, name)[1] if mask.any() else np.zeros((0, 3))
+        if cut:
+            surface_points = surface_points[_inside(surface_points, ijk_to_ras, mask.shape, margin=1.0)]
         if not mask.any():
             left_out[name] = "empty label"
+        elif len(surface_points) < 200:
+            left_out[name] = "too little of it inside the scan"
         else:
-            cut = touches_volume_edge(mask)
-            model = models[bone].for_side(side)
-            _, surface_points = bone_surface(mask, ijk_to_ras, name)
-            if cut:
-                surface_points = surface_points[_inside(surface_points, ijk_to_ras, mask.shape, margin=1.0)]
-                if len(surface_points) < 200:
-                    left_out[name] = "too little of it inside the scan"
-                    continue
             seen = (lambda points: _inside(points, ijk_to_ras, mask.shape, margin=1.0)) if cut else None
             result = register_template(model.mean_mm, surface_points, seen=seen, triangles=model.triangles)
-            residuals[name] = result.residual_mm
-            found = model.landmarks(result.vertices_mm)
-            if cut:
-                found[~_inside(found, ijk_to_ras, mask.shape, margin=0.0)] = np.nan
-                partly[name] = int(np.isnan(found[:, 0]).sum())
-            labels += [f"{name}/{landmark}" for landmark in model.landmark_names]
-            points.append(found)
+            registered.append(RegisteredBone(name, model, result.vertices_mm, result.residual_mm, cut))
         if progress:
             progress(done, len(wanted), name)
+    return registered, left_out
+
+
+def case_landmarks(segmentation, ijk_to_ras: np.ndarray, models: dict[str, ShapeModel], progress=None
+                   ) -> CaseLandmarks:
+    """Landmarks of every bone in ``segmentation`` that one of ``models`` describes."""
+    bones, left_out = register_bones(segmentation, ijk_to_ras, models, progress)
+    labels, points, partly = [], [], {}
+    shape = segmentation.reference.GetSize()[::-1]
+    for bone in bones:
+        found = bone.model.landmarks(bone.vertices_mm)
+        if bone.cut:
+            found[~_inside(found, ijk_to_ras, shape, margin=0.0)] = np.nan
+            partly[bone.structure] = int(np.isnan(found[:, 0]).sum())
+        labels += [f"{bone.structure}/{landmark}" for landmark in bone.model.landmark_names]
+        points.append(found)
+    residuals = {bone.structure: bone.residual_mm for bone in bones}
     return CaseLandmarks(labels, np.concatenate(points) if points else np.zeros((0, 3)), residuals, left_out, partly)
 
 
