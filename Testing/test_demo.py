@@ -113,3 +113,7 @@ def test_demo_scene_bundle_opens_in_slicer_mrml(demo):
         assert isinstance(model, slicer.vtkMRMLModelNode)
     finally:
         close_scene(scene)
+    picture = sitk.ReadImage(str(out / "scene.png"))  # the 3D view as a picture, read by another reader
+    assert picture.GetSize() == (1200, 900)
+    pixels = sitk.GetArrayViewFromImage(picture)
+    assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 1000, "an empty or flat picture"

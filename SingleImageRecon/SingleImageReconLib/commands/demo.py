@@ -25,7 +25,8 @@ def add_parser(subparsers) -> None:
                     "distance_mm point array), the radiographs on their detector planes "
                     "(OUT/radiograph_view<N>.nrrd with geometry_view<N>.json), the CT and labels, structure "
                     "centres as landmarks (OUT/landmarks_ct.mrk.json, OUT/landmarks_reconstructed.mrk.json), "
-                    "and OUT/scene.mrb to open in 3D Slicer (needs the 'scene' extra: slicer-core).",
+                    "and OUT/scene.mrb to open in 3D Slicer with OUT/scene.png, a picture of its 3D view (both need the "
+                    "'scene' extra: slicer-core).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--out", default="xrecon-demo", metavar="DIR", help="output folder")
     parser.add_argument("--case", default=DEFAULT_CASE, metavar="NAME", help="bundled sample case")
@@ -66,7 +67,20 @@ def _write_scene(path, study, ct, segmentation, metrics_rows, landmarks) -> bool
                          truth_masks={name: segmentation.mask_array(name) for name in study.structures},
                          truth_ijk_to_ras=ijk_to_ras(segmentation.reference), metrics_rows=metrics_rows,
                          landmarks=landmarks, ct=ct)
+    _picture_scene(path, "combined" if "combined" in study.evaluations else "depth")
     return True
+
+
+def _picture_scene(bundle, method: str) -> None:
+    """scene.png beside the bundle: the bundle as read back, one method's models, as Slicer's 3D view shows it."""
+    from .. import scene
+    from ..scene_picture import save_scene_picture
+
+    read_back = scene.read_scene_bundle(bundle)
+    try:
+        save_scene_picture(read_back, bundle.with_suffix(".png"), models=f"{method} ")
+    finally:
+        scene.close_scene(read_back)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,6 +186,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"{method}: not found: {', '.join(names)}")
     print(f"wrote {args.out}: metrics.json, overview.png, models ({', '.join(f'{m}/' for m in study.evaluations)}, "
           f"truth/), radiographs, CT, labels, "
-          f"landmarks" + (", scene.mrb" if scene_written else " (no scene.mrb: pip install slicer-core)")
+          f"landmarks" + (", scene.mrb and scene.png" if scene_written else " (no scene.mrb: pip install slicer-core)")
           + f" in {time.perf_counter() - start:.1f} s")
     return 0
