@@ -29,6 +29,10 @@ from slicer.parameterNodeWrapper import (
 
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
+# The MRML work is in the Lib; the Widget and the self-test find the preview's nodes by these.
+from SyntheticDataGenLib import scene
+from SyntheticDataGenLib.scene import DRR_NODE_NAME, ROLE_ATTRIBUTE
+
 #: View presets of ``SyntheticDataGenLib.geometry.preset_geometry`` (the .ui combo box lists the same).
 PRESETS = ["ap", "pa", "lateral-left", "lateral-right"]
 #: Augmentation presets of ``xrecon generate --preset``.
@@ -38,14 +42,6 @@ AUGMENTATION_PRESETS = ["none", "light", "heavy"]
 PREVIEW_DEBOUNCE_MS = 300
 #: How often the GUI reads the generator's output (milliseconds).
 GENERATION_POLL_MS = 100
-
-#: Names of the nodes the preview makes (once; later previews re-use them).
-DRR_NODE_NAME = "DRR preview"
-MASKS_NODE_NAME = "DRR preview masks"
-GEOMETRY_MODEL_NAME = "X-ray geometry"
-#: Node attribute that marks the preview's nodes, so they are found again after a module reload.
-ROLE_ATTRIBUTE = "SyntheticDataGen.Role"
-
 
 #
 # SyntheticDataGen
@@ -671,11 +667,11 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
                 raise RuntimeError(f"Could not import the label map {labelsPath} into a segmentation")
         except Exception:
             # Leave the scene as it was: no half-loaded case
-            _removeNodeWithHelpers(segmentationNode)
-            _removeNodeWithHelpers(volumeNode)
+            scene.remove_node_with_helpers(segmentationNode)
+            scene.remove_node_with_helpers(volumeNode)
             raise
         finally:
-            _removeNodeWithHelpers(labelmapNode)
+            scene.remove_node_with_helpers(labelmapNode)
 
         segmentation = segmentationNode.GetSegmentation()
         for index in range(segmentation.GetNumberOfSegments()):
@@ -707,30 +703,12 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def segmentNamesAndColors(segmentationNode) -> list:
         """[(segment name, (r, g, b) in 0..1)] in the segmentation's order."""
-        if not segmentationNode:
-            return []
-        segmentation = segmentationNode.GetSegmentation()
-        result = []
-        for index in range(segmentation.GetNumberOfSegments()):
-            segment = segmentation.GetNthSegment(index)
-            result.append((segment.GetName(), tuple(float(c) for c in segment.GetColor())))
-        return result
+        return scene.segment_names_and_colors(segmentationNode)
 
     @classmethod
     def segmentNames(cls, segmentationNode) -> list:
         """Segment names in the segmentation's order."""
         return [name for name, _color in cls.segmentNamesAndColors(segmentationNode)]
-
-    @staticmethod
-    def _segmentIds(segmentationNode, names=None) -> dict:
-        """{name: segment ID} of the named segments (None: all), in the order asked for; raises
-        XreconInputError for a missing name or one that several segments share (``segment_ids_by_name``)."""
-        from SyntheticDataGenLib.segment_names import segment_ids_by_name
-
-        segmentation = segmentationNode.GetSegmentation()
-        segments = [(segmentation.GetNthSegmentID(index), segmentation.GetNthSegment(index).GetName())
-                    for index in range(segmentation.GetNumberOfSegments())]
-        return segment_ids_by_name(segments, names, segmentationNode.GetName())
 
     def segmentMasks(self, volumeNode, segmentationNode, names=None, ctImage=None) -> dict:
         """{name: SimpleITK uint8 mask on the CT grid} of the named segments (None: all), in that order.
@@ -744,7 +722,7 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         if ctImage is None:
             ctImage = sitkUtils.PullVolumeFromSlicer(volumeNode)
         masks = {}
-        for name, segmentId in self._segmentIds(segmentationNode, names).items():
+        for name, segmentId in scene.segment_ids(segmentationNode, names).items():
             array = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, volumeNode)
             mask = sitk.GetImageFromArray((array > 0).astype(np.uint8))
             mask.CopyInformation(ctImage)
@@ -888,7 +866,7 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
 
         if ctImage is None:
             ctImage = sitkUtils.PullVolumeFromSlicer(volumeNode)
-        ids = self._segmentIds(segmentationNode, names)
+        ids = scene.segment_ids(segmentationNode, names)
         # One segment rasterised at a time: only one full-size mask exists at once
         masks = (slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, volumeNode)
                  for segmentId in ids.values())
@@ -904,7 +882,7 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         :meth:`segmentLabelmap`). Rasterising segments is the slow part of a first preview; it is
         done again only when the CT, the segments or the choice change.
         """
-        _checkNoTransform(volumeNode)
+        scene.check_no_transform(volumeNode)
         key = self._contentKey(volumeNode, segmentationNode, structures)
         if self._inputs is not None and key == self._inputsKey:
             return self._inputs
@@ -913,7 +891,7 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         ctImage = sitkUtils.PullVolumeFromSlicer(volumeNode)
         labelImage, names = None, []
         if segmentationNode and (structures is None or structures):
-            _checkNoTransform(segmentationNode)
+            scene.check_no_transform(segmentationNode)
             labelImage, names, overlaps = self.segmentLabelmap(volumeNode, segmentationNode, structures, ctImage)
             if overlaps:
                 logging.warning(f"SyntheticDataGen: {', '.join(overlaps)} overlap earlier structures; "
@@ -988,41 +966,15 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         """
         if not volumeNode:
             raise ValueError("A CT volume is required")
-        import numpy as np
-        from SyntheticDataGenLib.drr_display import drr_window
-        from SyntheticDataGenLib.label_map import stack_masks
-
         structures = list(structures) if structures is not None else None
         self.caseVolume(volumeNode, segmentationNode, structures)  # prepared (or re-used) outside the timing
         start = time.perf_counter()
         view = self.renderView(volumeNode, segmentationNode, structures, geometry)
         seconds = time.perf_counter() - start
 
-        ijkToRas = slicer.util.vtkMatrixFromArray(geometry.detector_ijk_to_ras())
-        lineIntegral = view.line_integral.detach().cpu().numpy().astype(np.float32)
-        drrNode = self._outputNode("vtkMRMLScalarVolumeNode", DRR_NODE_NAME, "drr")
-        slicer.util.updateVolumeFromArray(drrNode, lineIntegral[np.newaxis])
-        drrNode.SetIJKToRASMatrix(ijkToRas)
-        displayNode = drrNode.GetDisplayNode()
-        if displayNode:
-            low, high = drr_window(lineIntegral)
-            displayNode.SetAndObserveColorNodeID("vtkMRMLColorTableNodeGrey")
-            displayNode.AutoWindowLevelOff()
-            displayNode.SetWindowLevelMinMax(low, high)  # higher line integral = denser = brighter
-            displayNode.SetInterpolate(True)
-
-        masks = view.masks.detach().cpu().numpy()
-        labels, _overlapping = stack_masks(masks, lineIntegral.shape, len(masks))
-        masksNode = self._outputNode("vtkMRMLLabelMapVolumeNode", MASKS_NODE_NAME, "masks")
-        slicer.util.updateVolumeFromArray(masksNode, labels[np.newaxis])
-        masksNode.SetIJKToRASMatrix(ijkToRas)
-        colors = dict(self.segmentNamesAndColors(segmentationNode))
-        colorNode = self._colorTableNode(
-            "maskColors", f"{MASKS_NODE_NAME} colors",
-            [("background", (0.0, 0.0, 0.0), 0.0)] + [(name, colors.get(name, (1.0, 1.0, 0.0)), 1.0) for name in view.names])
-        if masksNode.GetDisplayNode():
-            masksNode.GetDisplayNode().SetAndObserveColorNodeID(colorNode.GetID())
-
+        drrNode = scene.update_drr_node(slicer.mrmlScene, view.line_integral.detach().cpu().numpy(), geometry)
+        masksNode = scene.update_masks_node(slicer.mrmlScene, view.masks.detach().cpu().numpy(), geometry,
+                                            view.names, dict(self.segmentNamesAndColors(segmentationNode)))
         modelNode = self.updateGeometryModel(geometry)
         if show:
             extent = (tuple(geometry.size_px), tuple(float(s) for s in geometry.pixel_spacing_mm))
@@ -1037,25 +989,7 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         Source marker, detector outline, frustum and central ray come from
         ``SyntheticDataGenLib.geometry_model.geometry_polydata``, coloured by its "part" array.
         """
-        from SyntheticDataGenLib.geometry_model import PART_COLORS, PART_NAMES, geometry_polydata
-
-        modelNode = self._outputNode("vtkMRMLModelNode", GEOMETRY_MODEL_NAME, "geometry")
-        modelNode.SetAndObservePolyData(geometry_polydata(geometry))
-        colorNode = self._colorTableNode(
-            "geometryColors", f"{GEOMETRY_MODEL_NAME} colors",
-            [(name, color, 1.0) for name, color in zip(PART_NAMES, PART_COLORS)])
-        displayNode = modelNode.GetDisplayNode()
-        if displayNode:
-            displayNode.SetVisibility(True)
-            displayNode.SetVisibility3D(True)
-            displayNode.SetVisibility2D(False)  # 3D only: the lines would clutter the slice views
-            displayNode.SetLineWidth(2.0)
-            displayNode.SetActiveScalar("part", vtk.vtkAssignAttribute.CELL_DATA)
-            displayNode.SetAndObserveColorNodeID(colorNode.GetID())
-            displayNode.SetScalarRangeFlag(slicer.vtkMRMLDisplayNode.UseManualScalarRange)
-            displayNode.SetScalarRange(0, len(PART_NAMES) - 1)
-            displayNode.SetScalarVisibility(True)
-        return modelNode
+        return scene.update_geometry_model(slicer.mrmlScene, geometry)
 
     def showPreview(self, drrNode, masksNode, geometry, segmentationNode=None, fit: bool = True,
                     fitSlice: Optional[bool] = None) -> None:
@@ -1085,30 +1019,6 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
             if segmentationNode:
                 segmentationNode.CreateClosedSurfaceRepresentation()
             slicer.util.resetThreeDViews()
-
-    def _outputNode(self, className: str, name: str, role: str):
-        """The preview node with this role (marked by an attribute), created with display nodes if missing."""
-        scene = slicer.mrmlScene
-        for index in range(scene.GetNumberOfNodesByClass(className)):
-            node = scene.GetNthNodeByClass(index, className)
-            if node.GetClassName() == className and node.GetAttribute(ROLE_ATTRIBUTE) == role:
-                return node
-        node = scene.AddNewNodeByClass(className, name)
-        node.SetAttribute(ROLE_ATTRIBUTE, role)
-        if hasattr(node, "CreateDefaultDisplayNodes"):
-            node.CreateDefaultDisplayNodes()
-        return node
-
-    def _colorTableNode(self, role: str, name: str, entries):
-        """A user colour table [(name, (r, g, b), opacity)] for the preview's nodes, updated in place."""
-        colorNode = self._outputNode("vtkMRMLColorTableNode", name, role)
-        wasModifying = colorNode.StartModify()
-        colorNode.SetTypeToUser()
-        colorNode.SetNumberOfColors(len(entries))
-        for index, (entryName, (r, g, b), opacity) in enumerate(entries):
-            colorNode.SetColor(index, entryName, r, g, b, opacity)
-        colorNode.EndModify(wasModifying)
-        return colorNode
 
     # ------------------------------------------------------------------ batch generation
 
@@ -1181,29 +1091,8 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         return GenerationJob(args, env=env, cwd=outputDirectory, output_dir=outputDirectory)
 
 
-def _checkNoTransform(node) -> None:
-    """The Lib works in the node's own RAS: refuse nodes under a transform instead of ignoring it."""
-    if node is not None and node.GetParentTransformNode() is not None:
-        from SyntheticDataGenLib.errors import XreconInputError
-
-        raise XreconInputError(
-            f"{node.GetName()} is under the transform {node.GetParentTransformNode().GetName()}; "
-            "harden the transform (Transforms module) first")
-
-
-def _removeNodeWithHelpers(node) -> None:
-    """Remove a node and its display and storage nodes from the scene."""
-    if node is None or node.GetScene() is None:
-        return
-    helpers = []
-    if hasattr(node, "GetNumberOfDisplayNodes"):
-        helpers += [node.GetNthDisplayNode(i) for i in range(node.GetNumberOfDisplayNodes())]
-    if hasattr(node, "GetNumberOfStorageNodes"):
-        helpers += [node.GetNthStorageNode(i) for i in range(node.GetNumberOfStorageNodes())]
-    for helper in helpers:
-        if helper is not None and helper.GetScene() is not None:
-            slicer.mrmlScene.RemoveNode(helper)
-    slicer.mrmlScene.RemoveNode(node)
+# SingleImageRecon refuses transformed nodes with the same check.
+_checkNoTransform = scene.check_no_transform
 
 
 #

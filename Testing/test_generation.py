@@ -168,7 +168,7 @@ def test_deformed_anatomy_keeps_targets_consistent(tmp_path):
 def test_an_interrupted_run_resumes_without_duplicates(tmp_path):
     out = tmp_path / "dataset"
     args = ["generate", "--case", "abdomen-pelvis", "--structures", ",".join(STRUCTURES), "--views", "10",
-            "--detector-size-px", "64", "64", "--pixel-spacing-mm", "6.4", "6.4", "--anatomy", "0",
+            "--detector-size-px", "64", "64", "--pixel-spacing-mm", "6.4", "6.4", "--anatomy", "0", "--shape", "0",
             "--progress", "lines", "--out", str(out)]
     process = subprocess.Popen([sys.executable, "-m", "SingleImageReconLib.cli", *args], stdout=subprocess.PIPE, text=True)
     for line in process.stdout:

@@ -38,7 +38,8 @@ def small_generation(out: Path, views: int) -> list[str]:
     """A generation that takes seconds: one bone, 32×32 px, no deformation."""
     return [sys.executable, "-m", "SingleImageReconLib.cli", "generate", "--case", "abdomen-pelvis",
             "--structures", "femur_left", "--views", str(views), "--detector-size-px", "32", "32",
-            "--pixel-spacing-mm", "12.8", "12.8", "--anatomy", "0", "--progress", "lines", "--out", str(out)]
+            "--pixel-spacing-mm", "12.8", "12.8", "--anatomy", "0", "--shape", "0", "--progress", "lines",
+            "--out", str(out)]
 
 
 def poll_until(job: GenerationJob, stop, timeout_s: float = HANG_TIMEOUT_S) -> list:

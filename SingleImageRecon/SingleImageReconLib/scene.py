@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from SyntheticDataGenLib.scene import vtk_matrix
+
 if TYPE_CHECKING:  # pragma: no cover - only for type hints
     import SimpleITK
     import slicer
@@ -64,19 +66,6 @@ def _slicer():
     import slicer
 
     return slicer
-
-
-def _vtk_matrix(matrix: np.ndarray) -> "vtk.vtkMatrix4x4":
-    import vtk
-
-    matrix = np.asarray(matrix, dtype=np.float64)
-    if matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
-        raise ValueError(f"expected a finite 4x4 matrix, got shape {matrix.shape}")
-    result = vtk.vtkMatrix4x4()
-    for row in range(4):
-        for column in range(4):
-            result.SetElement(row, column, float(matrix[row, column]))
-    return result
 
 
 def _numpy_matrix(matrix: "vtk.vtkMatrix4x4") -> np.ndarray:
@@ -196,7 +185,7 @@ def add_volume(scene, name: str, voxels_kji: np.ndarray, ijk_to_ras: np.ndarray,
     """
     slicer = _slicer()
     node = _add_node(scene, "vtkMRMLScalarVolumeNode", name, role)
-    node.SetIJKToRASMatrix(_vtk_matrix(ijk_to_ras))
+    node.SetIJKToRASMatrix(vtk_matrix(ijk_to_ras))
     node.SetAndObserveImageData(_image_data(voxels_kji))
     display = _add_node(scene, "vtkMRMLScalarVolumeDisplayNode", f"{name} display", role)
     display.SetAndObserveColorNodeID(slicer.vtkMRMLColorLogic.GetColorTableNodeID(
@@ -264,7 +253,7 @@ def add_segmentation(scene, name: str, masks: Mapping[str, np.ndarray], ijk_to_r
     labelmap_name = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
     segmentation.SetSourceRepresentationName(labelmap_name)
     shape = None
-    world = _vtk_matrix(ijk_to_ras)
+    world = vtk_matrix(ijk_to_ras)
     for index, (structure, mask) in enumerate(masks.items()):
         mask = np.asarray(mask)
         if shape is None:

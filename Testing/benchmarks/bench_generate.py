@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         generate_dataset(Path(folder) / "warm-up", [source], GenerationSettings(structures, 1, 0, base))  # untimed
         sampler = ShapeModelSampler(load_models(), Path(folder) / "shape_correspondences")
         start = time.perf_counter()
-        bones = sampler.bones(source.name, CaseLoader(structures).raw(source).segmentation)
+        raw = CaseLoader(structures).raw(source)
+        bones = sampler.bones(source.name, raw.segmentation, raw.names)
         print(f"shape models registered onto {len(bones)} whole bones of {args.case} in "
               f"{time.perf_counter() - start:.1f} s (once per case; the dataset keeps them)")
         configurations = (("heavy, no anatomy", dict(anatomy=0.0, shape=0.0), None),

@@ -61,9 +61,11 @@ class RegisteredBone:
 
 
 def register_bones(segmentation, ijk_to_ras: np.ndarray, models: dict[str, ShapeModel], progress=None,
-                   structures: list[str] | None = None) -> tuple[list[RegisteredBone], dict[str, str]]:
+                   structures: list[str] | None = None, whole_only: bool = False
+                   ) -> tuple[list[RegisteredBone], dict[str, str]]:
     """(registered bones, {structure: why it was left out}) of every bone of ``segmentation``
-    (or of ``structures``) that one of ``models`` describes. ``progress(done, total, name)``."""
+    (or of ``structures``) that one of ``models`` describes; ``whole_only`` leaves out the bones
+    the scan cuts. ``progress(done, total, name)``."""
     registered, left_out = [], {}
     names = segmentation.names if structures is None else [name for name in structures if name in segmentation.names]
     wanted = [(name, structure_bone_type(name)) for name in names]
@@ -72,11 +74,14 @@ def register_bones(segmentation, ijk_to_ras: np.ndarray, models: dict[str, Shape
         mask = segmentation.mask_array(name)
         cut = touches_volume_edge(mask) if mask.any() else False
         model = models[bone].for_side(side)
-        surface_points = bone_surface(mask, ijk_to_ras, name)[1] if mask.any() else np.zeros((0, 3))
+        wanted_surface = mask.any() and not (cut and whole_only)
+        surface_points = bone_surface(mask, ijk_to_ras, name)[1] if wanted_surface else np.zeros((0, 3))
         if cut:
             surface_points = surface_points[_inside(surface_points, ijk_to_ras, mask.shape, margin=1.0)]
         if not mask.any():
             left_out[name] = "empty label"
+        elif cut and whole_only:
+            left_out[name] = "cut by the scan"
         elif len(surface_points) < 200:
             left_out[name] = "too little of it inside the scan"
         else:

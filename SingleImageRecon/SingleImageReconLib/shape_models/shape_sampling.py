@@ -111,8 +111,10 @@ class ShapeModelSampler:
         self.cache_dir = cache_dir
         self._bones: dict[str, dict[str, tuple[ShapeModel, np.ndarray]]] = {}
 
-    def bones(self, case: str, segmentation: Segmentation) -> dict[str, tuple[ShapeModel, np.ndarray]]:
-        """{structure: (model for its side, registered vertices RAS mm)} of the case's whole bones."""
+    def bones(self, case: str, segmentation: Segmentation, structures: list[str] | None = None
+              ) -> dict[str, tuple[ShapeModel, np.ndarray]]:
+        """{structure: (model for its side, registered vertices RAS mm)} of the case's whole bones
+        (of ``structures`` only, when given: a dataset's structures never change)."""
         if case in self._bones:
             return self._bones[case]
         path = self.cache_dir / f"{case}.npz" if self.cache_dir else None
@@ -120,8 +122,9 @@ class ShapeModelSampler:
             with np.load(path, allow_pickle=False) as stored:
                 vertices = {name: stored[name] for name in stored.files}
         else:
-            registered, _ = register_bones(segmentation, ijk_to_ras(segmentation.reference), self.models)
-            vertices = {bone.structure: bone.vertices_mm for bone in registered if not bone.cut}
+            registered, _ = register_bones(segmentation, ijk_to_ras(segmentation.reference), self.models,
+                                           structures=structures, whole_only=True)
+            vertices = {bone.structure: bone.vertices_mm for bone in registered}
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_path(path, "shape correspondences", suffix=".partial.npz") as temporary:
@@ -136,7 +139,7 @@ class ShapeModelSampler:
 
     def __call__(self, case: str, segmentation: Segmentation, structures: list[str], sd_fraction: float,
                  rng: np.random.Generator) -> PointTargets:
-        bones = self.bones(case, segmentation)
+        bones = self.bones(case, segmentation, structures)
         changes = {}
         for name in sorted(bones):  # a fixed order: the same rng gives the same shapes
             model, vertices = bones[name]
