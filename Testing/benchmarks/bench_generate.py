@@ -122,7 +122,7 @@ def shape_anatomy_sheet(source: CaseSource, structures: list[str], sampler: Shap
         kept = f", {applied['shape_scale']:.0%} kept" if applied.get("shape_scale", 1.0) < 1 else ""
         axis.set_title("as scanned" if seed < 0 else f"new shapes, seed {seed}{kept}", fontsize=10)
     figure.suptitle(f"{source.name}: shape-model anatomy at {shape_sd:g} model SD (white: the scanned bones)")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.97), h_pad=2.0)
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
