@@ -385,8 +385,8 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
 
     def loadSampleCase(self, name: str):
         """Load a bundled sample case: the CT as a scalar volume and its label map as a segmentation
-        whose segments are named after the structures of the case's label table. The temporary label
-        map node is removed. Returns (volumeNode, segmentationNode)."""
+        on the CT grid whose segments are named after the structures of the case's label table; no
+        label map volume is added. Returns (volumeNode, segmentationNode)."""
         from SyntheticDataGen import SyntheticDataGenLogic
 
         return SyntheticDataGenLogic().loadSampleCase(name)
@@ -689,7 +689,7 @@ class SingleImageReconTest(ScriptedLoadableModuleTest):
         self.assertTrue(volumeNode.IsA("vtkMRMLScalarVolumeNode"))
         self.assertFalse(volumeNode.IsA("vtkMRMLLabelMapVolumeNode"))
         self.assertTrue(segmentationNode.IsA("vtkMRMLSegmentationNode"))
-        # The temporary label map was removed: the CT is the only scalar volume
+        # No label map volume was added (label maps are scalar volumes too): the CT is the only one
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLLabelMapVolumeNode"), 0)
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"), 1)
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode"), 1)

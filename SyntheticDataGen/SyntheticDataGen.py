@@ -651,38 +651,11 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
     def loadCase(self, ctPath, labelsPath, tablePath, name: Optional[str] = None):
         """Load a CT and its label map (ids named by a CSV ``id,structure``) into the scene.
 
-        Returns (volumeNode, segmentationNode). Each label present in the label map becomes one segment,
-        named after its structure; the temporary label map node is removed again.
+        Returns (volumeNode, segmentationNode). Each structure present in the label map becomes one
+        segment, named after it, on the CT grid; on failure the scene is left as it was
+        (``SyntheticDataGenLib.scene.load_case``).
         """
-        names = self.readLabelTable(tablePath)
-        volumeNode = slicer.util.loadVolume(str(ctPath), {"name": name} if name else {})
-        labelmapNode = segmentationNode = None
-        try:
-            labelmapNode = slicer.util.loadLabelVolume(str(labelsPath))
-            segmentationNode = slicer.mrmlScene.AddNewNodeByClass(
-                "vtkMRMLSegmentationNode", slicer.mrmlScene.GenerateUniqueName(f"{volumeNode.GetName()} labels"))
-            segmentationNode.CreateDefaultDisplayNodes()
-            segmentationNode.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
-            if not slicer.modules.segmentations.logic().ImportLabelmapToSegmentationNode(labelmapNode, segmentationNode):
-                raise RuntimeError(f"Could not import the label map {labelsPath} into a segmentation")
-        except Exception:
-            # Leave the scene as it was: no half-loaded case
-            scene.remove_node_with_helpers(segmentationNode)
-            scene.remove_node_with_helpers(volumeNode)
-            raise
-        finally:
-            scene.remove_node_with_helpers(labelmapNode)
-
-        segmentation = segmentationNode.GetSegmentation()
-        for index in range(segmentation.GetNumberOfSegments()):
-            segment = segmentation.GetNthSegment(index)
-            label = segment.GetLabelValue()
-            if label in names:
-                segment.SetName(names[label])
-            else:
-                segment.SetName(f"label_{label}")
-                logging.warning(f"{labelsPath}: label {label} is not named in {tablePath}")
-        return volumeNode, segmentationNode
+        return scene.load_case(slicer.mrmlScene, ctPath, labelsPath, tablePath, name)
 
     def loadSampleCase(self, name: str):
         """Load a bundled sample case (``SyntheticDataGenLib.sample_data``): returns (volumeNode, segmentationNode)."""
@@ -1181,28 +1154,9 @@ class SyntheticDataGenTest(ScriptedLoadableModuleTest):
 
     def test_LoadSampleCase(self):
         self.delayDisplay("Loading a sample case")
-        from SyntheticDataGenLib.sample_data import sample_case
+        from SyntheticDataGenLib.self_test import sample_case_checks
 
-        logic, name, volumeNode, segmentationNode = self._loadFirstSampleCase()
-        # The temporary label map is gone: the CT is the only scalar volume (label maps are scalar volumes too)
-        self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLLabelMapVolumeNode"), 0)
-        self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"), 1)
-        self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode"), 1)
-        self.assertIsNotNone(volumeNode.GetImageData())
-
-        # Segment names are exactly the structures whose ids occur in the label map
-        import numpy as np
-        import SimpleITK as sitk
-
-        case = sample_case(name)
-        table = logic.readLabelTable(case.table_path)
-        ids = np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(case.labels_path))))  # a copy: a view would outlive its image
-        expected = {table.get(int(i), f"label_{int(i)}") for i in ids if i != 0}
-        segmentation = segmentationNode.GetSegmentation()
-        names = {segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())}
-        self.assertTrue(names)
-        self.assertEqual(names, expected)
-        self.assertEqual(set(logic.segmentNames(segmentationNode)), expected)
+        sample_case_checks(slicer.mrmlScene)  # the body is plain MRML, so pytest runs it too
         self.delayDisplay("Test passed")
 
     def test_DescribeSampleCase(self):

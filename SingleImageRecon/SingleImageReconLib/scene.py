@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from SyntheticDataGenLib.scene import vtk_matrix
+from SyntheticDataGenLib import scene as _datagen_scene
+from SyntheticDataGenLib.scene import PALETTE
 
 if TYPE_CHECKING:  # pragma: no cover - only for type hints
     import SimpleITK
@@ -33,21 +34,6 @@ if TYPE_CHECKING:  # pragma: no cover - only for type hints
     import vtk
 
     from SyntheticDataGenLib.geometry import ProjectionGeometry
-
-# Distinct colours (RGB 0..1) for segments and plain models, a qualitative palette that stays
-# readable on Slicer's dark and light 3D backgrounds.
-PALETTE = (
-    (0.90, 0.62, 0.00),  # orange
-    (0.34, 0.71, 0.91),  # sky blue
-    (0.00, 0.62, 0.45),  # bluish green
-    (0.94, 0.89, 0.26),  # yellow
-    (0.00, 0.45, 0.70),  # blue
-    (0.84, 0.37, 0.00),  # vermillion
-    (0.80, 0.47, 0.65),  # reddish purple
-    (0.60, 0.60, 0.60),  # grey
-    (0.55, 0.34, 0.16),  # brown
-    (0.58, 0.40, 0.74),  # purple
-)
 
 DISTANCE_ARRAY = "distance_mm"
 # Attribute that marks nodes made here, with the role each plays in a QA scene.
@@ -66,28 +52,6 @@ def _slicer():
     import slicer
 
     return slicer
-
-
-def _numpy_matrix(matrix: "vtk.vtkMatrix4x4") -> np.ndarray:
-    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
-
-
-def _image_data(voxels_kji: np.ndarray) -> "vtk.vtkImageData":
-    """A vtkImageData (dimensions i, j, k) holding a copy of a [k, j, i] array."""
-    import vtk
-    from vtkmodules.util.numpy_support import numpy_to_vtk
-
-    voxels = np.asarray(voxels_kji)
-    if voxels.ndim != 3:
-        raise ValueError(f"expected a 3D [k, j, i] array, got shape {voxels.shape}")
-    if voxels.dtype == bool:
-        voxels = voxels.astype(np.uint8)
-    image = vtk.vtkImageData()
-    image.SetDimensions(voxels.shape[2], voxels.shape[1], voxels.shape[0])
-    scalars = numpy_to_vtk(np.ascontiguousarray(voxels).ravel(), deep=True)
-    scalars.SetName("ImageScalars")
-    image.GetPointData().SetScalars(scalars)
-    return image
 
 
 # --- scene ------------------------------------------------------------------------------------
@@ -168,35 +132,17 @@ def _drop_duplicate_converter_rules() -> None:
 
 
 def _add_node(scene, class_name: str, name: str, role: str):
-    node = scene.AddNewNodeByClass(class_name, name)
-    if node is None:
-        raise RuntimeError(f"the MRML scene cannot create a {class_name}")
-    node.SetAttribute(ROLE_ATTRIBUTE, role)
-    return node
+    """A new node of ``class_name`` marked with ``role`` in ``xrecon.role``."""
+    return _datagen_scene.add_node(scene, class_name, name, role, role_attribute=ROLE_ATTRIBUTE)
 
 
 # --- volumes ----------------------------------------------------------------------------------
 def add_volume(scene, name: str, voxels_kji: np.ndarray, ijk_to_ras: np.ndarray, *,
                role: str = "volume", window_level: tuple[float, float] | None = None):
-    """A scalar volume node holding ``voxels_kji`` ([k, j, i]) placed by a 4x4 IJK->RAS matrix (mm).
-
-    The voxel type is kept (bool becomes uint8). ``window_level`` fixes the display window and
-    level; by default Slicer's automatic window/level is used.
-    """
-    slicer = _slicer()
-    node = _add_node(scene, "vtkMRMLScalarVolumeNode", name, role)
-    node.SetIJKToRASMatrix(vtk_matrix(ijk_to_ras))
-    node.SetAndObserveImageData(_image_data(voxels_kji))
-    display = _add_node(scene, "vtkMRMLScalarVolumeDisplayNode", f"{name} display", role)
-    display.SetAndObserveColorNodeID(slicer.vtkMRMLColorLogic.GetColorTableNodeID(
-        slicer.vtkMRMLColorTableNode.Grey))
-    if window_level is None:
-        display.AutoWindowLevelOn()
-    else:
-        display.AutoWindowLevelOff()
-        display.SetWindowLevel(float(window_level[0]), float(window_level[1]))
-    node.SetAndObserveDisplayNodeID(display.GetID())
-    return node
+    """``SyntheticDataGenLib.scene.add_volume`` (voxels [k, j, i], IJK->RAS in mm), the nodes
+    marked with ``role`` in ``xrecon.role``."""
+    return _datagen_scene.add_volume(scene, name, voxels_kji, ijk_to_ras, role=role, window_level=window_level,
+                                     role_attribute=ROLE_ATTRIBUTE)
 
 
 def add_radiograph(scene, name: str, image_hw: np.ndarray, geometry: "ProjectionGeometry"):
@@ -217,71 +163,19 @@ def add_radiograph(scene, name: str, image_hw: np.ndarray, geometry: "Projection
 
 
 def add_ct(scene, name: str, ct: "SimpleITK.Image"):
-    """A scalar volume of a SimpleITK CT (Hounsfield units), in place: its LPS geometry becomes RAS."""
-    import SimpleITK as sitk
-
-    from SyntheticDataGenLib.ct_io import ijk_to_ras
-
-    if ct.GetDimension() != 3 or ct.GetNumberOfComponentsPerPixel() != 1:
-        raise ValueError(f"CT {name!r} must be a 3D scalar image")
-    return add_volume(scene, name, sitk.GetArrayViewFromImage(ct), ijk_to_ras(ct), role="ct",
-                      window_level=(1800.0, 400.0))
+    """``SyntheticDataGenLib.scene.add_ct``: a CT (HU) in place in RAS mm, marked "ct" in ``xrecon.role``."""
+    return _datagen_scene.add_ct(scene, name, ct, role_attribute=ROLE_ATTRIBUTE)
 
 
 # --- segmentation -----------------------------------------------------------------------------
 def add_segmentation(scene, name: str, masks: Mapping[str, np.ndarray], ijk_to_ras: np.ndarray, *,
                      closed_surface: bool = True, colors: Mapping[str, Sequence[float]] | None = None,
                      reference_volume=None):
-    """A segmentation node with one segment a structure, from boolean masks [k, j, i] on one grid.
-
-    Args:
-        masks: structure name -> mask (non-zero = inside), all with the CT grid's shape.
-        ijk_to_ras: 4x4 voxel-index -> RAS (mm) matrix of that grid (any direction, spacing).
-        closed_surface: also make the closed-surface representation so the bones show in 3D.
-        colors: optional structure name -> RGB in 0..1; others get distinct palette colours.
-        reference_volume: optional volume node on the same grid (the CT), recorded as the
-            segmentation's reference geometry so Slicer's Segment Editor edits on that grid.
-
-    Segments are named (and identified) by structure; the binary labelmap is the source
-    representation, which the bundle stores in a ``.seg.nrrd``. The masks' full grid is the
-    segmentation's reference image geometry, so editing in Slicer keeps the CT's voxels.
-    """
-    slicer = _slicer()
-    node = _add_node(scene, "vtkMRMLSegmentationNode", name, "truth_segmentation")
-    node.CreateDefaultDisplayNodes()
-    segmentation = node.GetSegmentation()
-    labelmap_name = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
-    segmentation.SetSourceRepresentationName(labelmap_name)
-    shape = None
-    world = vtk_matrix(ijk_to_ras)
-    for index, (structure, mask) in enumerate(masks.items()):
-        mask = np.asarray(mask)
-        if shape is None:
-            shape = mask.shape
-        elif mask.shape != shape:
-            raise ValueError(f"mask {structure!r} has shape {mask.shape}, the first mask {shape}")
-        labelmap = slicer.vtkOrientedImageData()
-        labelmap.ShallowCopy(_image_data(mask != 0))
-        labelmap.SetImageToWorldMatrix(world)
-        color = (colors or {}).get(structure, PALETTE[index % len(PALETTE)])
-        segment_id = node.AddSegmentFromBinaryLabelmapRepresentation(
-            labelmap, structure, [float(c) for c in color], structure)
-        if not segment_id:
-            raise RuntimeError(f"cannot add segment {structure!r} to segmentation {name!r}")
-    if reference_volume is not None:
-        node.SetReferenceImageGeometryParameterFromVolumeNode(reference_volume)
-    elif shape is not None:
-        extent = [0, shape[2] - 1, 0, shape[1] - 1, 0, shape[0] - 1]
-        segmentation.SetConversionParameter(
-            slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(),
-            slicer.vtkSegmentationConverter.SerializeImageGeometry(world, extent))
-    if closed_surface and masks:
-        node.CreateClosedSurfaceRepresentation()
-    display = node.GetDisplayNode()
-    if display is not None:
-        display.SetAttribute(ROLE_ATTRIBUTE, "truth_segmentation")
-        display.SetOpacity3D(0.4)
-    return node
+    """``SyntheticDataGenLib.scene.add_segmentation`` of the ground truth: one segment a structure
+    from masks [k, j, i] on one grid (IJK->RAS in mm), marked "truth_segmentation" in ``xrecon.role``."""
+    return _datagen_scene.add_segmentation(
+        scene, name, masks, ijk_to_ras, closed_surface=closed_surface, colors=colors,
+        reference_volume=reference_volume, role="truth_segmentation", role_attribute=ROLE_ATTRIBUTE)
 
 
 # --- models -----------------------------------------------------------------------------------

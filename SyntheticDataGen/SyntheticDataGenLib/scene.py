@@ -1,4 +1,4 @@
-"""The MRML nodes of the SyntheticDataGen module: preview images, X-ray geometry model, segments.
+"""The MRML nodes of the SyntheticDataGen module: loaded cases, preview images, X-ray geometry model.
 
 This is the one module of ``SyntheticDataGenLib`` that imports ``slicer``, and it needs only the
 Qt-free MRML library: the PyPI package ``slicer-core`` outside Slicer, Slicer's own ``slicer``
@@ -8,16 +8,21 @@ module inside it. It uses MRML classes only (scene, nodes), never ``slicer.util`
 
 Everything is in Slicer's RAS world, millimetres. The preview's nodes are marked with
 ``ROLE_ATTRIBUTE`` so that later previews, a module reload and a saved scene find them again.
+The generic builders (volume, CT, segmentation) take the attribute's name, so that
+``SingleImageReconLib.scene`` marks the nodes it builds with them as its own.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover - only for type hints
+    import SimpleITK
     import slicer
     import vtk
 
@@ -31,6 +36,21 @@ GEOMETRY_MODEL_NAME = "X-ray geometry"
 ROLE_ATTRIBUTE = "SyntheticDataGen.Role"
 #: Colour (RGB 0..1) of a mask whose structure has no segment colour.
 DEFAULT_MASK_COLOR = (1.0, 1.0, 0.0)
+
+#: Distinct colours (RGB 0..1) for segments and plain models, a qualitative palette that stays
+#: readable on Slicer's dark and light 3D backgrounds.
+PALETTE = (
+    (0.90, 0.62, 0.00),  # orange
+    (0.34, 0.71, 0.91),  # sky blue
+    (0.00, 0.62, 0.45),  # bluish green
+    (0.94, 0.89, 0.26),  # yellow
+    (0.00, 0.45, 0.70),  # blue
+    (0.84, 0.37, 0.00),  # vermillion
+    (0.80, 0.47, 0.65),  # reddish purple
+    (0.60, 0.60, 0.60),  # grey
+    (0.55, 0.34, 0.16),  # brown
+    (0.58, 0.40, 0.74),  # purple
+)
 
 #: A colour table entry: (name, (r, g, b) in 0..1, opacity in 0..1).
 ColorEntry = tuple[str, tuple[float, float, float], float]
@@ -57,25 +77,47 @@ def vtk_matrix(matrix: np.ndarray) -> "vtk.vtkMatrix4x4":
     return result
 
 
-def _set_detector_image(volume_node, pixels_vu: np.ndarray, geometry: "ProjectionGeometry") -> None:
-    """Give a volume node a copy of a [height, width] image, placed on the detector plane (RAS mm)."""
+def _image_data(voxels_kji: np.ndarray) -> "vtk.vtkImageData":
+    """A vtkImageData (dimensions i, j, k) holding a copy of a [k, j, i] array (bool becomes uint8)."""
     from vtkmodules.util.numpy_support import numpy_to_vtk
     from vtkmodules.vtkCommonDataModel import vtkImageData
 
-    pixels = np.ascontiguousarray(pixels_vu)
-    if pixels.ndim != 2:
-        raise ValueError(f"expected a [height, width] image, got shape {pixels.shape}")
+    voxels = np.asarray(voxels_kji)
+    if voxels.ndim != 3:
+        raise ValueError(f"expected a 3D [k, j, i] array, got shape {voxels.shape}")
+    if voxels.dtype == bool:
+        voxels = voxels.astype(np.uint8)
     image = vtkImageData()
-    image.SetDimensions(pixels.shape[1], pixels.shape[0], 1)
-    scalars = numpy_to_vtk(pixels.ravel(), deep=True)
+    image.SetDimensions(voxels.shape[2], voxels.shape[1], voxels.shape[0])
+    scalars = numpy_to_vtk(np.ascontiguousarray(voxels).ravel(), deep=True)
     scalars.SetName("ImageScalars")
     image.GetPointData().SetScalars(scalars)
+    return image
+
+
+def _set_detector_image(volume_node, pixels_vu: np.ndarray, geometry: "ProjectionGeometry") -> None:
+    """Give a volume node a copy of a [height, width] image, placed on the detector plane (RAS mm)."""
+    pixels = np.asarray(pixels_vu)
+    if pixels.ndim != 2:
+        raise ValueError(f"expected a [height, width] image, got shape {pixels.shape}")
     # A new image each time: SetAndObserveImageData tells views and storage that the voxels changed.
-    volume_node.SetAndObserveImageData(image)
+    volume_node.SetAndObserveImageData(_image_data(pixels[None]))
     volume_node.SetIJKToRASMatrix(vtk_matrix(geometry.detector_ijk_to_ras()))
 
 
 # --- nodes found by role ----------------------------------------------------------------------
+def add_node(scene: "slicer.vtkMRMLScene", class_name: str, name: str, role: str, *,
+             role_attribute: str | None = ROLE_ATTRIBUTE):
+    """A new node of ``class_name`` named ``name``, marked with ``role`` in ``role_attribute``
+    (unmarked when it is None)."""
+    node = scene.AddNewNodeByClass(class_name, name)
+    if node is None:
+        raise RuntimeError(f"the MRML scene cannot create a {class_name}")
+    if role_attribute:
+        node.SetAttribute(role_attribute, role)
+    return node
+
+
 def output_node(scene: "slicer.vtkMRMLScene", class_name: str, name: str, role: str):
     """The node of exactly ``class_name`` marked with ``role``, added (named ``name``, with its
     default display nodes) if the scene has none."""
@@ -84,10 +126,7 @@ def output_node(scene: "slicer.vtkMRMLScene", class_name: str, name: str, role: 
         # GetNthNodeByClass also yields subclasses (a label map is a scalar volume): match exactly.
         if node.GetClassName() == class_name and node.GetAttribute(ROLE_ATTRIBUTE) == role:
             return node
-    node = scene.AddNewNodeByClass(class_name, name)
-    if node is None:
-        raise RuntimeError(f"the MRML scene cannot create a {class_name}")
-    node.SetAttribute(ROLE_ATTRIBUTE, role)
+    node = add_node(scene, class_name, name, role)
     if hasattr(node, "CreateDefaultDisplayNodes"):
         node.CreateDefaultDisplayNodes()
     return node
@@ -104,6 +143,170 @@ def color_table_node(scene: "slicer.vtkMRMLScene", role: str, name: str,
         color_node.SetColor(index, entry_name, r, g, b, opacity)
     color_node.EndModify(was_modifying)
     return color_node
+
+
+# --- volumes and segmentations ---------------------------------------------------------------
+def add_volume(scene: "slicer.vtkMRMLScene", name: str, voxels_kji: np.ndarray, ijk_to_ras: np.ndarray, *,
+               role: str = "volume", window_level: tuple[float, float] | None = None,
+               role_attribute: str | None = ROLE_ATTRIBUTE) -> "slicer.vtkMRMLScalarVolumeNode":
+    """A scalar volume node holding ``voxels_kji`` ([k, j, i]) placed by a 4x4 IJK->RAS matrix (mm).
+
+    The voxel type is kept (bool becomes uint8). ``window_level`` fixes the display window and
+    level (in voxel units, HU for a CT); by default Slicer's automatic window/level is used. The
+    volume and its display node are marked with ``role`` in ``role_attribute`` (None: unmarked).
+    """
+    slicer = _slicer()
+    node = add_node(scene, "vtkMRMLScalarVolumeNode", name, role, role_attribute=role_attribute)
+    node.SetIJKToRASMatrix(vtk_matrix(ijk_to_ras))
+    node.SetAndObserveImageData(_image_data(voxels_kji))
+    display = add_node(scene, "vtkMRMLScalarVolumeDisplayNode", f"{name} display", role,
+                       role_attribute=role_attribute)
+    display.SetAndObserveColorNodeID(slicer.vtkMRMLColorLogic.GetColorTableNodeID(
+        slicer.vtkMRMLColorTableNode.Grey))
+    if window_level is None:
+        display.AutoWindowLevelOn()
+    else:
+        display.AutoWindowLevelOff()
+        display.SetWindowLevel(float(window_level[0]), float(window_level[1]))
+    node.SetAndObserveDisplayNodeID(display.GetID())
+    return node
+
+
+def add_ct(scene: "slicer.vtkMRMLScene", name: str, ct: "SimpleITK.Image", *,
+           role_attribute: str | None = ROLE_ATTRIBUTE) -> "slicer.vtkMRMLScalarVolumeNode":
+    """A scalar volume (role "ct") of a SimpleITK CT (Hounsfield units), in place: its LPS
+    geometry becomes RAS (mm); shown with a bone window (width 1800 HU, level 400 HU)."""
+    import SimpleITK as sitk
+
+    from .ct_io import ijk_to_ras
+
+    if ct.GetDimension() != 3 or ct.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError(f"CT {name!r} must be a 3D scalar image")
+    return add_volume(scene, name, sitk.GetArrayViewFromImage(ct), ijk_to_ras(ct), role="ct",
+                      window_level=(1800.0, 400.0), role_attribute=role_attribute)
+
+
+def add_segmentation(scene: "slicer.vtkMRMLScene", name: str, masks: Mapping[str, np.ndarray],
+                     ijk_to_ras: np.ndarray, *, closed_surface: bool = True,
+                     colors: Mapping[str, Sequence[float]] | None = None, reference_volume=None,
+                     role: str = "segmentation",
+                     role_attribute: str | None = ROLE_ATTRIBUTE) -> "slicer.vtkMRMLSegmentationNode":
+    """A segmentation node with one segment a structure, from boolean masks [k, j, i] on one grid.
+
+    Args:
+        masks: structure name -> mask (non-zero = inside), all with the CT grid's shape.
+        ijk_to_ras: 4x4 voxel-index -> RAS (mm) matrix of that grid (any direction, spacing).
+        closed_surface: also make the closed-surface representation so the bones show in 3D.
+        colors: optional structure name -> RGB in 0..1; others get distinct palette colours.
+        reference_volume: optional volume node on the same grid (the CT), recorded as the
+            segmentation's reference geometry so Slicer's Segment Editor edits on that grid.
+        role, role_attribute: the node and its display node are marked with ``role`` in
+            ``role_attribute`` (None: unmarked).
+
+    Segments are named (and identified) by structure; the binary labelmap is the source
+    representation, which Slicer stores in a ``.seg.nrrd``. The masks' full grid is the
+    segmentation's reference image geometry, so editing in Slicer keeps the CT's voxels.
+    """
+    slicer = _slicer()
+    node = add_node(scene, "vtkMRMLSegmentationNode", name, role, role_attribute=role_attribute)
+    node.CreateDefaultDisplayNodes()
+    segmentation = node.GetSegmentation()
+    labelmap_name = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
+    segmentation.SetSourceRepresentationName(labelmap_name)
+    shape = None
+    world = vtk_matrix(ijk_to_ras)
+    for index, (structure, mask) in enumerate(masks.items()):
+        mask = np.asarray(mask)
+        if shape is None:
+            shape = mask.shape
+        elif mask.shape != shape:
+            raise ValueError(f"mask {structure!r} has shape {mask.shape}, the first mask {shape}")
+        labelmap = slicer.vtkOrientedImageData()
+        labelmap.ShallowCopy(_image_data(mask != 0))
+        labelmap.SetImageToWorldMatrix(world)
+        color = (colors or {}).get(structure, PALETTE[index % len(PALETTE)])
+        segment_id = node.AddSegmentFromBinaryLabelmapRepresentation(
+            labelmap, structure, [float(c) for c in color], structure)
+        if not segment_id:
+            raise RuntimeError(f"cannot add segment {structure!r} to segmentation {name!r}")
+    if reference_volume is not None:
+        node.SetReferenceImageGeometryParameterFromVolumeNode(reference_volume)
+    elif shape is not None:
+        extent = [0, shape[2] - 1, 0, shape[1] - 1, 0, shape[0] - 1]
+        segmentation.SetConversionParameter(
+            slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(),
+            slicer.vtkSegmentationConverter.SerializeImageGeometry(world, extent))
+    if closed_surface and masks:
+        node.CreateClosedSurfaceRepresentation()
+    display = node.GetDisplayNode()
+    if display is not None:
+        if role_attribute:
+            display.SetAttribute(role_attribute, role)
+        display.SetOpacity3D(0.4)
+    return node
+
+
+# --- cases ------------------------------------------------------------------------------------
+#: File name endings of CT files, dropped to name the volume node after the file.
+_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+def _name_from_path(path: str | os.PathLike) -> str:
+    """The file or folder name without an image file ending ("ct.nii.gz" -> "ct")."""
+    name = Path(path).name
+    for suffix in _IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[:-len(suffix)]
+    return name
+
+
+def _remove_nodes_added(scene: "slicer.vtkMRMLScene", before: set[str]) -> None:
+    """Remove the nodes whose IDs are not in ``before``, newest first; singletons stay (the
+    application may make one, such as the subject hierarchy, while nodes are added)."""
+    nodes = scene.GetNodes()
+    for node in reversed([nodes.GetItemAsObject(index) for index in range(nodes.GetNumberOfItems())]):
+        if node.GetID() not in before and not node.GetSingletonTag():
+            scene.RemoveNode(node)
+
+
+def _node_ids(scene: "slicer.vtkMRMLScene") -> set[str]:
+    nodes = scene.GetNodes()
+    return {nodes.GetItemAsObject(index).GetID() for index in range(nodes.GetNumberOfItems())}
+
+
+def load_case(scene: "slicer.vtkMRMLScene", ct_path: str | os.PathLike, labels_path: str | os.PathLike,
+              table_path: str | os.PathLike | None = None, name: str | None = None
+              ) -> tuple["slicer.vtkMRMLScalarVolumeNode", "slicer.vtkMRMLSegmentationNode"]:
+    """Load a CT and its structures into the scene: returns (volume node, segmentation node).
+
+    The CT (Hounsfield units; ``ct_io.read_ct``) becomes a scalar volume named ``name`` (the CT
+    file's name by default), placed in RAS mm. ``labels_path`` is a label map whose ids
+    ``table_path`` (CSV ``id,structure``) names, or a Slicer ``.seg.nrrd``, on the CT grid
+    (``labels.read_segmentation``). Every non-empty structure becomes one segment named after it,
+    on the CT grid, with the CT as the segmentation's reference volume ("<name> labels"). The
+    nodes carry no ``ROLE_ATTRIBUTE``: that marks the module's outputs, which it never offers as input.
+
+    Raises XreconInputError for a missing, unreadable or mismatched file. On any failure the
+    nodes added so far are removed again: the scene never holds half a case.
+    """
+    from .ct_io import ijk_to_ras, read_ct
+    from .labels import read_segmentation
+
+    ct = read_ct(ct_path)
+    structures = read_segmentation(labels_path, table_path, reference=ct)
+    before = _node_ids(scene)
+    try:
+        volume_node = add_ct(scene, scene.GenerateUniqueName(name or _name_from_path(ct_path)), ct,
+                             role_attribute=None)
+        masks = {structure: structures.mask_array(structure) for structure in structures.select(None)}
+        # No closed surface: building one for every bone takes long; Slicer makes it on "Show 3D".
+        segmentation_node = add_segmentation(
+            scene, scene.GenerateUniqueName(f"{volume_node.GetName()} labels"), masks, ijk_to_ras(ct),
+            closed_surface=False, reference_volume=volume_node, role_attribute=None)
+    except BaseException:
+        _remove_nodes_added(scene, before)
+        raise
+    return volume_node, segmentation_node
 
 
 # --- preview ----------------------------------------------------------------------------------
