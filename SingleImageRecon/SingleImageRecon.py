@@ -20,13 +20,12 @@ from slicer.parameterNodeWrapper import parameterNodeWrapper, WithinRange
 
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
+from SingleImageReconLib import scene
+from SingleImageReconLib.scene import GEOMETRY_ATTRIBUTE
+
 #: Python packages the reconstruction needs besides Slicer's own and PyTorch: import name -> pip requirement.
 PIP_REQUIREMENTS = {"monai": "monai>=1.3", "safetensors": "safetensors>=0.4", "skimage": "scikit-image>=0.22",
                     "scipy": "scipy>=1.10", "fast_simplification": "fast-simplification>=0.1.7"}
-#: Columns of the metrics table (``SingleImageReconLib.metrics.evaluate_structure``; distances in mm).
-TABLE_METRICS = ("assd_mm", "hd95_mm", "chamfer_mm", "dice", "iou", "f1")
-#: Node attribute holding a radiograph's projection geometry JSON (``SingleImageReconLib.scene.add_radiograph``).
-GEOMETRY_ATTRIBUTE = "xrecon.geometry"
 
 
 #
@@ -433,64 +432,20 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def radiographArray(radiographNode):
-        """The radiograph's voxels as a float32 [height, width] array (row v, column u).
-
-        The node must be one slice: its voxel array ([k, j, i]) is [1, height, width].
-        """
-        import numpy as np
-        from SyntheticDataGen import _checkNoTransform
-        from SyntheticDataGenLib.errors import XreconInputError
-
-        if not radiographNode or radiographNode.GetImageData() is None:
-            raise XreconInputError("Select a radiograph")
-        _checkNoTransform(radiographNode)
-        voxels = slicer.util.arrayFromVolume(radiographNode)
-        if voxels.ndim != 3 or voxels.shape[0] != 1:
-            raise XreconInputError(f"{radiographNode.GetName()} is not a radiograph: its voxel array is "
-                                   f"{'x'.join(map(str, voxels.shape))} (slices x rows x columns), not one slice")
-        return np.array(voxels[0], dtype=np.float32)
+        """The radiograph's voxels as a float32 [height, width] array: ``scene.radiograph_array``."""
+        return scene.radiograph_array(radiographNode)
 
     @staticmethod
     def radiographGeometry(radiographNode, geometryPath: str = "", sizePx=None):
-        """The radiograph's ``ProjectionGeometry``: read from ``geometryPath`` (a JSON file), or when
-        that is empty the geometry the node carries (attribute ``GEOMETRY_ATTRIBUTE``). With
-        ``sizePx`` (width, height), raises XreconInputError unless the detector has that size."""
-        import json
-
-        from SyntheticDataGenLib.errors import XreconInputError
-        from SyntheticDataGenLib.geometry import ProjectionGeometry
-
-        attribute = radiographNode.GetAttribute(GEOMETRY_ATTRIBUTE) if radiographNode else None
-        if geometryPath:
-            geometry = ProjectionGeometry.load(geometryPath)
-        elif attribute:
-            geometry = ProjectionGeometry.from_dict(json.loads(attribute))
-        else:
-            raise XreconInputError("Select the projection geometry file (JSON) of the radiograph")
-        if sizePx is not None and tuple(sizePx) != tuple(geometry.size_px):
-            raise XreconInputError(
-                f"The radiograph is {sizePx[0]}x{sizePx[1]} px (width x height) but the geometry's detector is "
-                f"{geometry.size_px[0]}x{geometry.size_px[1]} px; select the geometry of this radiograph")
-        return geometry
+        """The radiograph's ``ProjectionGeometry`` (from ``geometryPath``, else the node's attribute),
+        checked against ``sizePx`` (width, height): ``scene.radiograph_geometry``."""
+        return scene.radiograph_geometry(radiographNode, geometryPath, sizePx)
 
     @staticmethod
     def referenceImages(volumeNode, segmentationNode, names=None) -> tuple:
         """The CT (SimpleITK, HU) and the named segments (None: all; names the segmentation lacks are
-        skipped) as a ``SyntheticDataGenLib.labels.Segmentation`` on the CT grid."""
-        import sitkUtils
-        from SyntheticDataGen import SyntheticDataGenLogic, _checkNoTransform
-        from SyntheticDataGenLib.errors import XreconInputError
-        from SyntheticDataGenLib.labels import Segmentation
-
-        if not volumeNode or not segmentationNode:
-            raise XreconInputError("Select a reference CT and its segmentation")
-        _checkNoTransform(volumeNode)
-        _checkNoTransform(segmentationNode)
-        logic = SyntheticDataGenLogic()
-        present = logic.segmentNames(segmentationNode)
-        names = present if names is None else [name for name in names if name in present]
-        ctImage = sitkUtils.PullVolumeFromSlicer(volumeNode)
-        return ctImage, Segmentation.from_masks(logic.segmentMasks(volumeNode, segmentationNode, names, ctImage))
+        skipped) as a ``Segmentation`` on the CT grid: ``scene.reference_images``."""
+        return scene.reference_images(volumeNode, segmentationNode, names)
 
     # ------------------------------------------------------------------ reconstruction
 
@@ -547,78 +502,19 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
     # ------------------------------------------------------------------ results -> scene
 
     @staticmethod
-    def _structureColor(name: str, reconstruction):
-        """A fixed palette colour for each structure: by its place among the network's structures."""
-        from SingleImageReconLib.scene import PALETTE
-
-        predictions = reconstruction.predictions
-        structures = list(predictions[0].names) if predictions else list(reconstruction.structures)
-        return PALETTE[structures.index(name) % len(PALETTE)] if name in structures else None
-
-    def addReconstructionToScene(self, reconstruction, evaluations=None, prefix: str = "Reconstruction") -> dict:
-        """One model node "PREFIX STRUCTURE" per reconstructed surface; returns {structure: model node}.
-
-        A structure with an evaluation shows its measured copy, coloured by the point array
-        ``distance_mm`` (signed distance to the reference, mm); the others have a palette colour.
-        """
-        from SingleImageReconLib.scene import add_model
-
-        evaluations = evaluations or {}
-        return {name: add_model(slicer.mrmlScene, f"{prefix} {name}",
-                                evaluations[name].reconstruction if name in evaluations else surface,
-                                color=self._structureColor(name, reconstruction))
-                for name, surface in reconstruction.surfaces.items()}
+    def addReconstructionToScene(reconstruction, evaluations=None, prefix: str = "Reconstruction") -> dict:
+        """One model node "PREFIX STRUCTURE" per reconstructed surface: ``scene.add_reconstruction``."""
+        return scene.add_reconstruction(slicer.mrmlScene, reconstruction, evaluations, prefix)
 
     @staticmethod
     def addMetricsTable(evaluationsByMethod: dict, name: str = "Metrics"):
-        """A table node with one row per method and structure: ``TABLE_METRICS`` (distances in mm)."""
-        from SingleImageReconLib.scene import add_metrics_table
-
-        rows = [{"method": method, "structure": structure,
-                 **{key: evaluation.metrics.get(key) for key in TABLE_METRICS}}
-                for method, evaluations in evaluationsByMethod.items()
-                for structure, evaluation in evaluations.items()]
-        return add_metrics_table(slicer.mrmlScene, name, rows)
-
-    def addCaseStudyToScene(self, study, fuse: bool = True) -> dict:
-        """Show a ``CaseStudy``: the AP radiograph (with ``fuse`` also the two oblique ones) on its
-        detector plane, the "depth" (and "fusion") models coloured by their distance to the
-        reference, the reference surfaces half transparent, and a metrics table.
-
-        Returns {"radiographs": [nodes], "models": {method: {structure: node}},
-        "truth": {structure: node}, "table": node}. Each group of nodes is put in a subject hierarchy
-        folder ("Demo radiographs", "Demo depth", ...), so it is shown or hidden at once.
-        """
-        from SingleImageReconLib.scene import add_model, add_radiograph
-
-        methods = ["depth", "fusion"] if fuse else ["depth"]
-        views = range(len(study.geometries)) if fuse else [0]
-        scene = slicer.mrmlScene
-        radiographs = [add_radiograph(scene, f"Radiograph view {index + 1}", study.line_integrals[index],
-                                      study.geometries[index]) for index in views]
-        self._putInFolder(radiographs, "Demo radiographs")
-        models = {}
-        for method in methods:
-            models[method] = self.addReconstructionToScene(study.reconstructions[method], study.evaluations[method],
-                                                           prefix=method)
-            self._putInFolder(models[method].values(), f"Demo {method}")
-        # Every measured structure's reference surface (its distance array is left unused: solid colour)
-        truthSurfaces = {name: evaluation.truth for method in reversed(methods)
-                         for name, evaluation in study.evaluations[method].items()}
-        truth = {name: add_model(scene, f"reference {name}", surface, scalars=None, opacity=0.5,
-                                 color=self._structureColor(name, study.reconstructions["depth"]), role="truth_model")
-                 for name, surface in truthSurfaces.items()}
-        self._putInFolder(truth.values(), "Demo reference")
-        table = self.addMetricsTable({method: study.evaluations[method] for method in methods}, "Demo metrics")
-        return {"radiographs": radiographs, "models": models, "truth": truth, "table": table}
+        """A table node with one row per method and structure: ``scene.add_evaluation_table``."""
+        return scene.add_evaluation_table(slicer.mrmlScene, evaluationsByMethod, name)
 
     @staticmethod
-    def _putInFolder(nodes, folderName: str) -> None:
-        """Move nodes into a new subject hierarchy folder at the top of the Data module's tree."""
-        shNode = slicer.mrmlScene.GetSubjectHierarchyNode()
-        folder = shNode.CreateFolderItem(shNode.GetSceneItemID(), folderName)
-        for node in nodes:
-            shNode.CreateItem(folder, node)  # moves the node's item (or makes one) under the folder
+    def addCaseStudyToScene(study, fuse: bool = True) -> dict:
+        """Show a ``CaseStudy`` in the scene, each group of nodes in a folder: ``scene.add_case_study``."""
+        return scene.add_case_study(slicer.mrmlScene, study, fuse)
 
     @staticmethod
     def showRadiograph(radiographNode, geometry) -> None:
@@ -663,12 +559,6 @@ class SingleImageReconTest(ScriptedLoadableModuleTest):
             return False
         return True
 
-    @staticmethod
-    def _matrix(node):
-        matrix = vtk.vtkMatrix4x4()
-        node.GetIJKToRASMatrix(matrix)
-        return slicer.util.arrayFromVTKMatrix(matrix)
-
     def test_SampleCaseList(self):
         self.delayDisplay("Listing sample cases")
         names = SingleImageReconLogic.sampleCaseNames()
@@ -679,35 +569,9 @@ class SingleImageReconTest(ScriptedLoadableModuleTest):
 
     def test_LoadSampleCase(self):
         self.delayDisplay("Loading a sample case")
-        from SyntheticDataGen import SyntheticDataGenLogic
-        from SyntheticDataGenLib.sample_data import sample_case
+        from SingleImageReconLib import self_test
 
-        logic = SingleImageReconLogic()
-        name = logic.sampleCaseNames()[0]
-        volumeNode, segmentationNode = logic.loadSampleCase(name)
-
-        self.assertTrue(volumeNode.IsA("vtkMRMLScalarVolumeNode"))
-        self.assertFalse(volumeNode.IsA("vtkMRMLLabelMapVolumeNode"))
-        self.assertTrue(segmentationNode.IsA("vtkMRMLSegmentationNode"))
-        # No label map volume was added (label maps are scalar volumes too): the CT is the only one
-        self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLLabelMapVolumeNode"), 0)
-        self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"), 1)
-        self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode"), 1)
-
-        # Every segment is named after a structure of the label table
-        structures = set(SyntheticDataGenLogic.readLabelTable(sample_case(name).table_path).values())
-        segmentation = segmentationNode.GetSegmentation()
-        self.assertGreater(segmentation.GetNumberOfSegments(), 0)
-        names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
-        self.assertEqual(len(set(names)), len(names))
-        for segmentName in names:
-            self.assertIn(segmentName, structures)
-
-        # The first segment has voxels on the CT grid
-        segmentId = segmentation.GetNthSegmentID(0)
-        array = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, volumeNode)
-        self.assertEqual(array.shape, slicer.util.arrayFromVolume(volumeNode).shape)
-        self.assertGreater(int((array > 0).sum()), 0)
+        self_test.sample_case_checks(slicer.mrmlScene)
         self.delayDisplay("Test passed")
 
     def test_LoadSampleCaseTwice(self):
@@ -738,61 +602,9 @@ class SingleImageReconTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Demo on a sample case, then reconstruction from its AP radiograph")
         if not self._reconstructionAvailable():
             return
-        import json
-        import os
-        import shutil
-        import tempfile
-
-        import numpy as np
+        from SingleImageReconLib import self_test
 
         logic = SingleImageReconLogic()
-        volumeNode, segmentationNode = logic.loadSampleCase(logic.sampleCaseNames()[0])
-        stages = []
-        study = logic.runCaseStudy(volumeNode, segmentationNode, spacingMm=2.0, progress=stages.append)
-        self.assertIn("rendering radiographs", stages)
-        nodes = logic.addCaseStudyToScene(study, fuse=True)
-
-        self.assertEqual(list(nodes["models"]), ["depth", "fusion"])
-        for method, models in nodes["models"].items():
-            self.assertTrue(models, method)
-            for name, modelNode in models.items():
-                polyData = modelNode.GetPolyData()
-                self.assertGreater(polyData.GetNumberOfPoints(), 0, f"{method} {name}")
-                self.assertIsNotNone(polyData.GetPointData().GetArray("distance_mm"), f"{method} {name}")
-                self.assertTrue(modelNode.GetDisplayNode().GetScalarVisibility(), f"{method} {name}")
-        self.assertEqual(set(nodes["truth"]), set(study.evaluations["depth"]) | set(study.evaluations["fusion"]))
-        for truthNode in nodes["truth"].values():
-            self.assertAlmostEqual(truthNode.GetDisplayNode().GetOpacity(), 0.5)
-        table = nodes["table"]
-        self.assertGreater(table.GetNumberOfRows(), 0)
-        self.assertEqual(table.GetNumberOfRows(), len(study.evaluations["depth"]) + len(study.evaluations["fusion"]))
-        for column in ("method", "structure") + TABLE_METRICS:
-            self.assertIsNotNone(table.GetTable().GetColumnByName(column), column)
-        self.assertEqual(len(nodes["radiographs"]), 3)
-        for radiographNode, geometry in zip(nodes["radiographs"], study.geometries):
-            np.testing.assert_allclose(self._matrix(radiographNode), geometry.detector_ijk_to_ras(), atol=1e-6)
-            self.assertEqual(slicer.util.arrayFromVolume(radiographNode).shape, (1, geometry.height, geometry.width))
-
-        # The AP radiograph carries its geometry: it reconstructs as it is, or with the geometry's file
-        apNode, apGeometry = nodes["radiographs"][0], study.geometries[0]
-        reconstruction = logic.reconstructRadiograph(apNode, "", spacingMm=2.0)
-        self.assertTrue(reconstruction.surfaces)
-        models = logic.addReconstructionToScene(reconstruction, prefix="AP")
-        for modelNode in models.values():
-            self.assertIsNone(modelNode.GetPolyData().GetPointData().GetArray("distance_mm"))
-        evaluations = logic.evaluateSurfaces(reconstruction.surfaces, volumeNode, segmentationNode)
-        self.assertEqual(set(evaluations), set(study.evaluations["depth"]))
-        folder = tempfile.mkdtemp(prefix="SingleImageReconTest-")
-        try:
-            geometryPath = os.path.join(folder, "geometry.json")
-            with open(geometryPath, "w") as stream:
-                json.dump(apGeometry.to_dict(), stream)
-            self.assertEqual(logic.radiographGeometry(None, geometryPath), apGeometry)
-            wrongSize = dict(apGeometry.to_dict(), size_px=[apGeometry.width + 1, apGeometry.height])
-            with open(geometryPath, "w") as stream:
-                json.dump(wrongSize, stream)
-            with self.assertRaisesRegex(Exception, "select the geometry of this radiograph"):
-                logic.reconstructRadiograph(apNode, geometryPath)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        model, metadata = logic.loadModel()
+        self_test.case_study_checks(slicer.mrmlScene, model, metadata, logic.device())
         self.delayDisplay("Test passed")

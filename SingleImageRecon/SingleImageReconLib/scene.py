@@ -4,7 +4,9 @@ This is the one module of ``SingleImageReconLib`` that imports ``slicer``, and i
 Qt-free MRML library: the PyPI package ``slicer-core`` outside Slicer, Slicer's own ``slicer``
 module inside it. It uses MRML classes only (scene, nodes, storage nodes, module logics), never
 ``slicer.util`` or Qt, so the same code fills ``slicer.mrmlScene`` in the GUI and writes a
-``.mrb`` bundle from the ``xrecon`` command.
+``.mrb`` bundle from the ``xrecon`` command. It also reads nodes back for the Lib (voxels,
+SimpleITK images, segment masks on a volume's grid, radiograph geometry), so the module file
+keeps only its GUI.
 
 Everything is in Slicer's RAS world, millimetres. Files inside the bundle are written by Slicer's
 own storage nodes (LPS on disk, as Slicer does), so a bundle opens in Slicer with every node in
@@ -36,6 +38,10 @@ if TYPE_CHECKING:  # pragma: no cover - only for type hints
     from SyntheticDataGenLib.geometry import ProjectionGeometry
 
 DISTANCE_ARRAY = "distance_mm"
+#: Node attribute holding a radiograph's projection geometry JSON (:func:`add_radiograph`).
+GEOMETRY_ATTRIBUTE = "xrecon.geometry"
+#: Columns of the metrics table (``SingleImageReconLib.metrics.evaluate_structure``; distances in mm).
+TABLE_METRICS = ("assd_mm", "hd95_mm", "chamfer_mm", "dice", "iou", "f1")
 # Attribute that marks nodes made here, with the role each plays in a QA scene.
 ROLE_ATTRIBUTE = "xrecon.role"
 
@@ -158,7 +164,7 @@ def add_radiograph(scene, name: str, image_hw: np.ndarray, geometry: "Projection
                          f"{geometry.height}x{geometry.width} (height x width)")
     node = add_volume(scene, name, image[None], geometry.detector_ijk_to_ras(), role="radiograph")
     # The projection geometry travels with the image (the DESIGN.md JSON), for tools in Slicer.
-    node.SetAttribute("xrecon.geometry", json.dumps(geometry.to_dict()))
+    node.SetAttribute(GEOMETRY_ATTRIBUTE, json.dumps(geometry.to_dict()))
     return node
 
 
@@ -297,6 +303,217 @@ def add_metrics_table(scene, name: str, rows: Iterable[Mapping[str, object]]):
     node.SetUseColumnTitleAsColumnHeader(True)
     node.Modified()
     return node
+
+
+# --- reconstruction results -------------------------------------------------------------------
+def structure_color(name: str, reconstruction) -> tuple[float, float, float] | None:
+    """A fixed palette colour (RGB 0..1) for each structure, by its place among the network's
+    structures; None for a structure the network does not know."""
+    predictions = reconstruction.predictions
+    structures = list(predictions[0].names) if predictions else list(reconstruction.structures)
+    return PALETTE[structures.index(name) % len(PALETTE)] if name in structures else None
+
+
+def add_reconstruction(scene, reconstruction, evaluations: Mapping | None = None,
+                       prefix: str = "Reconstruction") -> dict:
+    """One model node "PREFIX STRUCTURE" per reconstructed surface (RAS mm); returns {structure: node}.
+
+    A structure with an evaluation shows its measured copy, coloured by the point array
+    ``distance_mm`` (signed distance to the reference, mm); the others have a palette colour.
+    """
+    evaluations = evaluations or {}
+    return {name: add_model(scene, f"{prefix} {name}",
+                            evaluations[name].reconstruction if name in evaluations else surface,
+                            color=structure_color(name, reconstruction))
+            for name, surface in reconstruction.surfaces.items()}
+
+
+def add_evaluation_table(scene, evaluations_by_method: Mapping, name: str = "Metrics"):
+    """A table node with one row per method and structure: ``TABLE_METRICS`` (distances in mm)."""
+    rows = [{"method": method, "structure": structure,
+             **{key: evaluation.metrics.get(key) for key in TABLE_METRICS}}
+            for method, evaluations in evaluations_by_method.items()
+            for structure, evaluation in evaluations.items()]
+    return add_metrics_table(scene, name, rows)
+
+
+def put_in_folder(scene, nodes: Iterable, folder_name: str) -> None:
+    """Move nodes into a new subject hierarchy folder at the top of the scene's tree."""
+    hierarchy = scene.GetSubjectHierarchyNode()
+    folder = hierarchy.CreateFolderItem(hierarchy.GetSceneItemID(), folder_name)
+    for node in nodes:
+        hierarchy.CreateItem(folder, node)  # moves the node's item (or makes one) under the folder
+
+
+def add_case_study(scene, study, fuse: bool = True) -> dict:
+    """Show a ``SingleImageReconLib.demo.CaseStudy``: the AP radiograph (with ``fuse`` also the two
+    oblique ones) on its detector plane, the "depth" (and "fusion") models coloured by their
+    distance to the reference (mm), the reference surfaces half transparent, and a metrics table.
+
+    Returns {"radiographs": [nodes], "models": {method: {structure: node}},
+    "truth": {structure: node}, "table": node}. Each group of nodes is put in a subject hierarchy
+    folder ("Demo radiographs", "Demo depth", ...), so it is shown or hidden at once.
+    """
+    methods = ["depth", "fusion"] if fuse else ["depth"]
+    views = range(len(study.geometries)) if fuse else [0]
+    radiographs = [add_radiograph(scene, f"Radiograph view {index + 1}", study.line_integrals[index],
+                                  study.geometries[index]) for index in views]
+    put_in_folder(scene, radiographs, "Demo radiographs")
+    models = {}
+    for method in methods:
+        models[method] = add_reconstruction(scene, study.reconstructions[method], study.evaluations[method],
+                                            prefix=method)
+        put_in_folder(scene, models[method].values(), f"Demo {method}")
+    # Every measured structure's reference surface (its distance array is left unused: solid colour)
+    truth_surfaces = {name: evaluation.truth for method in reversed(methods)
+                      for name, evaluation in study.evaluations[method].items()}
+    truth = {name: add_model(scene, f"reference {name}", surface, scalars=None, opacity=0.5,
+                             color=structure_color(name, study.reconstructions["depth"]), role="truth_model")
+             for name, surface in truth_surfaces.items()}
+    put_in_folder(scene, truth.values(), "Demo reference")
+    table = add_evaluation_table(scene, {method: study.evaluations[method] for method in methods}, "Demo metrics")
+    return {"radiographs": radiographs, "models": models, "truth": truth, "table": table}
+
+
+# --- reading nodes ----------------------------------------------------------------------------
+def volume_ijk_to_ras(volume_node) -> np.ndarray:
+    """The volume's 4x4 IJK->RAS matrix (mm)."""
+    from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
+    matrix = vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(matrix)
+    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def volume_array(volume_node) -> np.ndarray:
+    """A copy of a scalar volume's voxels as a [k, j, i] array in the voxel type of the node."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    image = volume_node.GetImageData() if volume_node is not None else None
+    if image is None or image.GetPointData().GetScalars() is None:
+        raise ValueError(f"{volume_node.GetName() if volume_node else 'None'} has no voxels")
+    scalars = image.GetPointData().GetScalars()
+    if scalars.GetNumberOfComponents() != 1:
+        raise ValueError(f"{volume_node.GetName()} has {scalars.GetNumberOfComponents()} components, not 1")
+    i, j, k = image.GetDimensions()
+    return vtk_to_numpy(scalars).reshape(k, j, i).copy()
+
+
+def volume_image(volume_node) -> "SimpleITK.Image":
+    """A scalar volume as a SimpleITK image: the voxels and the node's RAS geometry as ITK's LPS
+    origin (mm), spacing (mm) and direction, the inverse of ``SyntheticDataGenLib.ct_io.ijk_to_ras``."""
+    import SimpleITK as sitk
+
+    from SyntheticDataGenLib.ct_io import LPS_TO_RAS
+
+    matrix = volume_ijk_to_ras(volume_node)
+    # LPS_TO_RAS is its own inverse: it takes RAS back to LPS as well.
+    axes_lps = LPS_TO_RAS @ matrix[:3, :3]
+    spacing = np.linalg.norm(axes_lps, axis=0)
+    image = sitk.GetImageFromArray(volume_array(volume_node))
+    image.SetSpacing(spacing.tolist())
+    image.SetDirection((axes_lps / spacing).ravel().tolist())
+    image.SetOrigin((LPS_TO_RAS @ matrix[:3, 3]).tolist())
+    return image
+
+
+def _reference_geometry(volume_node) -> "slicer.vtkOrientedImageData":
+    """An empty oriented image with the volume's extent and IJK->RAS (mm): the grid to rasterise on."""
+    slicer = _slicer()
+    geometry = slicer.vtkOrientedImageData()
+    geometry.SetExtent(volume_node.GetImageData().GetExtent())
+    geometry.SetGeometryFromImageToWorldMatrix(_datagen_scene.vtk_matrix(volume_ijk_to_ras(volume_node)))
+    return geometry
+
+
+def segment_masks(segmentation_node, volume_node, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """{name: bool mask [k, j, i] on the volume's grid} of the named segments (None: all), in that order.
+
+    Each segment's binary labelmap is resampled (nearest neighbour) onto the volume's grid, as
+    Slicer's ``arrayFromSegmentBinaryLabelmap`` does; parts outside the volume are cut off.
+    Neither node may be under a transform (XreconInputError), since the grids are compared in
+    their own RAS. Missing or ambiguous names raise XreconInputError (``segment_ids``).
+    """
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    slicer = _slicer()
+    _datagen_scene.check_no_transform(segmentation_node)
+    _datagen_scene.check_no_transform(volume_node)
+    reference = _reference_geometry(volume_node)
+    shape = volume_array(volume_node).shape
+    masks = {}
+    for name, segment_id in _datagen_scene.segment_ids(segmentation_node, names).items():
+        labelmap = slicer.vtkOrientedImageData()
+        segmentation_node.GetBinaryLabelmapRepresentation(segment_id, labelmap)
+        resampled = slicer.vtkOrientedImageData()
+        # Not linear interpolation (False), no padding beyond the volume's extent (False).
+        ok = slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
+            labelmap, reference, resampled, False, False)
+        scalars = resampled.GetPointData().GetScalars() if ok else None
+        if scalars is None:
+            raise RuntimeError(f"Slicer could not rasterise segment {name!r} on the grid of {volume_node.GetName()}")
+        masks[name] = vtk_to_numpy(scalars).reshape(shape) > 0
+    return masks
+
+
+def radiograph_array(radiograph_node) -> np.ndarray:
+    """The radiograph's voxels as a float32 [height, width] array (row v, column u).
+
+    The node must be one slice (voxels [1, height, width]) and under no transform; otherwise
+    XreconInputError.
+    """
+    from SyntheticDataGenLib.errors import XreconInputError
+
+    if not radiograph_node or radiograph_node.GetImageData() is None:
+        raise XreconInputError("Select a radiograph")
+    _datagen_scene.check_no_transform(radiograph_node)
+    voxels = volume_array(radiograph_node)
+    if voxels.shape[0] != 1:
+        raise XreconInputError(f"{radiograph_node.GetName()} is not a radiograph: its voxel array is "
+                               f"{'x'.join(map(str, voxels.shape))} (slices x rows x columns), not one slice")
+    return np.array(voxels[0], dtype=np.float32)
+
+
+def radiograph_geometry(radiograph_node, geometry_path: str | os.PathLike = "",
+                        size_px: Sequence[int] | None = None) -> "ProjectionGeometry":
+    """The radiograph's ``ProjectionGeometry``: read from ``geometry_path`` (a JSON file), or when
+    that is empty the geometry the node carries (``GEOMETRY_ATTRIBUTE``). With ``size_px``
+    (width, height in pixels), raises XreconInputError unless the detector has that size."""
+    from SyntheticDataGenLib.errors import XreconInputError
+    from SyntheticDataGenLib.geometry import ProjectionGeometry
+
+    attribute = radiograph_node.GetAttribute(GEOMETRY_ATTRIBUTE) if radiograph_node else None
+    if geometry_path:
+        geometry = ProjectionGeometry.load(geometry_path)
+    elif attribute:
+        geometry = ProjectionGeometry.from_dict(json.loads(attribute))
+    else:
+        raise XreconInputError("Select the projection geometry file (JSON) of the radiograph")
+    if size_px is not None and tuple(size_px) != tuple(geometry.size_px):
+        raise XreconInputError(
+            f"The radiograph is {size_px[0]}x{size_px[1]} px (width x height) but the geometry's detector is "
+            f"{geometry.size_px[0]}x{geometry.size_px[1]} px; select the geometry of this radiograph")
+    return geometry
+
+
+def reference_images(volume_node, segmentation_node, names: Sequence[str] | None = None) -> tuple:
+    """(CT as SimpleITK in HU, ``SyntheticDataGenLib.labels.Segmentation`` on the CT grid) of a
+    reference CT and the named segments (None: all; names the segmentation lacks are skipped)."""
+    import SimpleITK as sitk
+
+    from SyntheticDataGenLib.errors import XreconInputError
+    from SyntheticDataGenLib.labels import Segmentation
+
+    if not volume_node or not segmentation_node:
+        raise XreconInputError("Select a reference CT and its segmentation")
+    present = [name for name, _color in _datagen_scene.segment_names_and_colors(segmentation_node)]
+    names = present if names is None else [name for name in names if name in present]
+    ct = volume_image(volume_node)
+    masks = {}
+    for name, mask in segment_masks(segmentation_node, volume_node, names).items():
+        masks[name] = sitk.GetImageFromArray(mask.astype(np.uint8))
+        masks[name].CopyInformation(ct)
+    return ct, Segmentation.from_masks(masks)
 
 
 # --- writing ----------------------------------------------------------------------------------
