@@ -686,18 +686,16 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
     def segmentMasks(self, volumeNode, segmentationNode, names=None, ctImage=None) -> dict:
         """{name: SimpleITK uint8 mask on the CT grid} of the named segments (None: all), in that order.
 
-        Each segment is rasterised on the CT volume's grid by Slicer (``arrayFromSegmentBinaryLabelmap``).
+        Each segment is rasterised on the CT volume's grid by Slicer (``scene.segment_masks``).
         """
         import numpy as np
         import SimpleITK as sitk
-        import sitkUtils
 
         if ctImage is None:
-            ctImage = sitkUtils.PullVolumeFromSlicer(volumeNode)
+            ctImage = scene.volume_image(volumeNode)
         masks = {}
-        for name, segmentId in scene.segment_ids(segmentationNode, names).items():
-            array = slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, volumeNode)
-            mask = sitk.GetImageFromArray((array > 0).astype(np.uint8))
+        for name, array in scene.segment_masks(segmentationNode, volumeNode, names).items():
+            mask = sitk.GetImageFromArray(array.astype(np.uint8))
             mask.CopyInformation(ctImage)
             masks[name] = mask
         return masks
@@ -713,11 +711,10 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         """
         if not volumeNode or not segmentationNode:
             raise ValueError("A CT volume and a segmentation are required")
-        import sitkUtils
         from SyntheticDataGenLib.case_info import describe_case
         from SyntheticDataGenLib.labels import Segmentation
 
-        ctImage = sitkUtils.PullVolumeFromSlicer(volumeNode)
+        ctImage = scene.volume_image(volumeNode)
         masks = self.segmentMasks(volumeNode, segmentationNode, None, ctImage)
         return describe_case(ctImage, Segmentation.from_masks(masks) if masks else None)
 
@@ -834,15 +831,13 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         also what batch generation writes for ``xrecon generate``.
         """
         import SimpleITK as sitk
-        import sitkUtils
         from SyntheticDataGenLib.label_map import stack_masks
 
         if ctImage is None:
-            ctImage = sitkUtils.PullVolumeFromSlicer(volumeNode)
+            ctImage = scene.volume_image(volumeNode)
         ids = scene.segment_ids(segmentationNode, names)
         # One segment rasterised at a time: only one full-size mask exists at once
-        masks = (slicer.util.arrayFromSegmentBinaryLabelmap(segmentationNode, segmentId, volumeNode)
-                 for segmentId in ids.values())
+        masks = (scene.segment_masks(segmentationNode, volumeNode, [name])[name] for name in ids)
         labels, overlapping = stack_masks(masks, tuple(reversed(ctImage.GetSize())), len(ids))
         image = sitk.GetImageFromArray(labels)
         image.CopyInformation(ctImage)
@@ -859,9 +854,7 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         key = self._contentKey(volumeNode, segmentationNode, structures)
         if self._inputs is not None and key == self._inputsKey:
             return self._inputs
-        import sitkUtils
-
-        ctImage = sitkUtils.PullVolumeFromSlicer(volumeNode)
+        ctImage = scene.volume_image(volumeNode)
         labelImage, names = None, []
         if segmentationNode and (structures is None or structures):
             scene.check_no_transform(segmentationNode)

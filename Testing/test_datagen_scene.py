@@ -188,3 +188,29 @@ def test_segments_by_name(scene):
         ("tibia", "s2"), ("femur", "s1")]
     with pytest.raises(XreconInputError, match="labels has no segment named 'fibula'"):
         datagen_scene.segment_ids(segmentation_node, ["femur", "fibula"])
+
+
+def test_segment_masks_one_at_a_time_match_all_at_once(scene):
+    """The module's label map asks for one segment at a time (``segmentLabelmap``): same masks,
+    on the volume's grid, in the order asked for. SingleImageReconLib.scene reads with the same code."""
+    import SingleImageReconLib.scene as recon_scene
+
+    ijk_to_ras = np.diag([1.5, 2.0, 2.5, 1.0])
+    ijk_to_ras[:3, 3] = (-4.0, 3.0, 10.0)
+    volume_node = datagen_scene.add_volume(scene, "CT", np.zeros((4, 5, 6), dtype=np.int16), ijk_to_ras)
+    femur = np.zeros((4, 5, 6), dtype=bool)
+    femur[1:3, 1:4, 2:5] = True
+    tibia = np.zeros((4, 5, 6), dtype=bool)
+    tibia[0, 0, :2] = True
+    segmentation_node = datagen_scene.add_segmentation(scene, "labels", {"femur": femur, "tibia": tibia},
+                                                       ijk_to_ras, closed_surface=False)
+
+    together = datagen_scene.segment_masks(segmentation_node, volume_node, ["tibia", "femur"])
+    assert list(together) == ["tibia", "femur"]
+    for name, expected in (("femur", femur), ("tibia", tibia)):
+        alone = datagen_scene.segment_masks(segmentation_node, volume_node, [name])[name]
+        assert alone.dtype == bool and alone.shape == (4, 5, 6)
+        np.testing.assert_array_equal(alone, expected)
+        np.testing.assert_array_equal(together[name], expected)
+    for name in ("volume_ijk_to_ras", "volume_array", "volume_image", "segment_masks"):
+        assert getattr(recon_scene, name) is getattr(datagen_scene, name)

@@ -5,8 +5,8 @@ Qt-free MRML library: the PyPI package ``slicer-core`` outside Slicer, Slicer's 
 module inside it. It uses MRML classes only (scene, nodes, storage nodes, module logics), never
 ``slicer.util`` or Qt, so the same code fills ``slicer.mrmlScene`` in the GUI and writes a
 ``.mrb`` bundle from the ``xrecon`` command. It also reads nodes back for the Lib (voxels,
-SimpleITK images, segment masks on a volume's grid, radiograph geometry), so the module file
-keeps only its GUI.
+SimpleITK images and segment masks on a volume's grid, from ``SyntheticDataGenLib.scene``;
+radiograph geometry), so the module file keeps only its GUI.
 
 Everything is in Slicer's RAS world, millimetres. Files inside the bundle are written by Slicer's
 own storage nodes (LPS on disk, as Slicer does), so a bundle opens in Slicer with every node in
@@ -376,84 +376,12 @@ def add_case_study(scene, study, fuse: bool = True) -> dict:
 
 
 # --- reading nodes ----------------------------------------------------------------------------
-def volume_ijk_to_ras(volume_node) -> np.ndarray:
-    """The volume's 4x4 IJK->RAS matrix (mm)."""
-    from vtkmodules.vtkCommonMath import vtkMatrix4x4
-
-    matrix = vtkMatrix4x4()
-    volume_node.GetIJKToRASMatrix(matrix)
-    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
-
-
-def volume_array(volume_node) -> np.ndarray:
-    """A copy of a scalar volume's voxels as a [k, j, i] array in the voxel type of the node."""
-    from vtkmodules.util.numpy_support import vtk_to_numpy
-
-    image = volume_node.GetImageData() if volume_node is not None else None
-    if image is None or image.GetPointData().GetScalars() is None:
-        raise ValueError(f"{volume_node.GetName() if volume_node else 'None'} has no voxels")
-    scalars = image.GetPointData().GetScalars()
-    if scalars.GetNumberOfComponents() != 1:
-        raise ValueError(f"{volume_node.GetName()} has {scalars.GetNumberOfComponents()} components, not 1")
-    i, j, k = image.GetDimensions()
-    return vtk_to_numpy(scalars).reshape(k, j, i).copy()
-
-
-def volume_image(volume_node) -> "SimpleITK.Image":
-    """A scalar volume as a SimpleITK image: the voxels and the node's RAS geometry as ITK's LPS
-    origin (mm), spacing (mm) and direction, the inverse of ``SyntheticDataGenLib.ct_io.ijk_to_ras``."""
-    import SimpleITK as sitk
-
-    from SyntheticDataGenLib.ct_io import LPS_TO_RAS
-
-    matrix = volume_ijk_to_ras(volume_node)
-    # LPS_TO_RAS is its own inverse: it takes RAS back to LPS as well.
-    axes_lps = LPS_TO_RAS @ matrix[:3, :3]
-    spacing = np.linalg.norm(axes_lps, axis=0)
-    image = sitk.GetImageFromArray(volume_array(volume_node))
-    image.SetSpacing(spacing.tolist())
-    image.SetDirection((axes_lps / spacing).ravel().tolist())
-    image.SetOrigin((LPS_TO_RAS @ matrix[:3, 3]).tolist())
-    return image
-
-
-def _reference_geometry(volume_node) -> "slicer.vtkOrientedImageData":
-    """An empty oriented image with the volume's extent and IJK->RAS (mm): the grid to rasterise on."""
-    slicer = _slicer()
-    geometry = slicer.vtkOrientedImageData()
-    geometry.SetExtent(volume_node.GetImageData().GetExtent())
-    geometry.SetGeometryFromImageToWorldMatrix(_datagen_scene.vtk_matrix(volume_ijk_to_ras(volume_node)))
-    return geometry
-
-
-def segment_masks(segmentation_node, volume_node, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """{name: bool mask [k, j, i] on the volume's grid} of the named segments (None: all), in that order.
-
-    Each segment's binary labelmap is resampled (nearest neighbour) onto the volume's grid, as
-    Slicer's ``arrayFromSegmentBinaryLabelmap`` does; parts outside the volume are cut off.
-    Neither node may be under a transform (XreconInputError), since the grids are compared in
-    their own RAS. Missing or ambiguous names raise XreconInputError (``segment_ids``).
-    """
-    from vtkmodules.util.numpy_support import vtk_to_numpy
-
-    slicer = _slicer()
-    _datagen_scene.check_no_transform(segmentation_node)
-    _datagen_scene.check_no_transform(volume_node)
-    reference = _reference_geometry(volume_node)
-    shape = volume_array(volume_node).shape
-    masks = {}
-    for name, segment_id in _datagen_scene.segment_ids(segmentation_node, names).items():
-        labelmap = slicer.vtkOrientedImageData()
-        segmentation_node.GetBinaryLabelmapRepresentation(segment_id, labelmap)
-        resampled = slicer.vtkOrientedImageData()
-        # Not linear interpolation (False), no padding beyond the volume's extent (False).
-        ok = slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
-            labelmap, reference, resampled, False, False)
-        scalars = resampled.GetPointData().GetScalars() if ok else None
-        if scalars is None:
-            raise RuntimeError(f"Slicer could not rasterise segment {name!r} on the grid of {volume_node.GetName()}")
-        masks[name] = vtk_to_numpy(scalars).reshape(shape) > 0
-    return masks
+# Voxels, SimpleITK images and segment masks are read by ``SyntheticDataGenLib.scene``; they are
+# public names of this module too.
+volume_ijk_to_ras = _datagen_scene.volume_ijk_to_ras
+volume_array = _datagen_scene.volume_array
+volume_image = _datagen_scene.volume_image
+segment_masks = _datagen_scene.segment_masks
 
 
 def radiograph_array(radiograph_node) -> np.ndarray:

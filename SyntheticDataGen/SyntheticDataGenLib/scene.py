@@ -4,7 +4,8 @@ This is the one module of ``SyntheticDataGenLib`` that imports ``slicer``, and i
 Qt-free MRML library: the PyPI package ``slicer-core`` outside Slicer, Slicer's own ``slicer``
 module inside it. It uses MRML classes only (scene, nodes), never ``slicer.util``,
 ``slicer.app``, ``sitkUtils`` or Qt, so it is tested without Slicer's GUI; the module file passes
-``slicer.mrmlScene`` in.
+``slicer.mrmlScene`` in. It also reads nodes back (voxels, SimpleITK images, segment masks on a
+volume's grid), for this module and for ``SingleImageReconLib.scene``.
 
 Everything is in Slicer's RAS world, millimetres. The preview's nodes are marked with
 ``ROLE_ATTRIBUTE`` so that later previews, a module reload and a saved scene find them again.
@@ -434,3 +435,91 @@ def segment_ids(segmentation_node, names: Sequence[str] | None = None) -> dict[s
     segments = [(segmentation.GetNthSegmentID(index), segmentation.GetNthSegment(index).GetName())
                 for index in range(segmentation.GetNumberOfSegments())]
     return segment_ids_by_name(segments, names, segmentation_node.GetName())
+
+
+# --- reading nodes ----------------------------------------------------------------------------
+def volume_ijk_to_ras(volume_node) -> np.ndarray:
+    """The volume's 4x4 IJK->RAS matrix (mm)."""
+    from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
+    matrix = vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(matrix)
+    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def _volume_scalars(volume_node) -> tuple:
+    """(vtk scalar array, [k, j, i] shape) of a one-component scalar volume (ValueError otherwise)."""
+    image = volume_node.GetImageData() if volume_node is not None else None
+    if image is None or image.GetPointData().GetScalars() is None:
+        raise ValueError(f"{volume_node.GetName() if volume_node else 'None'} has no voxels")
+    scalars = image.GetPointData().GetScalars()
+    if scalars.GetNumberOfComponents() != 1:
+        raise ValueError(f"{volume_node.GetName()} has {scalars.GetNumberOfComponents()} components, not 1")
+    i, j, k = image.GetDimensions()
+    return scalars, (k, j, i)
+
+
+def volume_array(volume_node) -> np.ndarray:
+    """A copy of a scalar volume's voxels as a [k, j, i] array in the voxel type of the node."""
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    scalars, shape = _volume_scalars(volume_node)
+    return vtk_to_numpy(scalars).reshape(shape).copy()
+
+
+def volume_image(volume_node) -> "SimpleITK.Image":
+    """A scalar volume as a SimpleITK image: the voxels and the node's RAS geometry as ITK's LPS
+    origin (mm), spacing (mm) and direction, the inverse of ``ct_io.ijk_to_ras``."""
+    import SimpleITK as sitk
+
+    from .ct_io import LPS_TO_RAS
+
+    matrix = volume_ijk_to_ras(volume_node)
+    # LPS_TO_RAS is its own inverse: it takes RAS back to LPS as well.
+    axes_lps = LPS_TO_RAS @ matrix[:3, :3]
+    spacing = np.linalg.norm(axes_lps, axis=0)
+    image = sitk.GetImageFromArray(volume_array(volume_node))
+    image.SetSpacing(spacing.tolist())
+    image.SetDirection((axes_lps / spacing).ravel().tolist())
+    image.SetOrigin((LPS_TO_RAS @ matrix[:3, 3]).tolist())
+    return image
+
+
+def _reference_geometry(volume_node) -> "slicer.vtkOrientedImageData":
+    """An empty oriented image with the volume's extent and IJK->RAS (mm): the grid to rasterise on."""
+    slicer = _slicer()
+    geometry = slicer.vtkOrientedImageData()
+    geometry.SetExtent(volume_node.GetImageData().GetExtent())
+    geometry.SetGeometryFromImageToWorldMatrix(vtk_matrix(volume_ijk_to_ras(volume_node)))
+    return geometry
+
+
+def segment_masks(segmentation_node, volume_node, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """{name: bool mask [k, j, i] on the volume's grid} of the named segments (None: all), in that order.
+
+    A volume without voxels raises ValueError. Each segment's binary labelmap is resampled (nearest neighbour) onto the volume's grid, as
+    Slicer's ``arrayFromSegmentBinaryLabelmap`` does; parts outside the volume are cut off.
+    Neither node may be under a transform (XreconInputError), since the grids are compared in
+    their own RAS. Missing or ambiguous names raise XreconInputError (``segment_ids``).
+    """
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    slicer = _slicer()
+    check_no_transform(segmentation_node)
+    check_no_transform(volume_node)
+    # The grid's shape without copying the voxels: callers may ask for one segment at a time.
+    _scalars, shape = _volume_scalars(volume_node)
+    reference = _reference_geometry(volume_node)
+    masks = {}
+    for name, segment_id in segment_ids(segmentation_node, names).items():
+        labelmap = slicer.vtkOrientedImageData()
+        segmentation_node.GetBinaryLabelmapRepresentation(segment_id, labelmap)
+        resampled = slicer.vtkOrientedImageData()
+        # Not linear interpolation (False), no padding beyond the volume's extent (False).
+        ok = slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
+            labelmap, reference, resampled, False, False)
+        scalars = resampled.GetPointData().GetScalars() if ok else None
+        if scalars is None:
+            raise RuntimeError(f"Slicer could not rasterise segment {name!r} on the grid of {volume_node.GetName()}")
+        masks[name] = vtk_to_numpy(scalars).reshape(shape) > 0
+    return masks
