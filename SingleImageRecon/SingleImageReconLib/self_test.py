@@ -18,14 +18,9 @@ import numpy as np
 
 from SyntheticDataGenLib import scene as datagen_scene
 from SyntheticDataGenLib import self_test as datagen_self_test
+from SyntheticDataGenLib.self_test import check
 
 from . import scene as mrml
-
-
-def _check(condition: bool, message: str) -> None:
-    # Not ``assert``: the checks must also run under ``python -O``.
-    if not condition:
-        raise AssertionError(message)
 
 
 def sample_case_checks(scene, name: str | None = None) -> tuple:
@@ -35,40 +30,40 @@ def sample_case_checks(scene, name: str | None = None) -> tuple:
     voxels inside. Returns (volume node, segmentation node)."""
     volume_node, segmentation_node = datagen_self_test.sample_case_checks(scene, name)
     names = [segment for segment, _color in datagen_scene.segment_names_and_colors(segmentation_node)]
-    _check(len(set(names)) == len(names), f"segment names repeat: {names}")
+    check(len(set(names)) == len(names), f"segment names repeat: {names}")
     shape = mrml.volume_array(volume_node).shape
     for segment, mask in mrml.segment_masks(segmentation_node, volume_node).items():
-        _check(mask.shape == shape, f"segment {segment!r} rasterises to {mask.shape}, not the CT's {shape}")
-        _check(bool(mask.any()), f"segment {segment!r} has no voxel on the CT grid")
+        check(mask.shape == shape, f"segment {segment!r} rasterises to {mask.shape}, not the CT's {shape}")
+        check(bool(mask.any()), f"segment {segment!r} has no voxel on the CT grid")
     return volume_node, segmentation_node
 
 
 def _check_case_study_nodes(nodes: dict, study) -> None:
     """The nodes ``scene.add_case_study(..., fuse=True)`` made show the whole study."""
-    _check(list(nodes["models"]) == ["depth", "fusion"], f"methods {list(nodes['models'])}")
+    check(list(nodes["models"]) == ["depth", "fusion"], f"methods {list(nodes['models'])}")
     for method, models in nodes["models"].items():
-        _check(bool(models), f"no {method} model")
+        check(bool(models), f"no {method} model")
         for name, model_node in models.items():
             polydata = model_node.GetPolyData()
-            _check(polydata.GetNumberOfPoints() > 0, f"{method} {name} has no points")
-            _check(polydata.GetPointData().GetArray(mrml.DISTANCE_ARRAY) is not None,
+            check(polydata.GetNumberOfPoints() > 0, f"{method} {name} has no points")
+            check(polydata.GetPointData().GetArray(mrml.DISTANCE_ARRAY) is not None,
                    f"{method} {name} has no {mrml.DISTANCE_ARRAY}")
-            _check(bool(model_node.GetDisplayNode().GetScalarVisibility()), f"{method} {name} shows no distances")
+            check(bool(model_node.GetDisplayNode().GetScalarVisibility()), f"{method} {name} shows no distances")
     measured = set(study.evaluations["depth"]) | set(study.evaluations["fusion"])
-    _check(set(nodes["truth"]) == measured, f"reference models {sorted(nodes['truth'])}, measured {sorted(measured)}")
+    check(set(nodes["truth"]) == measured, f"reference models {sorted(nodes['truth'])}, measured {sorted(measured)}")
     for truth_node in nodes["truth"].values():
-        _check(abs(truth_node.GetDisplayNode().GetOpacity() - 0.5) < 1e-6, f"{truth_node.GetName()} is not half opaque")
+        check(abs(truth_node.GetDisplayNode().GetOpacity() - 0.5) < 1e-6, f"{truth_node.GetName()} is not half opaque")
     table = nodes["table"]
     rows = len(study.evaluations["depth"]) + len(study.evaluations["fusion"])
-    _check(0 < table.GetNumberOfRows() == rows, f"{table.GetNumberOfRows()} table rows, expected {rows}")
+    check(0 < table.GetNumberOfRows() == rows, f"{table.GetNumberOfRows()} table rows, expected {rows}")
     for column in ("method", "structure") + mrml.TABLE_METRICS:
-        _check(table.GetTable().GetColumnByName(column) is not None, f"no table column {column}")
-    _check(len(nodes["radiographs"]) == 3, f"{len(nodes['radiographs'])} radiographs, expected 3")
+        check(table.GetTable().GetColumnByName(column) is not None, f"no table column {column}")
+    check(len(nodes["radiographs"]) == 3, f"{len(nodes['radiographs'])} radiographs, expected 3")
     for radiograph_node, geometry in zip(nodes["radiographs"], study.geometries):
-        _check(np.allclose(mrml.volume_ijk_to_ras(radiograph_node), geometry.detector_ijk_to_ras(), atol=1e-6),
+        check(np.allclose(mrml.volume_ijk_to_ras(radiograph_node), geometry.detector_ijk_to_ras(), atol=1e-6),
                f"{radiograph_node.GetName()} is not on its detector plane")
         shape = mrml.volume_array(radiograph_node).shape
-        _check(shape == (1, geometry.height, geometry.width), f"{radiograph_node.GetName()} has voxels {shape}")
+        check(shape == (1, geometry.height, geometry.width), f"{radiograph_node.GetName()} has voxels {shape}")
 
 
 def _check_geometry_file(radiograph_node, geometry) -> None:
@@ -79,13 +74,13 @@ def _check_geometry_file(radiograph_node, geometry) -> None:
     try:
         path = folder / "geometry.json"
         path.write_text(json.dumps(geometry.to_dict()))
-        _check(mrml.radiograph_geometry(None, path) == geometry, "the geometry file reads back differently")
+        check(mrml.radiograph_geometry(None, path) == geometry, "the geometry file reads back differently")
         path.write_text(json.dumps(dict(geometry.to_dict(), size_px=[geometry.width + 1, geometry.height])))
         image = mrml.radiograph_array(radiograph_node)
         try:
             mrml.radiograph_geometry(radiograph_node, path, (image.shape[1], image.shape[0]))
         except XreconInputError as error:
-            _check("select the geometry of this radiograph" in str(error), f"unexpected message: {error}")
+            check("select the geometry of this radiograph" in str(error), f"unexpected message: {error}")
         else:
             raise AssertionError("a geometry of another detector size was accepted")
     finally:
@@ -111,22 +106,22 @@ def case_study_checks(scene, model, metadata: dict, device: str = "cpu", spacing
     stages: list[str] = []
     study = run_case_study(ct, segmentation, model, metadata, spacing_mm=spacing_mm, device=device,
                            progress=stages.append)
-    _check("rendering radiographs" in stages, f"stages {stages}")
+    check("rendering radiographs" in stages, f"stages {stages}")
     nodes = mrml.add_case_study(scene, study, fuse=True)
     _check_case_study_nodes(nodes, study)
 
     ap_node, ap_geometry = nodes["radiographs"][0], study.geometries[0]
     image = mrml.radiograph_array(ap_node)
     geometry = mrml.radiograph_geometry(ap_node, "", (image.shape[1], image.shape[0]))
-    _check(geometry == ap_geometry, "the AP node's geometry is not the study's")
+    check(geometry == ap_geometry, "the AP node's geometry is not the study's")
     reconstruction = reconstruct_radiographs(model, metadata, [image], [geometry], spacing_mm=spacing_mm,
                                              device=device)
-    _check(bool(reconstruction.surfaces), "nothing reconstructed from the AP node")
+    check(bool(reconstruction.surfaces), "nothing reconstructed from the AP node")
     for model_node in mrml.add_reconstruction(scene, reconstruction, prefix="AP").values():
-        _check(model_node.GetPolyData().GetPointData().GetArray(mrml.DISTANCE_ARRAY) is None,
+        check(model_node.GetPolyData().GetPointData().GetArray(mrml.DISTANCE_ARRAY) is None,
                f"{model_node.GetName()} has distances without an evaluation")
     _ct, reference = mrml.reference_images(volume_node, segmentation_node, list(reconstruction.surfaces))
     evaluations = evaluate_surfaces(reconstruction.surfaces, reference, ijk_to_ras(reference.reference))
-    _check(set(evaluations) == set(study.evaluations["depth"]),
+    check(set(evaluations) == set(study.evaluations["depth"]),
            f"AP evaluates {sorted(evaluations)}, the study's depth {sorted(study.evaluations['depth'])}")
     _check_geometry_file(ap_node, ap_geometry)

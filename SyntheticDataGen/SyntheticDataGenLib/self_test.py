@@ -14,19 +14,11 @@ import numpy as np
 from . import scene as mrml
 
 
-def _check(condition: bool, message: str) -> None:
-    # Not ``assert``: the checks must also run under ``python -O``.
+def check(condition: bool, message: str) -> None:
+    """Raise AssertionError(message) unless ``condition`` (not ``assert``: the checks must also
+    run under ``python -O``)."""
     if not condition:
         raise AssertionError(message)
-
-
-def _ijk_to_ras(volume_node) -> np.ndarray:
-    """The volume's 4x4 IJK->RAS matrix (mm)."""
-    from vtkmodules.vtkCommonMath import vtkMatrix4x4
-
-    matrix = vtkMatrix4x4()
-    volume_node.GetIJKToRASMatrix(matrix)
-    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
 
 
 def _structures_present(labels_path, table_path) -> set[str]:
@@ -53,30 +45,30 @@ def sample_case_checks(scene, name: str | None = None) -> tuple:
     from .sample_data import list_sample_cases, sample_case
 
     names = list_sample_cases()
-    _check(bool(names), "no bundled sample case")
+    check(bool(names), "no bundled sample case")
     case = sample_case(name or names[0])
     volume_node, segmentation_node = mrml.load_case(scene, case.ct_path, case.labels_path, case.table_path,
                                                     name=case.name)
 
-    _check(volume_node.IsA("vtkMRMLScalarVolumeNode") and not volume_node.IsA("vtkMRMLLabelMapVolumeNode"),
+    check(volume_node.IsA("vtkMRMLScalarVolumeNode") and not volume_node.IsA("vtkMRMLLabelMapVolumeNode"),
            f"the CT is a {volume_node.GetClassName()}, not a plain scalar volume")
-    _check(segmentation_node.IsA("vtkMRMLSegmentationNode"),
+    check(segmentation_node.IsA("vtkMRMLSegmentationNode"),
            f"the labels are a {segmentation_node.GetClassName()}, not a segmentation")
     # A label map is a scalar volume too: one scalar volume and no label map means no leftover label map.
     for class_name, expected in (("vtkMRMLScalarVolumeNode", 1), ("vtkMRMLLabelMapVolumeNode", 0),
                                  ("vtkMRMLSegmentationNode", 1)):
         count = scene.GetNumberOfNodesByClass(class_name)
-        _check(count == expected, f"{count} nodes of class {class_name}, expected {expected}")
-    _check(volume_node.GetImageData() is not None, "the CT volume has no voxels")
+        check(count == expected, f"{count} nodes of class {class_name}, expected {expected}")
+    check(volume_node.GetImageData() is not None, "the CT volume has no voxels")
 
     segment_names = {segment for segment, _color in mrml.segment_names_and_colors(segmentation_node)}
     expected_names = _structures_present(case.labels_path, case.table_path)
-    _check(bool(segment_names) and segment_names == expected_names,
+    check(bool(segment_names) and segment_names == expected_names,
            f"segments {sorted(segment_names)}, expected the structures present {sorted(expected_names)}")
 
     expected_matrix = ijk_to_ras(read_ct(case.ct_path))
-    _check(np.allclose(_ijk_to_ras(volume_node), expected_matrix, atol=1e-6),
-           f"CT IJK->RAS\n{_ijk_to_ras(volume_node)}\nis not the file's\n{expected_matrix}")
+    check(np.allclose(mrml.volume_ijk_to_ras(volume_node), expected_matrix, atol=1e-6),
+           f"CT IJK->RAS\n{mrml.volume_ijk_to_ras(volume_node)}\nis not the file's\n{expected_matrix}")
     reference_id = segmentation_node.GetNodeReferenceID(segmentation_node.GetReferenceImageGeometryReferenceRole())
-    _check(reference_id == volume_node.GetID(), "the segmentation's reference volume is not the CT")
+    check(reference_id == volume_node.GetID(), "the segmentation's reference volume is not the CT")
     return volume_node, segmentation_node
