@@ -47,7 +47,7 @@ def _check_case_study_nodes(nodes: dict, study) -> None:
             polydata = model_node.GetPolyData()
             check(polydata.GetNumberOfPoints() > 0, f"{method} {name} has no points")
             check(polydata.GetPointData().GetArray(mrml.DISTANCE_ARRAY) is not None,
-                   f"{method} {name} has no {mrml.DISTANCE_ARRAY}")
+                  f"{method} {name} has no {mrml.DISTANCE_ARRAY}")
             check(bool(model_node.GetDisplayNode().GetScalarVisibility()), f"{method} {name} shows no distances")
     measured = set(study.evaluations["depth"]) | set(study.evaluations["fusion"])
     check(set(nodes["truth"]) == measured, f"reference models {sorted(nodes['truth'])}, measured {sorted(measured)}")
@@ -61,7 +61,7 @@ def _check_case_study_nodes(nodes: dict, study) -> None:
     check(len(nodes["radiographs"]) == 3, f"{len(nodes['radiographs'])} radiographs, expected 3")
     for radiograph_node, geometry in zip(nodes["radiographs"], study.geometries):
         check(np.allclose(mrml.volume_ijk_to_ras(radiograph_node), geometry.detector_ijk_to_ras(), atol=1e-6),
-               f"{radiograph_node.GetName()} is not on its detector plane")
+              f"{radiograph_node.GetName()} is not on its detector plane")
         shape = mrml.volume_array(radiograph_node).shape
         check(shape == (1, geometry.height, geometry.width), f"{radiograph_node.GetName()} has voxels {shape}")
 
@@ -119,9 +119,9 @@ def case_study_checks(scene, model, metadata: dict, device: str = "cpu", spacing
     check(bool(reconstruction.surfaces), "nothing reconstructed from the AP node")
     for model_node in mrml.add_reconstruction(scene, reconstruction, prefix="AP").values():
         check(model_node.GetPolyData().GetPointData().GetArray(mrml.DISTANCE_ARRAY) is None,
-               f"{model_node.GetName()} has distances without an evaluation")
+              f"{model_node.GetName()} has distances without an evaluation")
     _ct, reference = mrml.reference_images(volume_node, segmentation_node, list(reconstruction.surfaces))
     evaluations = evaluate_surfaces(reconstruction.surfaces, reference, ijk_to_ras(reference.reference))
     check(set(evaluations) == set(study.evaluations["depth"]),
-           f"AP evaluates {sorted(evaluations)}, the study's depth {sorted(study.evaluations['depth'])}")
+          f"AP evaluates {sorted(evaluations)}, the study's depth {sorted(study.evaluations['depth'])}")
     _check_geometry_file(ap_node, ap_geometry)

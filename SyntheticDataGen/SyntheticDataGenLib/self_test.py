@@ -51,9 +51,9 @@ def sample_case_checks(scene, name: str | None = None) -> tuple:
                                                     name=case.name)
 
     check(volume_node.IsA("vtkMRMLScalarVolumeNode") and not volume_node.IsA("vtkMRMLLabelMapVolumeNode"),
-           f"the CT is a {volume_node.GetClassName()}, not a plain scalar volume")
+          f"the CT is a {volume_node.GetClassName()}, not a plain scalar volume")
     check(segmentation_node.IsA("vtkMRMLSegmentationNode"),
-           f"the labels are a {segmentation_node.GetClassName()}, not a segmentation")
+          f"the labels are a {segmentation_node.GetClassName()}, not a segmentation")
     # A label map is a scalar volume too: one scalar volume and no label map means no leftover label map.
     for class_name, expected in (("vtkMRMLScalarVolumeNode", 1), ("vtkMRMLLabelMapVolumeNode", 0),
                                  ("vtkMRMLSegmentationNode", 1)):
@@ -64,11 +64,11 @@ def sample_case_checks(scene, name: str | None = None) -> tuple:
     segment_names = {segment for segment, _color in mrml.segment_names_and_colors(segmentation_node)}
     expected_names = _structures_present(case.labels_path, case.table_path)
     check(bool(segment_names) and segment_names == expected_names,
-           f"segments {sorted(segment_names)}, expected the structures present {sorted(expected_names)}")
+          f"segments {sorted(segment_names)}, expected the structures present {sorted(expected_names)}")
 
     expected_matrix = ijk_to_ras(read_ct(case.ct_path))
     check(np.allclose(mrml.volume_ijk_to_ras(volume_node), expected_matrix, atol=1e-6),
-           f"CT IJK->RAS\n{mrml.volume_ijk_to_ras(volume_node)}\nis not the file's\n{expected_matrix}")
+          f"CT IJK->RAS\n{mrml.volume_ijk_to_ras(volume_node)}\nis not the file's\n{expected_matrix}")
     reference_id = segmentation_node.GetNodeReferenceID(segmentation_node.GetReferenceImageGeometryReferenceRole())
     check(reference_id == volume_node.GetID(), "the segmentation's reference volume is not the CT")
     return volume_node, segmentation_node
