@@ -686,19 +686,9 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
     def segmentMasks(self, volumeNode, segmentationNode, names=None, ctImage=None) -> dict:
         """{name: SimpleITK uint8 mask on the CT grid} of the named segments (None: all), in that order.
 
-        Each segment is rasterised on the CT volume's grid by Slicer (``scene.segment_masks``).
+        Each segment is rasterised on the CT volume's grid (``scene.segment_mask_images``).
         """
-        import numpy as np
-        import SimpleITK as sitk
-
-        if ctImage is None:
-            ctImage = scene.volume_image(volumeNode)
-        masks = {}
-        for name, array in scene.segment_masks(segmentationNode, volumeNode, names).items():
-            mask = sitk.GetImageFromArray(array.astype(np.uint8))
-            mask.CopyInformation(ctImage)
-            masks[name] = mask
-        return masks
+        return scene.segment_mask_images(segmentationNode, volumeNode, names, ctImage)
 
     # ------------------------------------------------------------------ case description
 

@@ -427,8 +427,6 @@ def radiograph_geometry(radiograph_node, geometry_path: str | os.PathLike = "",
 def reference_images(volume_node, segmentation_node, names: Sequence[str] | None = None) -> tuple:
     """(CT as SimpleITK in HU, ``SyntheticDataGenLib.labels.Segmentation`` on the CT grid) of a
     reference CT and the named segments (None: all; names the segmentation lacks are skipped)."""
-    import SimpleITK as sitk
-
     from SyntheticDataGenLib.errors import XreconInputError
     from SyntheticDataGenLib.labels import Segmentation
 
@@ -437,11 +435,7 @@ def reference_images(volume_node, segmentation_node, names: Sequence[str] | None
     present = [name for name, _color in _datagen_scene.segment_names_and_colors(segmentation_node)]
     names = present if names is None else [name for name in names if name in present]
     ct = volume_image(volume_node)
-    masks = {}
-    for name, mask in segment_masks(segmentation_node, volume_node, names).items():
-        masks[name] = sitk.GetImageFromArray(mask.astype(np.uint8))
-        masks[name].CopyInformation(ct)
-    return ct, Segmentation.from_masks(masks)
+    return ct, Segmentation.from_masks(_datagen_scene.segment_mask_images(segmentation_node, volume_node, names, ct))
 
 
 # --- writing ----------------------------------------------------------------------------------

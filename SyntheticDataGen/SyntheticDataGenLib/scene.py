@@ -497,8 +497,9 @@ def _reference_geometry(volume_node) -> "slicer.vtkOrientedImageData":
 def segment_masks(segmentation_node, volume_node, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """{name: bool mask [k, j, i] on the volume's grid} of the named segments (None: all), in that order.
 
-    A volume without voxels raises ValueError. Each segment's binary labelmap is resampled (nearest neighbour) onto the volume's grid, as
-    Slicer's ``arrayFromSegmentBinaryLabelmap`` does; parts outside the volume are cut off.
+    A volume without voxels raises ValueError. Each segment's binary labelmap is resampled
+    (nearest neighbour) onto the volume's grid, as Slicer's ``arrayFromSegmentBinaryLabelmap``
+    does; parts outside the volume are cut off.
     Neither node may be under a transform (XreconInputError), since the grids are compared in
     their own RAS. Missing or ambiguous names raise XreconInputError (``segment_ids``).
     """
@@ -523,3 +524,18 @@ def segment_masks(segmentation_node, volume_node, names: Sequence[str] | None = 
             raise RuntimeError(f"Slicer could not rasterise segment {name!r} on the grid of {volume_node.GetName()}")
         masks[name] = vtk_to_numpy(scalars).reshape(shape) > 0
     return masks
+
+
+def segment_mask_images(segmentation_node, volume_node, names: Sequence[str] | None = None,
+                        volume: "SimpleITK.Image | None" = None) -> dict[str, "SimpleITK.Image"]:
+    """{name: SimpleITK uint8 mask on the volume's grid} of the named segments (None: all), in
+    that order (:func:`segment_masks`), each with the geometry of ``volume`` (the volume node's
+    SimpleITK image, :func:`volume_image`, read here when not given)."""
+    import SimpleITK as sitk
+
+    volume = volume_image(volume_node) if volume is None else volume
+    images = {}
+    for name, mask in segment_masks(segmentation_node, volume_node, names).items():
+        images[name] = sitk.GetImageFromArray(mask.astype(np.uint8))
+        images[name].CopyInformation(volume)
+    return images
