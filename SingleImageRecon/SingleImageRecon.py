@@ -377,8 +377,8 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def sampleCaseNames() -> list:
-        """Names of the bundled sample cases (``SyntheticDataGenLib.sample_data.list_sample_cases``)."""
-        from SyntheticDataGenLib.sample_data import list_sample_cases
+        """Names of the bundled sample cases (``SyntheticDataGenLib.cases.sample_data.list_sample_cases``)."""
+        from SyntheticDataGenLib.cases.sample_data import list_sample_cases
 
         return list(list_sample_cases())
 
@@ -418,9 +418,9 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
 
     def loadModel(self, bundleDir=None) -> tuple:
         """The depth network of a MONAI bundle (default: the bundled one) and its metadata, on
-        :meth:`device`: ``SingleImageReconLib.bundle.load_bundle``. Kept for the next call."""
+        :meth:`device`: ``SingleImageReconLib.networks.depth_bundle.load_bundle``. Kept for the next call."""
         self.ensurePythonPackages()
-        from SingleImageReconLib.bundle import load_bundle
+        from SingleImageReconLib.networks.depth_bundle import load_bundle
         from SingleImageReconLib.commands.reconstruct import default_bundle_dir
 
         bundleDir, device = str(bundleDir or default_bundle_dir()), self.device()
@@ -458,23 +458,23 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
             spacingMm: voxel size of the surface extraction grid, mm.
             progress: called with (structures done, in all, the last one's name) as each is meshed.
 
-        Returns a ``SingleImageReconLib.reconstruction.Reconstruction`` (surfaces in RAS mm).
+        Returns a ``SingleImageReconLib.reconstruction.reconstruct.Reconstruction`` (surfaces in RAS mm).
         """
         image = self.radiographArray(radiographNode)
         geometry = self.radiographGeometry(radiographNode, geometryPath, (image.shape[1], image.shape[0]))
         model, metadata = self.loadModel()
-        from SingleImageReconLib.reconstruction import reconstruct_radiographs
+        from SingleImageReconLib.reconstruction.reconstruct import reconstruct_radiographs
 
         return reconstruct_radiographs(model, metadata, [image], [geometry], spacing_mm=float(spacingMm),
                                        device=self.device(), progress=progress or (lambda done, total, name: None))
 
     def evaluateSurfaces(self, surfaces: dict, volumeNode, segmentationNode, progress=None) -> dict:
         """Measure surfaces (structure name -> RAS polydata) against the segments of the same names,
-        rasterised on the reference CT's grid: ``SingleImageReconLib.evaluation.evaluate_surfaces``
+        rasterised on the reference CT's grid: ``SingleImageReconLib.evaluation.evaluate.evaluate_surfaces``
         (``progress`` as there). Returns {name: StructureEvaluation}; structures the segmentation
         lacks are left out."""
-        from SingleImageReconLib.evaluation import evaluate_surfaces
-        from SyntheticDataGenLib.ct_io import ijk_to_ras
+        from SingleImageReconLib.evaluation.evaluate import evaluate_surfaces
+        from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
 
         _ctImage, segmentation = self.referenceImages(volumeNode, segmentationNode, list(surfaces))
         if not segmentation.names:

@@ -33,7 +33,7 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from SyntheticDataGenLib import scene
 from SyntheticDataGenLib.scene import DRR_NODE_NAME, ROLE_ATTRIBUTE
 
-#: View presets of ``SyntheticDataGenLib.geometry.preset_geometry`` (the .ui combo box lists the same).
+#: View presets of ``SyntheticDataGenLib.projection.geometry.preset_geometry`` (the .ui combo box lists the same).
 PRESETS = ["ap", "pa", "lateral-left", "lateral-right"]
 #: Augmentation presets of ``xrecon generate --preset``.
 AUGMENTATION_PRESETS = ["none", "light", "heavy"]
@@ -644,7 +644,7 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def readLabelTable(tablePath) -> dict:
         """Label table CSV (columns ``id,structure``) as {label id: structure name}."""
-        from SyntheticDataGenLib.labels import read_label_table
+        from SyntheticDataGenLib.cases.labels import read_label_table
 
         return {label: name for name, label in read_label_table(tablePath).items()}
 
@@ -658,8 +658,8 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         return scene.load_case(slicer.mrmlScene, ctPath, labelsPath, tablePath, name)
 
     def loadSampleCase(self, name: str):
-        """Load a bundled sample case (``SyntheticDataGenLib.sample_data``): returns (volumeNode, segmentationNode)."""
-        from SyntheticDataGenLib.sample_data import sample_case
+        """Load a bundled sample case (``SyntheticDataGenLib.cases.sample_data``): returns (volumeNode, segmentationNode)."""
+        from SyntheticDataGenLib.cases.sample_data import sample_case
 
         case = sample_case(name)
         return self.loadCase(case.ct_path, case.labels_path, case.table_path, name=name)
@@ -667,7 +667,7 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def sampleCaseNames() -> list:
         """Names of the bundled sample cases."""
-        from SyntheticDataGenLib.sample_data import list_sample_cases
+        from SyntheticDataGenLib.cases.sample_data import list_sample_cases
 
         return list(list_sample_cases())
 
@@ -693,7 +693,7 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
     # ------------------------------------------------------------------ case description
 
     def describe(self, volumeNode, segmentationNode) -> dict:
-        """Describe a CT and its segmentation: ``SyntheticDataGenLib.case_info.describe_case``.
+        """Describe a CT and its segmentation: ``SyntheticDataGenLib.cases.case_info.describe_case``.
 
         Every segment is rasterised on the CT grid. Returns a JSON-able dict with "ct" (size,
         spacing_mm, origin_ras_mm, direction_ras, hu_range) and "structures" ({name: voxels,
@@ -701,8 +701,8 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         """
         if not volumeNode or not segmentationNode:
             raise ValueError("A CT volume and a segmentation are required")
-        from SyntheticDataGenLib.case_info import describe_case
-        from SyntheticDataGenLib.labels import Segmentation
+        from SyntheticDataGenLib.cases.case_info import describe_case
+        from SyntheticDataGenLib.cases.labels import Segmentation
 
         ctImage = scene.volume_image(volumeNode)
         masks = self.segmentMasks(volumeNode, segmentationNode, None, ctImage)
@@ -726,7 +726,7 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
     def geometry(self, volumeNode, preset: str = "ap", laoDegrees: float = 0.0, cranialDegrees: float = 0.0,
                  sourceToIsocenterMm: float = 900.0, sourceToDetectorMm: float = 1100.0,
                  detectorSizePx=256, pixelSpacingMm=1.6, isocenterRas=None):
-        """Preset projection geometry (``SyntheticDataGenLib.geometry.ProjectionGeometry``).
+        """Preset projection geometry (``SyntheticDataGenLib.projection.geometry.ProjectionGeometry``).
 
         Angles in degrees (LAO and cranial positive), distances in mm; ``detectorSizePx`` is one
         number (square) or (width, height), ``pixelSpacingMm`` one number or (su, sv).
@@ -735,8 +735,8 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         """
         if not volumeNode:
             raise ValueError("A CT volume is required")
-        from SyntheticDataGenLib.generation_command import as_pair
-        from SyntheticDataGenLib.geometry import preset_geometry
+        from SyntheticDataGenLib.dataset.generation_command import as_pair
+        from SyntheticDataGenLib.projection.geometry import preset_geometry
 
         return preset_geometry(
             preset,
@@ -817,11 +817,11 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         """The named segments (None: all) as one label map on the CT grid: (SimpleITK image, names, overlaps).
 
         Label k + 1 marks structure k; where structures overlap the later one wins (``overlaps``
-        lists those that cover earlier ones; ``SyntheticDataGenLib.label_map.stack_masks``). It is
+        lists those that cover earlier ones; ``SyntheticDataGenLib.cases.label_map.stack_masks``). It is
         also what batch generation writes for ``xrecon generate``.
         """
         import SimpleITK as sitk
-        from SyntheticDataGenLib.label_map import stack_masks
+        from SyntheticDataGenLib.cases.label_map import stack_masks
 
         if ctImage is None:
             ctImage = scene.volume_image(volumeNode)
@@ -859,7 +859,7 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         return self._inputs
 
     def caseVolume(self, volumeNode, segmentationNode, structures):
-        """The CT and the structures' masks ready to render (``SyntheticDataGenLib.view.CaseVolume``).
+        """The CT and the structures' masks ready to render (``SyntheticDataGenLib.projection.view.CaseVolume``).
 
         Kept and re-used while the CT, the segmentation and the structures stay the same: preparing
         it takes longer than rendering a view. ``structures`` None means every segment; empty ones
@@ -870,8 +870,8 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         if self._case is not None and self._caseKey == self._inputsKey:
             return self._case
         self.ensureTorch()
-        from SyntheticDataGenLib.labels import Segmentation
-        from SyntheticDataGenLib.view import CaseVolume
+        from SyntheticDataGenLib.cases.labels import Segmentation
+        from SyntheticDataGenLib.projection.view import CaseVolume
 
         segmentation = (Segmentation([labelImage], {name: (0, index + 1) for index, name in enumerate(names)})
                         if names else None)
@@ -885,7 +885,7 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         """How far ``xrecon generate`` continues the body past the scan's ends (mm), for a preview alike."""
         import dataclasses
 
-        from SyntheticDataGenLib.generation import GenerationSettings
+        from SyntheticDataGenLib.dataset.generation import GenerationSettings
 
         defaults = {field.name: field.default for field in dataclasses.fields(GenerationSettings)}
         return float(defaults.get("extend_body_mm", 0.0))
@@ -898,15 +898,15 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         if not segmentationNode or (structures is not None and not structures):
             return self.volumeCenterRas(volumeNode)
         import SimpleITK as sitk
-        from SyntheticDataGenLib.case_info import structures_centre_ras
+        from SyntheticDataGenLib.cases.case_info import structures_centre_ras
 
         ctImage, labelImage, names = self.preparedInputs(volumeNode, segmentationNode, structures)
         masks = [sitk.GetArrayViewFromImage(labelImage) != 0] if labelImage is not None else []
         return [float(x) for x in structures_centre_ras(ctImage, masks)]
 
     def renderView(self, volumeNode, segmentationNode, structures, geometry):
-        """DRR, masks and depth maps of one geometry (``SyntheticDataGenLib.view.render_view``)."""
-        from SyntheticDataGenLib.view import render_view
+        """DRR, masks and depth maps of one geometry (``SyntheticDataGenLib.projection.view.render_view``)."""
+        from SyntheticDataGenLib.projection.view import render_view
 
         return render_view(self.caseVolume(volumeNode, segmentationNode, structures), geometry)
 
@@ -943,7 +943,7 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         """Draw a projection geometry in the 3D view: the model node "X-ray geometry" (RAS mm).
 
         Source marker, detector outline, frustum and central ray come from
-        ``SyntheticDataGenLib.geometry_model.geometry_polydata``, coloured by its "part" array.
+        ``SyntheticDataGenLib.projection.geometry_model.geometry_polydata``, coloured by its "part" array.
         """
         return scene.update_geometry_model(slicer.mrmlScene, geometry)
 
@@ -956,7 +956,7 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         shows the segmentation's surfaces in 3D; ``fitSlice`` (default: ``fit``) fits the slice
         view to the image.
         """
-        from SyntheticDataGenLib.geometry_model import detector_slice_to_ras
+        from SyntheticDataGenLib.projection.geometry_model import detector_slice_to_ras
 
         sliceLogic = slicer.app.applicationLogic().GetSliceLogicByLayoutName("Red") if slicer.app else None
         if sliceLogic is None:
@@ -981,7 +981,7 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def modulePythonPaths() -> list:
         """Folders that hold ``SyntheticDataGenLib`` and ``SingleImageReconLib`` (for the generator's PYTHONPATH)."""
-        from SyntheticDataGenLib.generation_command import module_python_paths
+        from SyntheticDataGenLib.dataset.generation_command import module_python_paths
 
         here = os.path.dirname(os.path.abspath(__file__))
         candidates = [here]
@@ -995,8 +995,8 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
     def generationOptions(views: int = 100, seed: int = 0, augmentationPreset: str = "light", preset: str = "ap",
                           laoDegrees: float = 0.0, cranialDegrees: float = 0.0, sourceToIsocenterMm: float = 900.0,
                           sourceToDetectorMm: float = 1100.0, detectorSizePx=256, pixelSpacingMm=1.6):
-        """The GUI's generation options as ``SyntheticDataGenLib.generation_command.GenerationOptions``."""
-        from SyntheticDataGenLib.generation_command import GenerationOptions
+        """The GUI's generation options as ``SyntheticDataGenLib.dataset.generation_command.GenerationOptions``."""
+        from SyntheticDataGenLib.dataset.generation_command import GenerationOptions
 
         return GenerationOptions(views, seed, augmentationPreset, preset, laoDegrees, cranialDegrees,
                                  sourceToIsocenterMm, sourceToDetectorMm, detectorSizePx, pixelSpacingMm)
@@ -1004,13 +1004,13 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
     def exportInputs(self, volumeNode, segmentationNode, structures, folder: str):
         """Write the CT and the structures as a label map with its table into a folder.
 
-        ``SyntheticDataGenLib.generation_inputs.write_generation_inputs`` writes ``STEM.nrrd``,
+        ``SyntheticDataGenLib.dataset.generation_inputs.write_generation_inputs`` writes ``STEM.nrrd``,
         ``STEM-labels.nrrd`` (the label map the preview renders, see :meth:`segmentLabelmap`) and
         ``STEM-labels.csv``, STEM made from the CT node's name; unchanged files are left alone, and
         a dataset made from other data is refused. Returns its ``GenerationInputs`` (the paths).
         """
         from SyntheticDataGenLib.errors import XreconInputError
-        from SyntheticDataGenLib.generation_inputs import input_file_stem, write_generation_inputs
+        from SyntheticDataGenLib.dataset.generation_inputs import input_file_stem, write_generation_inputs
 
         ctImage, labelImage, names = self.preparedInputs(volumeNode, segmentationNode, list(structures))
         if labelImage is None:
@@ -1019,7 +1019,7 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
 
     def startGeneration(self, volumeNode, segmentationNode, structures, outputDirectory: str, **options):
         """Export the inputs and start ``xrecon generate`` in a subprocess; returns its
-        ``SyntheticDataGenLib.generation_job.GenerationJob``.
+        ``SyntheticDataGenLib.dataset.generation_job.GenerationJob``.
 
         The CT and the structures are written into ``OUTPUT/inputs/`` (see :meth:`exportInputs`):
         the dataset keeps what it was made from, and a later run with the same inputs and options
@@ -1028,8 +1028,8 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         isocentre is the centre of the structures, as in the preview.
         """
         from SyntheticDataGenLib.errors import XreconInputError
-        from SyntheticDataGenLib.generation_command import generate_arguments, generation_environment, python_executable
-        from SyntheticDataGenLib.generation_job import GenerationJob
+        from SyntheticDataGenLib.dataset.generation_command import generate_arguments, generation_environment, python_executable
+        from SyntheticDataGenLib.dataset.generation_job import GenerationJob
 
         if not volumeNode or not segmentationNode:
             raise XreconInputError("Select a CT volume and its segmentation")
@@ -1109,8 +1109,8 @@ class SyntheticDataGenTest(ScriptedLoadableModuleTest):
 
     def test_ParameterNodeDefaults(self):
         self.delayDisplay("Parameter node defaults")
-        from SyntheticDataGenLib.augmentation import PRESETS as LIB_AUGMENTATION_PRESETS
-        from SyntheticDataGenLib.geometry import PRESETS as LIB_PRESETS
+        from SyntheticDataGenLib.augmentation.ladder import PRESETS as LIB_AUGMENTATION_PRESETS
+        from SyntheticDataGenLib.projection.geometry import PRESETS as LIB_PRESETS
 
         self.assertEqual(PRESETS, list(LIB_PRESETS))  # the combo box choices match the Lib's presets
         self.assertEqual(AUGMENTATION_PRESETS, list(LIB_AUGMENTATION_PRESETS))
@@ -1226,7 +1226,7 @@ class SyntheticDataGenTest(ScriptedLoadableModuleTest):
         # The isocentre is the generator's: the centre of the structures
         isocenter = logic.isocenterRas(volumeNode, segmentationNode, structures)
         import SimpleITK as sitk
-        from SyntheticDataGenLib.case_info import structures_centre_ras
+        from SyntheticDataGenLib.cases.case_info import structures_centre_ras
 
         # The generator takes the box of the structures' separate masks (CaseLoader.raw): so does this check
         masks = logic.segmentMasks(volumeNode, segmentationNode, structures)

@@ -1,6 +1,6 @@
 """Independent reference for dual-face depth maps: marching cubes + exact ray casting (tests only).
 
-The production renderer (``SyntheticDataGenLib.depth``) marches rays through the trilinearly
+The production renderer (``SyntheticDataGenLib.projection.depth``) marches rays through the trilinearly
 interpolated occupancy of a bone mask. This module gets the same quantity a different way, so
 the two can be checked against each other:
 

@@ -1,6 +1,6 @@
 """Brute-force reference DRR for tests: dense sampling along each pixel ray, in float64 numpy.
 
-Deliberately independent of ``SyntheticDataGenLib.drr`` (no shared code beyond the geometry
+Deliberately independent of ``SyntheticDataGenLib.projection.drr`` (no shared code beyond the geometry
 object): it is what the fast renderer is checked against.
 
 The attenuation field is the trilinear interpolant of the voxel values with zero-valued voxels
@@ -148,7 +148,7 @@ def downsampled_geometry(geometry, factor: int):
 
     The new pixel centres sit at the centres of the original factor×factor blocks.
     """
-    from SyntheticDataGenLib.geometry import ProjectionGeometry
+    from SyntheticDataGenLib.projection.geometry import ProjectionGeometry
 
     su, sv = geometry.pixel_spacing_mm
     width, height = geometry.width // factor, geometry.height // factor

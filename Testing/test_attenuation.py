@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from SyntheticDataGenLib.attenuation import effective_energy_kev, hu_to_mu, water_mu_per_mm
+from SyntheticDataGenLib.projection.attenuation import effective_energy_kev, hu_to_mu, water_mu_per_mm
 from SyntheticDataGenLib.errors import XreconInputError
 
 
@@ -45,7 +45,7 @@ def test_tube_voltage_and_bad_parameters():
 
 @pytest.mark.parametrize("model", ["linear", "two-material"])
 def test_basis_volumes_rebuild_every_model_at_any_energy_and_density(model):
-    from SyntheticDataGenLib.attenuation import basis_volumes, mu_weights
+    from SyntheticDataGenLib.projection.attenuation import basis_volumes, mu_weights
 
     hu = torch.linspace(-1500, 3000, 301)
     basis = basis_volumes(hu)

@@ -6,7 +6,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from conftest import HANG_TIMEOUT_S, run_xrecon
-from SyntheticDataGenLib.sample_data import sample_case
+from SyntheticDataGenLib.cases.sample_data import sample_case
 
 CASE = sample_case("abdomen-pelvis")
 

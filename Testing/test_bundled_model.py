@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from SingleImageReconLib.bundle import load_bundle
-from SingleImageReconLib.network import reference_depth_mm
-from SyntheticDataGenLib.augmentation import PRESETS
-from SyntheticDataGenLib.dataset import SyntheticXrayDataset
-from SyntheticDataGenLib.generation import BaseView, CaseSource, GenerationSettings, generate_dataset
-from SyntheticDataGenLib.sample_data import resources_dir, sample_case
+from SingleImageReconLib.networks.depth_bundle import load_bundle
+from SingleImageReconLib.networks.depth_network import reference_depth_mm
+from SyntheticDataGenLib.augmentation.ladder import PRESETS
+from SyntheticDataGenLib.dataset.torch_dataset import SyntheticXrayDataset
+from SyntheticDataGenLib.dataset.generation import BaseView, CaseSource, GenerationSettings, generate_dataset
+from SyntheticDataGenLib.cases.sample_data import resources_dir, sample_case
 
 BUNDLE = resources_dir() / "Models" / "xrecon-depth-ap256"
 

@@ -8,9 +8,9 @@ import pytest
 import SimpleITK as sitk
 
 from conftest import run_xrecon
-from SyntheticDataGenLib.ct_io import ijk_to_ras, read_ct
-from SyntheticDataGenLib.labels import read_segmentation
-from SyntheticDataGenLib.sample_data import list_sample_cases, sample_case
+from SyntheticDataGenLib.cases.ct_io import ijk_to_ras, read_ct
+from SyntheticDataGenLib.cases.labels import read_segmentation
+from SyntheticDataGenLib.cases.sample_data import list_sample_cases, sample_case
 
 
 def independent_structure_stats(labels_path, table_path):

@@ -17,8 +17,8 @@ from vtkmodules.vtkCommonMath import vtkMatrix4x4  # noqa: E402
 from SingleImageReconLib.scene import close_scene, new_scene  # noqa: E402
 from SyntheticDataGenLib import scene as datagen_scene  # noqa: E402
 from SyntheticDataGenLib.errors import XreconInputError  # noqa: E402
-from SyntheticDataGenLib.geometry import preset_geometry  # noqa: E402
-from SyntheticDataGenLib.geometry_model import PART_COLORS, PART_NAMES  # noqa: E402
+from SyntheticDataGenLib.projection.geometry import preset_geometry  # noqa: E402
+from SyntheticDataGenLib.projection.geometry_model import PART_COLORS, PART_NAMES  # noqa: E402
 
 
 @pytest.fixture

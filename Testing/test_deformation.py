@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from SyntheticDataGenLib.ct_io import ijk_to_ras, read_ct
-from SyntheticDataGenLib.deformation import (
+from SyntheticDataGenLib.cases.ct_io import ijk_to_ras, read_ct
+from SyntheticDataGenLib.anatomy.deformation import (
     HEAVY_MAGNITUDE_MM, LIGHT_MAGNITUDE_MM, interpolate_displacement, inverse_transform_points,
     jacobian_determinant, random_bspline_transform, register_cases, sample_displacement_field,
     transform_points, warp_case)
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.labels import Segmentation, read_segmentation
-from SyntheticDataGenLib.sample_data import sample_case
+from SyntheticDataGenLib.cases.labels import Segmentation, read_segmentation
+from SyntheticDataGenLib.cases.sample_data import sample_case
 
 
 def load_case(name):

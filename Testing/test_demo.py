@@ -13,7 +13,7 @@ from PIL import Image
 from vtk.util import numpy_support
 
 from conftest import run_xrecon
-from SyntheticDataGenLib.sample_data import resources_dir
+from SyntheticDataGenLib.cases.sample_data import resources_dir
 
 # the demo adds the shape-model method when the landmark bundle ships
 LANDMARK_BUNDLE = resources_dir() / "Models" / "xrecon-landmarks-ap256" / "configs" / "metadata.json"
@@ -81,7 +81,7 @@ def test_demo_models_are_slicer_files_coloured_by_distance(demo):
 @pytest.mark.slow
 def test_demo_radiographs_lie_on_their_detectors(demo):
     out, _ = demo
-    from SyntheticDataGenLib.geometry import ProjectionGeometry
+    from SyntheticDataGenLib.projection.geometry import ProjectionGeometry
 
     for index in (1, 2, 3):
         geometry = ProjectionGeometry.load(out / f"geometry_view{index}.json")

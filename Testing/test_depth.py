@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from reference_depth import marching_cubes_surface, reference_depths
-from SyntheticDataGenLib.ct_io import ijk_to_ras, read_ct
-from SyntheticDataGenLib.depth import render_depth
-from SyntheticDataGenLib.geometry import preset_geometry
-from SyntheticDataGenLib.labels import read_segmentation
-from SyntheticDataGenLib.sample_data import sample_case
+from SyntheticDataGenLib.cases.ct_io import ijk_to_ras, read_ct
+from SyntheticDataGenLib.projection.depth import render_depth
+from SyntheticDataGenLib.projection.geometry import preset_geometry
+from SyntheticDataGenLib.cases.labels import read_segmentation
+from SyntheticDataGenLib.cases.sample_data import sample_case
 
 
 @pytest.fixture(scope="module")

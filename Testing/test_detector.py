@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from SyntheticDataGenLib.detector import (
+from SyntheticDataGenLib.augmentation.detector import (
     DetectorEffects, add_scatter, collimate, collimation_weight, gain_offset, gamma_correct,
     gaussian_blur, intensity_from_line_integral, invert, poisson_noise)
 from SyntheticDataGenLib.errors import XreconInputError

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from SyntheticDataGenLib.dicom_geometry import geometry_from_dicom
+from SyntheticDataGenLib.projection.dicom_geometry import geometry_from_dicom
 from SyntheticDataGenLib.errors import XreconInputError
 
 

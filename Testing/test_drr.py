@@ -6,14 +6,14 @@ import SimpleITK as sitk
 import torch
 
 from reference_drr import reference_line_integrals
-from SyntheticDataGenLib.attenuation import hu_to_mu
-from SyntheticDataGenLib.ct_io import ijk_to_ras, read_ct
-from SyntheticDataGenLib.drr import render_drr, restrict_to_structures
+from SyntheticDataGenLib.projection.attenuation import hu_to_mu
+from SyntheticDataGenLib.cases.ct_io import ijk_to_ras, read_ct
+from SyntheticDataGenLib.projection.drr import render_drr, restrict_to_structures
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.geometry import preset_geometry
-from SyntheticDataGenLib.labels import read_segmentation
-from SyntheticDataGenLib.sample_data import sample_case
-from SyntheticDataGenLib.slice_sampler import SliceStacks
+from SyntheticDataGenLib.projection.geometry import preset_geometry
+from SyntheticDataGenLib.cases.labels import read_segmentation
+from SyntheticDataGenLib.cases.sample_data import sample_case
+from SyntheticDataGenLib.projection.slice_sampler import SliceStacks
 
 VIEWS = {
     "ap": dict(name="ap"),
@@ -123,7 +123,7 @@ def test_slabs_stay_close_to_every_slice_and_are_not_used_when_rays_are_clipped(
 
 
 def test_body_extension_fades_the_end_slices_out_along_the_body_axis():
-    from SyntheticDataGenLib.view import extend_along_body
+    from SyntheticDataGenLib.projection.view import extend_along_body
 
     volume = torch.ones((2, 5, 4, 3))  # (C, K, J, I), k along the body axis (RAS z)
     matrix = np.diag([1.0, 1.0, 2.0, 1.0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from SyntheticDataGenLib.drr_display import drr_window
+from SyntheticDataGenLib.projection.drr_display import drr_window
 
 
 def test_window_spans_the_body_not_the_air():

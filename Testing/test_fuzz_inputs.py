@@ -18,8 +18,8 @@ import SimpleITK as sitk
 from PIL import Image
 
 from conftest import xrecon_in_process
-from SyntheticDataGenLib.geometry import preset_geometry
-from SyntheticDataGenLib.sample_data import resources_dir, sample_case
+from SyntheticDataGenLib.projection.geometry import preset_geometry
+from SyntheticDataGenLib.cases.sample_data import resources_dir, sample_case
 
 CASE = sample_case("abdomen-pelvis")
 

@@ -11,15 +11,15 @@ import pytest
 import torch
 
 from conftest import HANG_TIMEOUT_S, run_xrecon
-from SyntheticDataGenLib.augmentation import PRESETS, sample_augmentation
-from SyntheticDataGenLib.dataset import SyntheticXrayDataset, load_sample
+from SyntheticDataGenLib.augmentation.ladder import PRESETS, sample_augmentation
+from SyntheticDataGenLib.dataset.torch_dataset import SyntheticXrayDataset, load_sample
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.generation import (BaseView, CaseLoader, CaseSource, GenerationSettings, dataset_plan,
+from SyntheticDataGenLib.dataset.generation import (BaseView, CaseLoader, CaseSource, GenerationSettings, dataset_plan,
                                             generate_dataset, mirrored_name, plan_tasks, read_manifests, sample_rng,
                                             shard_sample_count, shard_tasks)
-from SyntheticDataGenLib.geometry import ProjectionGeometry
-from SyntheticDataGenLib.sample_data import sample_case
-from SyntheticDataGenLib.view import render_view
+from SyntheticDataGenLib.projection.geometry import ProjectionGeometry
+from SyntheticDataGenLib.cases.sample_data import sample_case
+from SyntheticDataGenLib.projection.view import render_view
 
 STRUCTURES = ["femur_left", "femur_right", "vertebrae_L3"]
 SMALL = BaseView(size_px=(64, 64), pixel_spacing_mm=(6.4, 6.4))
@@ -224,8 +224,8 @@ def test_registration_moves_a_case_towards_another_of_the_same_region(tmp_path):
 
     import SimpleITK as sitk
 
-    from SyntheticDataGenLib.deformation import random_bspline_transform, warp_case
-    from SyntheticDataGenLib.labels import read_segmentation
+    from SyntheticDataGenLib.anatomy.deformation import random_bspline_transform, warp_case
+    from SyntheticDataGenLib.cases.labels import read_segmentation
 
     # a second "patient" of the same region: the sample, deformed
     original = case()
@@ -255,7 +255,7 @@ def test_registration_moves_a_case_towards_another_of_the_same_region(tmp_path):
 
 
 def test_landmarks_beside_a_case_are_projected_into_every_sample(tmp_path):
-    from SyntheticDataGenLib.landmarks import write_markups_json
+    from SyntheticDataGenLib.cases.landmarks import write_markups_json
 
     points = np.array([[-100.0, 120.0, 150.0], [0.0, 120.0, 300.0], [0.0, 5000.0, 0.0]])  # the last is far off
     write_markups_json(tmp_path / "landmarks.mrk.json", ["femur_left head", "L3 body", "nowhere"], points)

@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.generation_inputs import (
+from SyntheticDataGenLib.dataset.generation_inputs import (
     input_file_stem,
     label_table_text,
     same_image,

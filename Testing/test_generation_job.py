@@ -17,7 +17,7 @@ import SimpleITK as sitk
 from conftest import HANG_TIMEOUT_S
 
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.generation_command import (
+from SyntheticDataGenLib.dataset.generation_command import (
     GenerationOptions,
     as_pair,
     generate_arguments,
@@ -25,11 +25,11 @@ from SyntheticDataGenLib.generation_command import (
     module_python_paths,
     python_executable,
 )
-from SyntheticDataGenLib.generation_inputs import GenerationInputs, write_generation_inputs
-from SyntheticDataGenLib.generation_job import GenerationJob, Job, parse_progress_line
-from SyntheticDataGenLib.label_map import stack_masks
-from SyntheticDataGenLib.labels import read_segmentation
-from SyntheticDataGenLib.sample_data import sample_case
+from SyntheticDataGenLib.dataset.generation_inputs import GenerationInputs, write_generation_inputs
+from SyntheticDataGenLib.dataset.generation_job import GenerationJob, Job, parse_progress_line
+from SyntheticDataGenLib.cases.label_map import stack_masks
+from SyntheticDataGenLib.cases.labels import read_segmentation
+from SyntheticDataGenLib.cases.sample_data import sample_case
 
 REPO = Path(__file__).resolve().parents[1]
 

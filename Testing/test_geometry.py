@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.geometry import PRESETS, ProjectionGeometry, preset_geometry
+from SyntheticDataGenLib.projection.geometry import PRESETS, ProjectionGeometry, preset_geometry
 
 
 def random_geometry(rng: np.random.Generator) -> ProjectionGeometry:
@@ -172,7 +172,7 @@ def test_preset_rejects_unknown_names_and_impossible_distances():
 
 
 def test_detector_rotation_zoom_and_mirror_keep_the_centre_and_do_what_they_say():
-    from SyntheticDataGenLib.geometry import mirror_detector, rotate_detector, zoom_detector
+    from SyntheticDataGenLib.projection.geometry import mirror_detector, rotate_detector, zoom_detector
 
     base = preset_geometry("ap", size_px=(200, 100))
     point = np.array([[30.0, 0.0, 0.0]])  # towards the patient's right: image left of centre

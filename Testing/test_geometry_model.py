@@ -17,8 +17,8 @@ import pytest
 import SimpleITK as sitk
 from vtkmodules.util.numpy_support import vtk_to_numpy
 
-from SyntheticDataGenLib.geometry import PRESETS, ProjectionGeometry, preset_geometry
-from SyntheticDataGenLib.geometry_model import (
+from SyntheticDataGenLib.projection.geometry import PRESETS, ProjectionGeometry, preset_geometry
+from SyntheticDataGenLib.projection.geometry_model import (
     PART_CENTRAL_RAY,
     PART_DETECTOR,
     PART_FRUSTUM,
@@ -232,8 +232,8 @@ def small_ct() -> sitk.Image:
 
 def render_small_view(geometry):
     """A DRR and one structure's mask from the SyntheticDataGenLib renderer, as numpy arrays."""
-    from SyntheticDataGenLib.labels import Segmentation
-    from SyntheticDataGenLib.view import CaseVolume, render_view
+    from SyntheticDataGenLib.cases.labels import Segmentation
+    from SyntheticDataGenLib.projection.view import CaseVolume, render_view
 
     ct = small_ct()
     bone = sitk.Cast(ct > 500, sitk.sitkUInt8)

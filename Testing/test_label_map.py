@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from SyntheticDataGenLib.label_map import stack_masks
+from SyntheticDataGenLib.cases.label_map import stack_masks
 
 
 def test_later_masks_win_and_overlaps_are_named():

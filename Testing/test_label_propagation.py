@@ -6,7 +6,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from SingleImageReconLib.cli import main
-from SyntheticDataGenLib.label_propagation import dice, fuse_votes, refine_with_bone
+from SyntheticDataGenLib.cases.label_propagation import dice, fuse_votes, refine_with_bone
 
 
 def _phantom(offset_mm: float = 0.0) -> tuple[sitk.Image, np.ndarray]:

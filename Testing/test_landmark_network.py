@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import xrecon_in_process
-from SingleImageReconLib.landmark_bundle import load_landmark_bundle
-from SingleImageReconLib.landmark_network import LandmarkNet, landmark_loss
+from SingleImageReconLib.networks.landmark_bundle import load_landmark_bundle
+from SingleImageReconLib.networks.landmark_network import LandmarkNet, landmark_loss
 
 
 def test_gaussian_nll_has_its_hand_computed_value():
@@ -77,7 +77,7 @@ def test_train_landmarks_on_a_tiny_set_and_load_the_bundle(tmp_path, capfd):
     assert status == 0, err
     assert (bundle / "models" / "model.safetensors").read_bytes() == before
     # the landmark path of reconstruct: every bone either fitted (a closed surface) or said why not
-    from SyntheticDataGenLib.landmarks import read_markups_json
+    from SyntheticDataGenLib.cases.landmarks import read_markups_json
 
     render = tmp_path / "view"
     assert xrecon_in_process(capfd, "render", "--case", "abdomen-pelvis", "--detector-size-px", "96", "96",
@@ -110,7 +110,7 @@ def test_train_landmarks_on_a_tiny_set_and_load_the_bundle(tmp_path, capfd):
 
 def test_landmark_bundle_refuses_a_depth_bundle(tmp_path):
     from SyntheticDataGenLib.errors import XreconInputError
-    from SyntheticDataGenLib.sample_data import resources_dir
+    from SyntheticDataGenLib.cases.sample_data import resources_dir
 
     with pytest.raises(XreconInputError, match="not a landmark bundle"):
         load_landmark_bundle(resources_dir() / "Models" / "xrecon-depth-ap256")

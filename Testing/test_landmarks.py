@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.geometry import preset_geometry
-from SyntheticDataGenLib.landmarks import (
+from SyntheticDataGenLib.projection.geometry import preset_geometry
+from SyntheticDataGenLib.cases.landmarks import (
     MARKUPS_SCHEMA_URL, detector_points_ras, project_landmarks, read_markups_json, write_markups_json)
 
 LABELS = ["femoral head L", "femoral head R", "sacral promontory", "pubic symphysis"]

@@ -19,10 +19,10 @@ from vtkmodules.vtkCommonMath import vtkMatrix4x4  # noqa: E402
 from SingleImageReconLib.scene import close_scene, new_scene  # noqa: E402
 from SyntheticDataGenLib import scene as datagen_scene  # noqa: E402
 from SyntheticDataGenLib import self_test  # noqa: E402
-from SyntheticDataGenLib.ct_io import ijk_to_ras, read_ct  # noqa: E402
+from SyntheticDataGenLib.cases.ct_io import ijk_to_ras, read_ct  # noqa: E402
 from SyntheticDataGenLib.errors import XreconInputError  # noqa: E402
-from SyntheticDataGenLib.labels import read_label_table  # noqa: E402
-from SyntheticDataGenLib.sample_data import sample_case  # noqa: E402
+from SyntheticDataGenLib.cases.labels import read_label_table  # noqa: E402
+from SyntheticDataGenLib.cases.sample_data import sample_case  # noqa: E402
 
 CASE = "abdomen-pelvis"
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from SingleImageReconLib.losses import (MaskLoss, absolute_depth_loss, object_dependent_loss,
+from SingleImageReconLib.networks.losses import (MaskLoss, absolute_depth_loss, object_dependent_loss,
                                         object_independent_loss, presence_loss, scale_invariant_log_loss)
 
 
@@ -89,7 +89,7 @@ def test_a_one_millimetre_shift_costs_a_tenth_in_the_absolute_term():
 
 
 def test_the_training_loss_rises_by_the_hand_computed_amount_for_a_one_millimetre_shift():
-    from SingleImageReconLib.training import TrainConfig, per_sample_loss
+    from SingleImageReconLib.networks.depth_training import TrainConfig, per_sample_loss
 
     masks = torch.zeros(1, 2, 8, 8)
     masks[0, 0, 2:6, 2:6] = 1  # structure 0 in the image, structure 1 absent

@@ -40,7 +40,7 @@ def test_unknown_free_memory_refuses_nothing(monkeypatch):
      "larger --spacing-mm"),
 ])
 def test_commands_refuse_what_would_not_fit_before_writing(monkeypatch, capfd, tmp_path, args, advice):
-    from SyntheticDataGenLib.sample_data import resources_dir
+    from SyntheticDataGenLib.cases.sample_data import resources_dir
 
     monkeypatch.setattr(memory, "available_bytes", lambda: GIB)
     cases = resources_dir() / "SampleData"

@@ -12,7 +12,7 @@ from vtkmodules.vtkIOLegacy import vtkPolyDataReader, vtkPolyDataWriter
 from vtkmodules.vtkIOPLY import vtkPLYWriter
 from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
 
-from SingleImageReconLib.mesh_io import read_model, write_model
+from SingleImageReconLib.meshes.mesh_io import read_model, write_model
 from SyntheticDataGenLib.errors import XreconInputError
 
 CENTRE_RAS = (10.0, -20.0, 30.0)

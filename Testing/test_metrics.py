@@ -11,7 +11,7 @@ from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
 from vtkmodules.vtkFiltersCore import vtkFeatureEdges, vtkImplicitPolyDataDistance
 from vtkmodules.vtkFiltersSources import vtkPlaneSource, vtkSphereSource
 
-from SingleImageReconLib.metrics import (evaluate_structure, mask_surface, signed_distance_to, surface_distances,
+from SingleImageReconLib.evaluation.metrics import (evaluate_structure, mask_surface, signed_distance_to, surface_distances,
                                          surface_metrics, volume_overlap, voxelize)
 from SyntheticDataGenLib.errors import XreconInputError
 
@@ -270,8 +270,9 @@ def test_evaluate_structure_reports_the_metrics_json_keys():
     truth = _ellipsoid(ras, ras[15, 17, 19], (9.0, 7.0, 8.0))
     shifted = _ellipsoid(ras, ras[15, 17, 19] + (1.0, 0.5, 0.0), (9.0, 7.5, 8.0))
     metrics = evaluate_structure(mask_surface(shifted, ijk_to_ras), truth, ijk_to_ras).metrics
-    assert set(metrics) == {"assd_mm", "hd95_mm", "chamfer_mm", "dice", "f1", "f1_tau_mm", "iou", "precision",
-                            "recall", "f1_by_tau_mm"}
+    assert set(metrics) == {"assd_mm", "hd95_mm", "chamfer_mm", "to_truth_mm", "to_reconstruction_mm", "dice", "f1",
+                            "f1_tau_mm", "iou", "precision", "recall", "f1_by_tau_mm"}
+    assert metrics["to_truth_mm"] + metrics["to_reconstruction_mm"] == pytest.approx(metrics["chamfer_mm"])
     assert metrics["dice"] == pytest.approx(volume_overlap(shifted, truth)["dice"], abs=0.01)
     assert 0 < metrics["assd_mm"] < metrics["hd95_mm"] < 3.0
     assert metrics["chamfer_mm"] == pytest.approx(2 * metrics["assd_mm"])

@@ -7,9 +7,9 @@ import vtk
 from PIL import Image
 from vtk.util.numpy_support import numpy_to_vtk
 
-from SingleImageReconLib.overview import overview_figure, screen_axes
+from SingleImageReconLib.evaluation.overview import overview_figure, screen_axes
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.geometry import preset_geometry
+from SyntheticDataGenLib.projection.geometry import preset_geometry
 
 AP_BEAM = (0.0, -1.0, 0.0)  # source in front of the patient (+y, anterior), X-rays travel posteriorly
 

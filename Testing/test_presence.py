@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from SingleImageReconLib.reconstruction import reconstruct_radiographs
-from SyntheticDataGenLib.geometry import preset_geometry
+from SingleImageReconLib.reconstruction.reconstruct import reconstruct_radiographs
+from SyntheticDataGenLib.projection.geometry import preset_geometry
 
 SIZE = 32
 

@@ -19,9 +19,9 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from conftest import xrecon_in_process
 from SingleImageReconLib import cli
 from SingleImageReconLib.commands.reconstruct import resolve_geometries
-from SingleImageReconLib.radiograph_checks import check_plausible, neighbour_correlation
-from SingleImageReconLib.radiograph_io import read_radiograph
-from SyntheticDataGenLib.dicom_geometry import geometry_from_dicom
+from SingleImageReconLib.radiographs.radiograph_checks import check_plausible, neighbour_correlation
+from SingleImageReconLib.radiographs.radiograph_io import read_radiograph
+from SyntheticDataGenLib.projection.dicom_geometry import geometry_from_dicom
 from SyntheticDataGenLib.errors import XreconInputError
 
 _DTYPES = {(8, 0): np.uint8, (16, 0): np.uint16, (16, 1): np.int16}

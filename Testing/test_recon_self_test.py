@@ -16,9 +16,9 @@ import SimpleITK as sitk  # noqa: E402
 
 from SingleImageReconLib import scene as mrml  # noqa: E402
 from SingleImageReconLib import self_test  # noqa: E402
-from SyntheticDataGenLib.ct_io import ijk_to_ras  # noqa: E402
+from SyntheticDataGenLib.cases.ct_io import ijk_to_ras  # noqa: E402
 from SyntheticDataGenLib.errors import XreconInputError  # noqa: E402
-from SyntheticDataGenLib.geometry import preset_geometry  # noqa: E402
+from SyntheticDataGenLib.projection.geometry import preset_geometry  # noqa: E402
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_sample_case_self_test_body_passes(scene):
 @pytest.mark.slow
 def test_case_study_self_test_body_passes(scene):
     pytest.importorskip("torch")
-    from SingleImageReconLib.bundle import load_bundle
+    from SingleImageReconLib.networks.depth_bundle import load_bundle
     from SingleImageReconLib.commands.reconstruct import default_bundle_dir
 
     model, metadata = load_bundle(str(default_bundle_dir()), "cpu")

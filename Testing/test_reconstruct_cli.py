@@ -19,9 +19,9 @@ from PIL import Image
 from vtk.util import numpy_support
 
 from conftest import run_xrecon, xrecon_in_process
-from SingleImageReconLib.inference import fit_to_network
-from SingleImageReconLib.mesh_io import read_model
-from SyntheticDataGenLib.geometry import ProjectionGeometry, preset_geometry, rotate_detector
+from SingleImageReconLib.networks.inference import fit_to_network
+from SingleImageReconLib.meshes.mesh_io import read_model
+from SyntheticDataGenLib.projection.geometry import ProjectionGeometry, preset_geometry, rotate_detector
 
 STRUCTURES = ["vertebrae_L3", "femur_left"]
 METRIC_KEYS = ("assd_mm", "hd95_mm", "chamfer_mm", "dice", "f1", "f1_tau_mm")
@@ -152,8 +152,8 @@ def test_evaluate_writes_design_metrics_and_distance_coloured_models(reconstruct
 def _tiny_reconstruction(folder: Path, offset_mm: float = 0.0) -> Path:
     """A reconstruction folder holding one small sphere as vertebrae_L3 (quick to evaluate),
     at the true L3's centre or ``offset_mm`` to the patient's left of it."""
-    from SingleImageReconLib.mesh_io import write_model
-    from SyntheticDataGenLib.sample_data import sample_case
+    from SingleImageReconLib.meshes.mesh_io import write_model
+    from SyntheticDataGenLib.cases.sample_data import sample_case
 
     case = sample_case("abdomen-pelvis")
     label = next(int(line.split(",")[0]) for line in case.table_path.read_text().splitlines()
@@ -280,7 +280,7 @@ def test_nan_in_a_nifti_radiograph_is_refused(tmp_path, capfd):
     image = np.random.default_rng(0).random((256, 256)).astype(np.float32)
     image[100, 120] = np.nan
     path = _write_image(tmp_path / "nan.nii.gz", image)
-    from SingleImageReconLib.radiograph_io import read_radiograph
+    from SingleImageReconLib.radiographs.radiograph_io import read_radiograph
     from SyntheticDataGenLib.errors import XreconInputError
 
     with pytest.raises(XreconInputError, match="NaN"):

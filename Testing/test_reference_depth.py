@@ -10,7 +10,7 @@ import vtk
 
 from reference_depth import (marching_cubes_surface, ray_intersections, reference_depths,
                              surface_arrays)
-from SyntheticDataGenLib.geometry import ProjectionGeometry, preset_geometry
+from SyntheticDataGenLib.projection.geometry import ProjectionGeometry, preset_geometry
 
 N = 31           # grid size (voxels along each axis)
 C = 15           # sphere centre voxel index
@@ -325,9 +325,9 @@ def test_empty_mask_and_missing_rays_give_zeros():
 
 # --- speed on real data ----------------------------------------------------------------------
 def test_full_detector_over_a_femur_is_fast():
-    from SyntheticDataGenLib.ct_io import ijk_to_ras
-    from SyntheticDataGenLib.labels import read_segmentation
-    from SyntheticDataGenLib.sample_data import sample_case
+    from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
+    from SyntheticDataGenLib.cases.labels import read_segmentation
+    from SyntheticDataGenLib.cases.sample_data import sample_case
 
     case = sample_case("abdomen-pelvis")
     segmentation = read_segmentation(case.labels_path, case.table_path)

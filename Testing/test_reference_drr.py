@@ -10,7 +10,7 @@ import pytest
 from scipy.ndimage import map_coordinates
 
 from reference_drr import downsampled_geometry, reference_line_integrals
-from SyntheticDataGenLib.geometry import ProjectionGeometry, preset_geometry
+from SyntheticDataGenLib.projection.geometry import ProjectionGeometry, preset_geometry
 
 MU = 0.02  # 1/mm
 

@@ -9,14 +9,14 @@ import SimpleITK as sitk
 import torch
 
 from conftest import run_xrecon
-from SyntheticDataGenLib.attenuation import hu_to_mu
-from SyntheticDataGenLib.ct_io import ijk_to_ras, read_ct
-from SyntheticDataGenLib.depth import render_depth
-from SyntheticDataGenLib.drr import render_drr
-from SyntheticDataGenLib.geometry import ProjectionGeometry
-from SyntheticDataGenLib.labels import read_segmentation
-from SyntheticDataGenLib.landmarks import read_markups_json, write_markups_json
-from SyntheticDataGenLib.sample_data import sample_case
+from SyntheticDataGenLib.projection.attenuation import hu_to_mu
+from SyntheticDataGenLib.cases.ct_io import ijk_to_ras, read_ct
+from SyntheticDataGenLib.projection.depth import render_depth
+from SyntheticDataGenLib.projection.drr import render_drr
+from SyntheticDataGenLib.projection.geometry import ProjectionGeometry
+from SyntheticDataGenLib.cases.labels import read_segmentation
+from SyntheticDataGenLib.cases.landmarks import read_markups_json, write_markups_json
+from SyntheticDataGenLib.cases.sample_data import sample_case
 
 STRUCTURES = ["femur_left", "vertebrae_L3"]
 

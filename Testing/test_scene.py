@@ -16,8 +16,8 @@ vtk = pytest.importorskip("vtk")
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy  # noqa: E402
 
 from SingleImageReconLib import scene as qa_scene  # noqa: E402
-from SyntheticDataGenLib.ct_io import ijk_to_ras  # noqa: E402
-from SyntheticDataGenLib.geometry import preset_geometry  # noqa: E402
+from SyntheticDataGenLib.cases.ct_io import ijk_to_ras  # noqa: E402
+from SyntheticDataGenLib.projection.geometry import preset_geometry  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = (20, 20, 20)

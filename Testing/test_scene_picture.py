@@ -11,7 +11,7 @@ from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy  # noqa: E4
 
 from SingleImageReconLib import scene as qa_scene  # noqa: E402
 from SingleImageReconLib.scene_picture import save_scene_picture  # noqa: E402
-from SyntheticDataGenLib.geometry import preset_geometry  # noqa: E402
+from SyntheticDataGenLib.projection.geometry import preset_geometry  # noqa: E402
 
 
 def _sphere(centre, radius_mm: float, distance_mm: float) -> "vtk.vtkPolyData":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.segment_names import segment_ids_by_name
+from SyntheticDataGenLib.cases.segment_names import segment_ids_by_name
 
 SEGMENTS = [("Segment_1", "femur_left"), ("Segment_2", "hip_left"), ("Segment_3", "sacrum")]
 

@@ -8,12 +8,12 @@ import SimpleITK as sitk
 
 from SingleImageReconLib.shape_models.model_files import load_models
 from SingleImageReconLib.shape_models.shape_sampling import ShapeModelSampler, keep_joints, shape_change_mm
-from SyntheticDataGenLib.augmentation import PRESETS, sample_anatomy
-from SyntheticDataGenLib.deformation import interpolate_displacement, inverse_transform_points
+from SyntheticDataGenLib.augmentation.ladder import PRESETS, sample_anatomy
+from SyntheticDataGenLib.anatomy.deformation import interpolate_displacement, inverse_transform_points
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.generation import BaseView, CaseSource, GenerationSettings, generate_dataset
-from SyntheticDataGenLib.point_deformation import MIN_JACOBIAN, PointTargets, point_deformation
-from SyntheticDataGenLib.sample_data import sample_case
+from SyntheticDataGenLib.dataset.generation import BaseView, CaseSource, GenerationSettings, generate_dataset
+from SyntheticDataGenLib.anatomy.point_deformation import MIN_JACOBIAN, PointTargets, point_deformation
+from SyntheticDataGenLib.cases.sample_data import sample_case
 
 
 def _volume() -> sitk.Image:

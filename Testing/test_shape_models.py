@@ -20,11 +20,11 @@ from SingleImageReconLib.shape_models.pca import pca, widen_with_smooth_kernel
 from SingleImageReconLib.shape_models.procrustes import generalized_procrustes, rigid_transform
 from SingleImageReconLib.shape_models.rebuild import leave_one_out
 from SingleImageReconLib.shape_models.shape_model import load_shape_model, save_shape_model
-from SingleImageReconLib.surface import open_and_non_manifold_edges
-from SingleImageReconLib.triangle_mesh import as_mesh, polydata_from_arrays
+from SingleImageReconLib.reconstruction.surface import open_and_non_manifold_edges
+from SingleImageReconLib.meshes.triangle_mesh import as_mesh, polydata_from_arrays
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.geometry import preset_geometry
-from SyntheticDataGenLib.landmarks import read_markups_json
+from SyntheticDataGenLib.projection.geometry import preset_geometry
+from SyntheticDataGenLib.cases.landmarks import read_markups_json
 
 MODELS = load_models()
 
@@ -247,7 +247,7 @@ def test_ssm_commands(tmp_path, capfd):
 
 @pytest.mark.slow
 def test_case_landmarks_land_on_the_sample_case_bones(tmp_path, capfd):
-    from SyntheticDataGenLib.sample_data import sample_case
+    from SyntheticDataGenLib.cases.sample_data import sample_case
 
     case = sample_case("abdomen-pelvis")
     out = tmp_path / "landmarks.mrk.json"
@@ -274,7 +274,7 @@ def test_a_reconstruction_past_the_scan_is_measured_inside_it_only():
     """A whole sphere against a label the scan cuts in half: clipped and capped where the scan ends."""
     import vtk
 
-    from SingleImageReconLib.metrics import clip_to_scan, cut_sides
+    from SingleImageReconLib.evaluation.metrics import clip_to_scan, cut_sides
 
     mask = np.zeros((20, 40, 40), dtype=bool)
     k, j, i = np.mgrid[:20, :40, :40]

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.style import (
+from SyntheticDataGenLib.augmentation.style import (
     StyleAugmentation, add_markers, burn_in_text, random_grid_lines, random_histogram_style,
     random_local_contrast, random_tone_curve)
 

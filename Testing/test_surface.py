@@ -3,7 +3,7 @@
 Evidence is exact here: an ellipsoid's depths come from intersecting each pixel's ray with it
 (a quadratic), a voxel shape's from the depth renderer that makes training targets. What is
 checked is the lifting to 3D (surface.py), the choice of views (view_consistency.py), the
-tidying of predictions (evidence_cleanup.py) and how reconstruction.py strings them together.
+tidying of predictions (evidence_cleanup.py) and how reconstruction/reconstruct.py strings them together.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import vtk
 from scipy import ndimage
 from vtk.util import numpy_support
 
-from SingleImageReconLib.evidence_cleanup import clean_evidence
-from SingleImageReconLib.metrics import mask_surface, surface_metrics
-from SingleImageReconLib.reconstruction import surfaces_from_evidence
-from SingleImageReconLib.surface import BACK, FRONT, SILHOUETTE, Grid, ViewEvidence, signed_distance, surface_from_views
-from SingleImageReconLib.view_consistency import consistent_views
-from SyntheticDataGenLib.depth import render_depth
-from SyntheticDataGenLib.geometry import preset_geometry
+from SingleImageReconLib.reconstruction.evidence_cleanup import clean_evidence
+from SingleImageReconLib.evaluation.metrics import mask_surface, surface_metrics
+from SingleImageReconLib.reconstruction.reconstruct import surfaces_from_evidence
+from SingleImageReconLib.reconstruction.surface import BACK, FRONT, SILHOUETTE, Grid, ViewEvidence, signed_distance, surface_from_views
+from SingleImageReconLib.reconstruction.view_consistency import consistent_views
+from SyntheticDataGenLib.projection.depth import render_depth
+from SyntheticDataGenLib.projection.geometry import preset_geometry
 
 DETECTOR_PX = (128, 128)
 PIXEL_MM = (1.2, 1.2)  # about 1 mm at the isocentre (magnification 1100/900)
@@ -317,9 +317,9 @@ def test_view_and_constraint_arrays_have_a_value_per_point_and_name_both_views(e
 @pytest.fixture(scope="module")
 def sacrum_ap():
     """Exact AP evidence of the sample case's sacrum (a bone with holes and thin parts)."""
-    from SyntheticDataGenLib.ct_io import ijk_to_ras
-    from SyntheticDataGenLib.labels import read_segmentation
-    from SyntheticDataGenLib.sample_data import sample_case
+    from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
+    from SyntheticDataGenLib.cases.labels import read_segmentation
+    from SyntheticDataGenLib.cases.sample_data import sample_case
 
     case = sample_case("abdomen-pelvis")
     segmentation = read_segmentation(case.labels_path, case.table_path)

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from SingleImageReconLib.metrics import compare_surfaces, mask_surface, metrics_from_samples
-from SingleImageReconLib.surface_distance import DistanceTarget, surface_samples
-from SingleImageReconLib.triangle_mesh import as_mesh
-from SyntheticDataGenLib.ct_io import ijk_to_ras, read_ct
-from SyntheticDataGenLib.labels import read_segmentation
-from SyntheticDataGenLib.sample_data import sample_case
+from SingleImageReconLib.evaluation.metrics import compare_surfaces, mask_surface, metrics_from_samples
+from SingleImageReconLib.evaluation.surface_distance import DistanceTarget, surface_samples
+from SingleImageReconLib.meshes.triangle_mesh import as_mesh
+from SyntheticDataGenLib.cases.ct_io import ijk_to_ras, read_ct
+from SyntheticDataGenLib.cases.labels import read_segmentation
+from SyntheticDataGenLib.cases.sample_data import sample_case
 
 TAUS_MM = (1.0, 2.0)
 

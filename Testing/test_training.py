@@ -12,12 +12,12 @@ from safetensors.torch import load_file
 
 from conftest import HANG_TIMEOUT_S
 
-from SyntheticDataGenLib.augmentation import PRESETS
+from SyntheticDataGenLib.augmentation.ladder import PRESETS
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.generation import BaseView, CaseSource, GenerationSettings, generate_dataset
-from SyntheticDataGenLib.sample_data import sample_case
-from SingleImageReconLib.bundle import load_bundle
-from SingleImageReconLib.training import TrainConfig, train
+from SyntheticDataGenLib.dataset.generation import BaseView, CaseSource, GenerationSettings, generate_dataset
+from SyntheticDataGenLib.cases.sample_data import sample_case
+from SingleImageReconLib.networks.depth_bundle import load_bundle
+from SingleImageReconLib.networks.depth_training import TrainConfig, train
 
 TINY = dict(features=[4, 4, 8, 8, 16, 4], batch_size=4, steps_per_epoch=2, jitter=True)
 
@@ -67,7 +67,7 @@ def test_same_seed_same_weights_and_resume_is_exact(dataset, tmp_path):
 
 def _train_one_epoch_then_stop(dataset, out, config):
     """Run epoch 1 of a 2-epoch run and stop, as an interruption would (checkpoint after epoch 1)."""
-    import SingleImageReconLib.training as training
+    import SingleImageReconLib.networks.depth_training as training
 
     original = training.global_order
     calls = []

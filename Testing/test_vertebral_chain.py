@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from SingleImageReconLib.bundle import load_bundle, write_bundle, bundle_metadata
-from SingleImageReconLib.network import DepthNet, output_channels
-from SingleImageReconLib.training import TrainConfig, chain_targets, per_sample_loss, pooled_targets
-from SingleImageReconLib.losses import MaskLoss
-from SingleImageReconLib.vertebral_chain import vertebra_rank, vertebral_chain
+from SingleImageReconLib.networks.depth_bundle import load_bundle, write_bundle, bundle_metadata
+from SingleImageReconLib.networks.depth_network import DepthNet, output_channels
+from SingleImageReconLib.networks.depth_training import TrainConfig, chain_targets, per_sample_loss, pooled_targets
+from SingleImageReconLib.networks.losses import MaskLoss
+from SingleImageReconLib.reconstruction.vertebral_chain import vertebra_rank, vertebral_chain
 
 
 def test_the_chain_runs_head_to_foot_across_regions():

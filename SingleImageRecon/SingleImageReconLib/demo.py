@@ -20,16 +20,16 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from SyntheticDataGenLib.case_info import case_centre_ras
-from SyntheticDataGenLib.ct_io import ijk_to_ras
+from SyntheticDataGenLib.cases.case_info import case_centre_ras
+from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.geometry import ProjectionGeometry, preset_geometry
-from SyntheticDataGenLib.labels import Segmentation
-from SyntheticDataGenLib.view import CaseVolume, render_view
+from SyntheticDataGenLib.projection.geometry import ProjectionGeometry, preset_geometry
+from SyntheticDataGenLib.cases.labels import Segmentation
+from SyntheticDataGenLib.projection.view import CaseVolume, render_view
 
-from .evaluation import StructureEvaluation, evaluate_surfaces, measuring_pool
-from .network import DepthNet
-from .reconstruction import Reconstruction, StructureSurface, reconstruct_radiographs
+from .evaluation.evaluate import StructureEvaluation, evaluate_surfaces, measuring_pool
+from .networks.depth_network import DepthNet
+from .reconstruction.reconstruct import Reconstruction, StructureSurface, reconstruct_radiographs
 
 FUSION_LAO_DEG = (0.0, 15.0, -15.0)  # AP, then the C-arm turned 15° to either side
 EXTEND_BODY_MM = 150.0  # as the training sets were rendered (GenerationSettings.extend_body_mm)
@@ -57,6 +57,28 @@ def study_geometries(metadata: dict, isocenter_ras_mm: np.ndarray, lao_deg=FUSIO
                             size_px=base.get("size_px", (256, 256)),
                             pixel_spacing_mm=base.get("pixel_spacing_mm", (1.6, 1.6)), lao_deg=angle)
             for angle in lao_deg]
+
+
+def case_structures(segmentation: Segmentation, metadata: dict) -> list[str]:
+    """The bundle's structures that the case holds (non-empty), in the bundle's order; XreconInputError if none."""
+    structures = [name for name in metadata["xrecon"]["structures"]
+                  if name in segmentation.names and segmentation.mask_array(name).any()]
+    if not structures:
+        raise XreconInputError(f"the case holds none of the model's structures "
+                               f"({', '.join(metadata['xrecon']['structures'])})")
+    return structures
+
+
+def case_radiographs(ct: sitk.Image, segmentation: Segmentation, structures: list[str], metadata: dict,
+                     lao_deg=FUSION_LAO_DEG, device: torch.device | str = "cpu"
+                     ) -> tuple[list[ProjectionGeometry], list[np.ndarray]]:
+    """Radiographs of a CT as the bundle's training images were rendered: the views of
+    :func:`study_geometries` about the centre of ``structures``, and each view's DRR line
+    integral [height, width] (dimensionless)."""
+    centre, _ = case_centre_ras(ct, [segmentation.mask_array(name) for name in structures])
+    case = CaseVolume.from_ct(ct, segmentation, [], extend_body_mm=EXTEND_BODY_MM, device=device)
+    geometries = study_geometries(metadata, centre, lao_deg)
+    return geometries, [render_view(case, geometry).line_integral.cpu().numpy() for geometry in geometries]
 
 
 def run_case_study(ct: sitk.Image, segmentation: Segmentation, model: DepthNet, metadata: dict, *,
@@ -95,16 +117,9 @@ def _shape_model_reconstructions(landmarks: tuple, depth: Reconstruction, image:
 def _run_case_study(ct, segmentation, model, metadata, spacing_mm, device, progress, pool, landmarks=None
                     ) -> CaseStudy:
     start = time.perf_counter()
-    structures = [name for name in metadata["xrecon"]["structures"]
-                  if name in segmentation.names and segmentation.mask_array(name).any()]
-    if not structures:
-        raise XreconInputError(f"the case holds none of the model's structures "
-                               f"({', '.join(metadata['xrecon']['structures'])})")
+    structures = case_structures(segmentation, metadata)
     progress("rendering radiographs")
-    centre, _ = case_centre_ras(ct, [segmentation.mask_array(name) for name in structures])
-    case = CaseVolume.from_ct(ct, segmentation, [], extend_body_mm=EXTEND_BODY_MM, device=device)
-    geometries = study_geometries(metadata, centre)
-    line_integrals = [render_view(case, geometry).line_integral.cpu().numpy() for geometry in geometries]
+    geometries, line_integrals = case_radiographs(ct, segmentation, structures, metadata, device=device)
     study = CaseStudy(structures, geometries, line_integrals)
     study.timing_s["render"] = time.perf_counter() - start
     for method, views in (("depth", [0]), ("fusion", [0, 1, 2])):

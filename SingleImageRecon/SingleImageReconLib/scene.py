@@ -35,12 +35,12 @@ if TYPE_CHECKING:  # pragma: no cover - only for type hints
     import slicer
     import vtk
 
-    from SyntheticDataGenLib.geometry import ProjectionGeometry
+    from SyntheticDataGenLib.projection.geometry import ProjectionGeometry
 
 DISTANCE_ARRAY = "distance_mm"
 #: Node attribute holding a radiograph's projection geometry JSON (:func:`add_radiograph`).
 GEOMETRY_ATTRIBUTE = "xrecon.geometry"
-#: Columns of the metrics table (``SingleImageReconLib.metrics.evaluate_structure``; distances in mm).
+#: Columns of the metrics table (``SingleImageReconLib.evaluation.metrics.evaluate_structure``; distances in mm).
 TABLE_METRICS = ("assd_mm", "hd95_mm", "chamfer_mm", "dice", "iou", "f1")
 # Attribute that marks nodes made here, with the role each plays in a QA scene.
 ROLE_ATTRIBUTE = "xrecon.role"
@@ -65,7 +65,8 @@ def new_scene() -> "slicer.vtkMRMLScene":
     """An empty MRML scene that can hold every node made here and read and write ``.mrb`` files.
 
     The scene gets an application logic, the colour, segmentations, markups, models, volumes and
-    tables module logics (they register node classes and segmentation converter rules), and a
+    tables module logics (they register node classes and segmentation converter rules), the
+    colour legend display node class, and a
     data IO manager with a cache manager whose directory is a fresh temporary folder: Slicer
     unpacks a bundle there in ``ReadFromMRB`` and packs one there in ``WriteToMRB``. The logics
     are kept alive with the scene's Python object (``scene.xrecon_logics``).
@@ -86,6 +87,8 @@ def new_scene() -> "slicer.vtkMRMLScene":
         logic.SetMRMLScene(scene)
         logics.append(logic)
     _drop_duplicate_converter_rules()
+    # Slicer's Colors module logic registers the colour legend; the plain MRML one does not.
+    scene.RegisterNodeClass(slicer.vtkMRMLColorLegendDisplayNode())
     cache = slicer.vtkCacheManager()
     cache.SetRemoteCacheDirectory(tempfile.mkdtemp(prefix="xrecon-mrml-cache-"))
     io_manager = slicer.vtkDataIOManager()
@@ -137,7 +140,7 @@ def _drop_duplicate_converter_rules() -> None:
             seen.add(rule.GetClassName())
 
 
-def _add_node(scene, class_name: str, name: str, role: str):
+def add_node(scene, class_name: str, name: str, role: str):
     """A new node of ``class_name`` marked with ``role`` in ``xrecon.role``."""
     return _datagen_scene.add_node(scene, class_name, name, role, role_attribute=ROLE_ATTRIBUTE)
 
@@ -199,7 +202,7 @@ def distance_color_node(scene, scalar_range_mm: tuple[float, float] = (-5.0, 5.0
     existing = scene.GetFirstNodeByName(name)
     if existing is not None and existing.IsA("vtkMRMLProceduralColorNode"):
         return existing
-    node = _add_node(scene, "vtkMRMLProceduralColorNode", name, "distance_colors")
+    node = add_node(scene, "vtkMRMLProceduralColorNode", name, "distance_colors")
     node.SetHideFromEditors(False)  # listed in the Colors module, stored in the bundle's Data folder
     node.SetDescription("Signed surface distance in mm: blue below zero, white at zero, red above")
     function = node.GetColorTransferFunction()
@@ -228,9 +231,9 @@ def add_model(scene, name: str, surface_ras: "vtk.vtkPolyData", scalars: str | N
     slicer = _slicer()
     polydata = vtk.vtkPolyData()
     polydata.DeepCopy(surface_ras)
-    node = _add_node(scene, "vtkMRMLModelNode", name, role)
+    node = add_node(scene, "vtkMRMLModelNode", name, role)
     node.SetAndObservePolyData(polydata)
-    display = _add_node(scene, "vtkMRMLModelDisplayNode", f"{name} display", role)
+    display = add_node(scene, "vtkMRMLModelDisplayNode", f"{name} display", role)
     if color is None:
         color = PALETTE[(scene.GetNumberOfNodesByClass("vtkMRMLModelNode") - 1) % len(PALETTE)]
     display.SetColor(*(float(c) for c in color))
@@ -259,7 +262,7 @@ def add_landmarks(scene, name: str, labels: Sequence[str], points_ras: np.ndarra
     points = np.asarray(points_ras, dtype=np.float64).reshape(-1, 3)
     if len(labels) != len(points):
         raise ValueError(f"{len(labels)} landmark labels for {len(points)} points")
-    node = _add_node(scene, "vtkMRMLMarkupsFiducialNode", name, "landmarks")
+    node = add_node(scene, "vtkMRMLMarkupsFiducialNode", name, "landmarks")
     node.CreateDefaultDisplayNodes()
     for label, point in zip(labels, points):
         if np.all(np.isfinite(point)):
@@ -286,7 +289,7 @@ def add_metrics_table(scene, name: str, rows: Iterable[Mapping[str, object]]):
     columns: list[str] = []
     for row in rows:
         columns.extend(key for key in row if key not in columns)
-    node = _add_node(scene, "vtkMRMLTableNode", name, "metrics")
+    node = add_node(scene, "vtkMRMLTableNode", name, "metrics")
     table = node.GetTable()
     for column in columns:
         values = [row.get(column) for row in rows]
@@ -337,12 +340,13 @@ def add_evaluation_table(scene, evaluations_by_method: Mapping, name: str = "Met
     return add_metrics_table(scene, name, rows)
 
 
-def put_in_folder(scene, nodes: Iterable, folder_name: str) -> None:
-    """Move nodes into a new subject hierarchy folder at the top of the scene's tree."""
+def put_in_folder(scene, nodes: Iterable, folder_name: str) -> int:
+    """Move nodes into a new subject hierarchy folder at the top of the scene's tree; returns its item ID."""
     hierarchy = scene.GetSubjectHierarchyNode()
     folder = hierarchy.CreateFolderItem(hierarchy.GetSceneItemID(), folder_name)
     for node in nodes:
         hierarchy.CreateItem(folder, node)  # moves the node's item (or makes one) under the folder
+    return folder
 
 
 def add_case_study(scene, study, fuse: bool = True) -> dict:
@@ -408,7 +412,7 @@ def radiograph_geometry(radiograph_node, geometry_path: str | os.PathLike = "",
     that is empty the geometry the node carries (``GEOMETRY_ATTRIBUTE``). With ``size_px``
     (width, height in pixels), raises XreconInputError unless the detector has that size."""
     from SyntheticDataGenLib.errors import XreconInputError
-    from SyntheticDataGenLib.geometry import ProjectionGeometry
+    from SyntheticDataGenLib.projection.geometry import ProjectionGeometry
 
     attribute = radiograph_node.GetAttribute(GEOMETRY_ATTRIBUTE) if radiograph_node else None
     if geometry_path:
@@ -425,10 +429,10 @@ def radiograph_geometry(radiograph_node, geometry_path: str | os.PathLike = "",
 
 
 def reference_images(volume_node, segmentation_node, names: Sequence[str] | None = None) -> tuple:
-    """(CT as SimpleITK in HU, ``SyntheticDataGenLib.labels.Segmentation`` on the CT grid) of a
+    """(CT as SimpleITK in HU, ``SyntheticDataGenLib.cases.labels.Segmentation`` on the CT grid) of a
     reference CT and the named segments (None: all; names the segmentation lacks are skipped)."""
     from SyntheticDataGenLib.errors import XreconInputError
-    from SyntheticDataGenLib.labels import Segmentation
+    from SyntheticDataGenLib.cases.labels import Segmentation
 
     if not volume_node or not segmentation_node:
         raise XreconInputError("Select a reference CT and its segmentation")
@@ -495,7 +499,7 @@ def read_scene_bundle(path: str | os.PathLike) -> "slicer.vtkMRMLScene":
 
 # --- the whole QA bundle ----------------------------------------------------------------------
 def _same_grid(ct: "SimpleITK.Image", mask_kji: np.ndarray, mask_ijk_to_ras: np.ndarray) -> bool:
-    from SyntheticDataGenLib.ct_io import ijk_to_ras
+    from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
 
     return (tuple(ct.GetSize()) == tuple(np.shape(mask_kji))[::-1]
             and bool(np.allclose(ijk_to_ras(ct), mask_ijk_to_ras, atol=1e-3, rtol=0)))

@@ -90,16 +90,16 @@ def _check_geometry_file(radiograph_node, geometry) -> None:
 def case_study_checks(scene, model, metadata: dict, device: str = "cpu", spacing_mm: float = 2.0) -> None:
     """The demo on the first sample case, then a reconstruction from its AP radiograph node.
 
-    ``model`` and ``metadata`` are a depth network bundle's (``SingleImageReconLib.bundle.load_bundle``),
+    ``model`` and ``metadata`` are a depth network bundle's (``SingleImageReconLib.networks.depth_bundle.load_bundle``),
     run on ``device``; ``spacing_mm`` is the surface grid's voxel size (mm). Checks the case
     study's nodes (``scene.add_case_study``), that the AP node reconstructs from the geometry
     it carries into models without distances, that those measure against the same structures,
     and that a geometry file is read and one of the wrong size refused.
     """
     from SingleImageReconLib.demo import run_case_study
-    from SingleImageReconLib.evaluation import evaluate_surfaces
-    from SingleImageReconLib.reconstruction import reconstruct_radiographs
-    from SyntheticDataGenLib.ct_io import ijk_to_ras
+    from SingleImageReconLib.evaluation.evaluate import evaluate_surfaces
+    from SingleImageReconLib.reconstruction.reconstruct import reconstruct_radiographs
+    from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
 
     volume_node, segmentation_node = sample_case_checks(scene)
     ct, segmentation = mrml.reference_images(volume_node, segmentation_node, metadata["xrecon"]["structures"])
@@ -125,3 +125,85 @@ def case_study_checks(scene, model, metadata: dict, device: str = "cpu", spacing
     check(set(evaluations) == set(study.evaluations["depth"]),
           f"AP evaluates {sorted(evaluations)}, the study's depth {sorted(study.evaluations['depth'])}")
     _check_geometry_file(ap_node, ap_geometry)
+
+
+def reconstruction_run_checks(scene, python: str, env: dict | None, run_dir, metadata: dict, device: str = "cpu",
+                              idle=None, timeout_s: float = 3600.0) -> dict:
+    """What Apply does, on the first sample case: a test radiograph of its CT, a run of
+    ``xrecon reconstruct`` and ``xrecon evaluate`` in a subprocess (``python`` with ``env``),
+    and the run's folder in the scene (``run_scene.add_run``).
+
+    ``metadata`` is the depth bundle's (``SingleImageReconLib.networks.bundle_format``); ``idle``
+    is called while the run goes (Slicer passes ``processEvents``). Checks the folder's nodes,
+    classes and order, that the radiograph lies on its detector plane, that every measured model
+    carries ``distance_mm`` whose mean is the one-sided distance in ``metrics.json``, the legend,
+    the metrics table (its mean row and its reference segmentation), and the Compare switch.
+    Returns the run's nodes.
+    """
+    from SyntheticDataGenLib.dataset.generation_job import wait_for
+
+    from . import run_scene
+    from .radiographs.radiograph_io import read_radiograph
+    from .reconstruction_run import CommandChain, RunOptions, read_run, run_commands
+
+    volume_node, segmentation_node = sample_case_checks(scene)
+    radiograph = run_scene.add_test_radiograph(scene, volume_node, segmentation_node, metadata, device)
+    image = mrml.radiograph_array(radiograph)
+    geometry = mrml.radiograph_geometry(radiograph, "", (image.shape[1], image.shape[0]))
+    inputs = run_scene.write_run_inputs(run_dir, radiograph, geometry, volume_node, segmentation_node)
+    present = [name for name, _color in datagen_scene.segment_names_and_colors(segmentation_node)]
+    structures = tuple(name for name in metadata["xrecon"]["structures"] if name in present)[:2]
+    chain = CommandChain(run_commands(python, inputs, run_dir, RunOptions(device=device, spacing_mm=2.0,
+                                                                          structures=structures)),
+                         env=env, cwd=str(run_dir), output_dir=str(run_dir))
+    code = wait_for(chain, timeout_s, idle)
+    check(code == 0, f"the run failed ({code}): " + "\n".join(list(chain.log)[-10:]))
+    result = read_run(run_dir)
+    nodes = run_scene.add_run(scene, "Run 1", result, [read_radiograph(inputs.radiograph_path).image],
+                              segmentation_node, metadata["xrecon"]["structures"])
+    _check_run_nodes(scene, nodes, result, geometry, segmentation_node)
+    return nodes
+
+
+def _check_run_nodes(scene, nodes: dict, result, geometry, reference) -> None:
+    """The folder ``run_scene.add_run`` made holds exactly the run's nodes, and they show it."""
+    from . import run_scene
+
+    hierarchy = scene.GetSubjectHierarchyNode()
+    folder = nodes["folder"]
+    children = [hierarchy.GetItemDataNode(hierarchy.GetItemByPositionUnderParent(folder, index))
+                for index in range(hierarchy.GetNumberOfItemChildren(folder))]
+    found = [(node.GetClassName(), node.GetName()) for node in children]
+    expected = [("vtkMRMLScalarVolumeNode", "Run 1 radiograph"), ("vtkMRMLModelNode", "Run 1 X-ray geometry"),
+                *(("vtkMRMLModelNode", f"{result.method} {name}") for name in result.surfaces),
+                *(("vtkMRMLModelNode", f"reference {name}") for name in result.truth),
+                *(("vtkMRMLMarkupsFiducialNode", node.GetName()) for node in nodes["landmarks"]),
+                ("vtkMRMLTableNode", "Run 1 metrics"),
+                *([("vtkMRMLTableNode", "Run 1 not found")] if result.not_found else [])]
+    check(found == expected, f"the run folder holds {found}, expected {expected}")
+    check(bool(result.metrics), "nothing was measured against the reference")
+    corners = np.array([[i, j, 0.0, 1.0] for i in (0, geometry.width - 1) for j in (0, geometry.height - 1)])
+    placed = (corners @ mrml.volume_ijk_to_ras(nodes["radiographs"][0]).T)[:, :3]
+    on_detector = np.array([geometry.pixel_center_ras(i, j) for i, j, _, _ in corners])
+    check(np.allclose(placed, on_detector, atol=1e-6), "the radiograph's corners are off its detector plane")
+    for name, metrics in result.metrics.items():
+        model = nodes["models"][name]
+        array = model.GetPolyData().GetPointData().GetArray(mrml.DISTANCE_ARRAY)
+        check(array is not None, f"{model.GetName()} has no {mrml.DISTANCE_ARRAY}")
+        check(model.GetDisplayNode().GetActiveScalarName() == mrml.DISTANCE_ARRAY, f"{model.GetName()} shows no distances")
+        mean = float(np.mean(np.abs([array.GetValue(i) for i in range(array.GetNumberOfTuples())])))
+        # vertex mean against the area-weighted mean over a densified surface: close, not equal
+        check(abs(mean - metrics["to_truth_mm"]) <= max(0.5, 0.25 * metrics["to_truth_mm"]),
+              f"{name}: mean |distance_mm| {mean:.2f} mm, metrics.json to_truth_mm {metrics['to_truth_mm']:.2f} mm")
+    legends = [scene.GetNthNodeByClass(i, "vtkMRMLColorLegendDisplayNode")
+               for i in range(scene.GetNumberOfNodesByClass("vtkMRMLColorLegendDisplayNode"))]
+    check(len(legends) == 1 and "outside" in legends[0].GetTitleText(), "no colour legend saying which sign is outside")
+    table = nodes["metrics"].GetTable()
+    check(table.GetNumberOfRows() == len(result.metrics) + 1, f"{table.GetNumberOfRows()} metrics rows")
+    check(table.GetValueByName(table.GetNumberOfRows() - 1, "structure").ToString() == "mean", "no mean row")
+    check(nodes["metrics"].GetNodeReference(run_scene.REFERENCE_ROLE) is reference, "the table names no reference")
+    one = next(iter(nodes["models"]))
+    check(run_scene.show_models(scene, result.method, one) == 1, "Compare shows more than one structure")
+    check(all(bool(m.GetDisplayNode().GetVisibility()) == (n == one) for n, m in nodes["models"].items()),
+          "Compare did not show just the chosen structure")
+    check(run_scene.show_models(scene) == len(nodes["models"]), "Compare did not show every model again")

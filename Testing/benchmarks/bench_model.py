@@ -17,9 +17,9 @@ import time
 
 import torch
 
-from SingleImageReconLib.bundle import load_bundle
-from SingleImageReconLib.training import evaluate
-from SyntheticDataGenLib.dataset import SyntheticXrayDataset
+from SingleImageReconLib.networks.depth_bundle import load_bundle
+from SingleImageReconLib.networks.depth_training import evaluate
+from SyntheticDataGenLib.dataset.torch_dataset import SyntheticXrayDataset
 
 AIM_MS = 100.0
 

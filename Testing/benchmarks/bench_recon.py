@@ -33,21 +33,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from SingleImageReconLib.bundle import load_bundle
+from SingleImageReconLib.networks.depth_bundle import load_bundle
 from SingleImageReconLib.commands.reconstruct import default_bundle_dir
 from SingleImageReconLib.demo import EXTEND_BODY_MM, study_geometries
-from SingleImageReconLib.depth_placement import best_ray_shift_mm, ray_direction, shifted_surface
-from SingleImageReconLib.evaluation import evaluate_surfaces
-from SingleImageReconLib.inference import predict
-from SingleImageReconLib.reconstruction import reconstruct_radiographs, surfaces_from_evidence
-from SingleImageReconLib.surface import ViewEvidence
-from SyntheticDataGenLib.case_info import case_centre_ras
-from SyntheticDataGenLib.ct_io import ijk_to_ras, read_ct
-from SyntheticDataGenLib.dicom_geometry import DEFAULT_FIELD_OF_VIEW_MM, spacing_from_field_of_view
-from SyntheticDataGenLib.geometry import preset_geometry
-from SyntheticDataGenLib.labels import read_segmentation
-from SyntheticDataGenLib.sample_data import sample_case
-from SyntheticDataGenLib.view import CaseVolume, render_view
+from SingleImageReconLib.reconstruction.depth_placement import best_ray_shift_mm, ray_direction, shifted_surface
+from SingleImageReconLib.evaluation.evaluate import evaluate_surfaces
+from SingleImageReconLib.networks.inference import predict
+from SingleImageReconLib.reconstruction.reconstruct import reconstruct_radiographs, surfaces_from_evidence
+from SingleImageReconLib.reconstruction.surface import ViewEvidence
+from SyntheticDataGenLib.cases.case_info import case_centre_ras
+from SyntheticDataGenLib.cases.ct_io import ijk_to_ras, read_ct
+from SyntheticDataGenLib.projection.dicom_geometry import DEFAULT_FIELD_OF_VIEW_MM, spacing_from_field_of_view
+from SyntheticDataGenLib.projection.geometry import preset_geometry
+from SyntheticDataGenLib.cases.labels import read_segmentation
+from SyntheticDataGenLib.cases.sample_data import sample_case
+from SyntheticDataGenLib.projection.view import CaseVolume, render_view
 
 AIM_LATENCY_S = 1.0
 MIN_VISIBLE_PX = 16  # a structure is in a view from this many mask pixels, as in training
@@ -207,7 +207,7 @@ def _report_model(name: str, views: list[dict], oracle_views: list[dict], struct
 def real_radiographs(model, metadata, paths: list[str], figure_path: str | None = None) -> dict:
     """What the model finds in real radiographs without 3D truth (a PNG: AP, 430 mm field);
     with ``figure_path``, a PNG of each radiograph beside its masks, named, for a person to check."""
-    from SingleImageReconLib.radiograph_io import read_radiograph
+    from SingleImageReconLib.radiographs.radiograph_io import read_radiograph
 
     print("\nreal radiographs (no 3D truth; AP, source-isocentre 900 mm, 430 mm field across the larger side)")
     found, predictions = {}, []
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   oracle_views, structures, args.spacing_mm)
         if "ssm" in parts:
             from SingleImageReconLib.commands.reconstruct_ssm import default_landmark_bundle_dir
-            from SingleImageReconLib.landmark_bundle import load_landmark_bundle
+            from SingleImageReconLib.networks.landmark_bundle import load_landmark_bundle
             from SingleImageReconLib.shape_models.model_files import load_models
 
             landmark_model, landmark_metadata = load_landmark_bundle(args.landmark_bundle

@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from SingleImageReconLib.metrics import compare_meshes
+from SingleImageReconLib.evaluation.metrics import compare_meshes
 from SingleImageReconLib.shape_models.landmark_fit import LandmarkView, fit_shape_to_landmarks
 from SingleImageReconLib.shape_models.model_files import bundled_models_dir, load_models
 from SingleImageReconLib.shape_models.procrustes import align
 from SingleImageReconLib.shape_models.rebuild import leave_one_out
-from SingleImageReconLib.triangle_mesh import as_mesh, polydata_from_arrays
-from SyntheticDataGenLib.geometry import preset_geometry
+from SingleImageReconLib.meshes.triangle_mesh import as_mesh, polydata_from_arrays
+from SyntheticDataGenLib.projection.geometry import preset_geometry
 
 SETTINGS = {  # name: (views, noise px, outlier fraction, σ range px, weighted)
     "AP exact": (("ap",), 0.0, 0.0, None, True),

@@ -1,4 +1,4 @@
-"""Check that DiffDRR 0.6.1, driven by ``SyntheticDataGenLib.diffdrr_peer``, renders our geometry.
+"""Check that DiffDRR 0.6.1, driven by ``SyntheticDataGenLib.projection.diffdrr_peer``, renders our geometry.
 
 Renders the abdomen-pelvis sample (μ = 0.0206/mm · max(0, 1 + HU/1000)) at 64×64 pixels with
 DiffDRR (trilinear and Siddon) and with the brute-force reference of ``Testing/reference_drr.py``,
@@ -27,10 +27,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # Testing/, for reference_drr
 
 from reference_drr import reference_line_integrals  # noqa: E402
-from SyntheticDataGenLib.ct_io import ijk_to_ras, read_ct  # noqa: E402
-from SyntheticDataGenLib.diffdrr_peer import render_with_diffdrr  # noqa: E402
-from SyntheticDataGenLib.geometry import ProjectionGeometry, preset_geometry  # noqa: E402
-from SyntheticDataGenLib.sample_data import sample_case  # noqa: E402
+from SyntheticDataGenLib.cases.ct_io import ijk_to_ras, read_ct  # noqa: E402
+from SyntheticDataGenLib.projection.diffdrr_peer import render_with_diffdrr  # noqa: E402
+from SyntheticDataGenLib.projection.geometry import ProjectionGeometry, preset_geometry  # noqa: E402
+from SyntheticDataGenLib.cases.sample_data import sample_case  # noqa: E402
 
 MU_WATER_PER_MM = 0.0206
 NCC_MIN = 0.99

@@ -5,7 +5,7 @@ ships; PyTorch, MONAI and the like are imported inside the functions that need t
 not even be installed yet). The imports are read with ``ast``, never run: the statements that
 execute on import (the module body, its ``if``/``try``/``with`` blocks and class bodies, not
 function bodies nor ``if TYPE_CHECKING:`` blocks), and, for a module of this repository
-(``SyntheticDataGenLib.geometry``, the other module file ``SyntheticDataGen``), its own
+(``SyntheticDataGenLib.projection.geometry``, the other module file ``SyntheticDataGen``), its own
 imports in turn.
 """
 

@@ -6,12 +6,12 @@ import argparse
 from typing import TYPE_CHECKING
 
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.sample_data import list_sample_cases, sample_case
+from SyntheticDataGenLib.cases.sample_data import list_sample_cases, sample_case
 
 if TYPE_CHECKING:  # readers are imported where a case is loaded, so parsing stays fast
     import SimpleITK as sitk
 
-    from SyntheticDataGenLib.labels import Segmentation
+    from SyntheticDataGenLib.cases.labels import Segmentation
 
 
 def add_case_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,8 +33,8 @@ def add_case_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_case(args: argparse.Namespace) -> tuple["sitk.Image", "Segmentation | None"]:
     """The CT and (if any) its segmentation named by the case options."""
-    from SyntheticDataGenLib.ct_io import read_ct
-    from SyntheticDataGenLib.labels import read_segmentation
+    from SyntheticDataGenLib.cases.ct_io import read_ct
+    from SyntheticDataGenLib.cases.labels import read_segmentation
 
     if args.case:
         if args.labels or args.labels_table:

@@ -53,7 +53,7 @@ def _centres(surfaces: dict) -> tuple[list[str], np.ndarray]:
 
 def _write_scene(path, study, ct, segmentation, metrics_rows, landmarks) -> bool:
     """scene.mrb when Slicer's MRML library is installed (the 'scene' extra); False otherwise."""
-    from SyntheticDataGenLib.ct_io import ijk_to_ras
+    from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
 
     from .. import scene
 
@@ -94,17 +94,17 @@ def run(args: argparse.Namespace) -> int:
     say(f"loading the '{args.case}' case and the model")  # before the imports of torch and MONAI (seconds)
     import shutil
 
-    from SyntheticDataGenLib.ct_io import read_ct
-    from SyntheticDataGenLib.detector_images import write_detector_image
-    from SyntheticDataGenLib.labels import read_segmentation
-    from SyntheticDataGenLib.landmarks import write_markups_json
-    from SyntheticDataGenLib.sample_data import sample_case
+    from SyntheticDataGenLib.cases.ct_io import read_ct
+    from SyntheticDataGenLib.projection.detector_images import write_detector_image
+    from SyntheticDataGenLib.cases.labels import read_segmentation
+    from SyntheticDataGenLib.cases.landmarks import write_markups_json
+    from SyntheticDataGenLib.cases.sample_data import sample_case
 
-    from ..bundle import load_bundle
+    from ..networks.depth_bundle import load_bundle
     from ..demo import run_case_study
-    from ..evaluation import default_workers, mean_metrics, metrics_document, metrics_table
-    from ..mesh_io import write_model
-    from ..overview import overview_figure
+    from ..evaluation.evaluate import default_workers, mean_metrics, metrics_document, metrics_table
+    from ..meshes.mesh_io import write_model
+    from ..evaluation.overview import overview_figure
     from .reconstruct import default_bundle_dir
     from .reconstruct_ssm import default_landmark_bundle_dir
     from .view_files import file_stem
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     model, metadata = load_bundle(bundle_dir, args.device)
     landmarks = None
     if (default_landmark_bundle_dir() / "configs" / "metadata.json").is_file():  # the landmark path, once trained
-        from ..landmark_bundle import load_landmark_bundle
+        from ..networks.landmark_bundle import load_landmark_bundle
         from ..shape_models.model_files import load_models
 
         landmarks = (*load_landmark_bundle(default_landmark_bundle_dir(), args.device), load_models())

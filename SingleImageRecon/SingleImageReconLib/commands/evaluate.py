@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from .structure_progress import add_progress_option
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -25,6 +27,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--labels-table", metavar="CSV", help="CSV with columns id,structure")
     parser.add_argument("--tau-mm", type=float, nargs="+", default=[1.0, 2.0], help="F1 thresholds")
     parser.add_argument("--models", metavar="DIR", help="also write distance-coloured models here")
+    add_progress_option(parser)
     parser.add_argument("--out", required=True, metavar="METRICS_JSON", help="metrics file to write")
     parser.set_defaults(run=run)
 
@@ -34,7 +37,7 @@ def read_reconstruction(folder: str | Path) -> tuple[dict, dict]:
     from SyntheticDataGenLib.atomic_io import read_json
     from SyntheticDataGenLib.errors import XreconInputError
 
-    from ..mesh_io import read_model
+    from ..meshes.mesh_io import read_model
 
     folder = Path(folder)
     summary = read_json(folder / "reconstruction.json", f"{folder} is not a reconstruction (no reconstruction.json)")
@@ -54,13 +57,13 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from SyntheticDataGenLib.atomic_io import check_output_folder, staged_output, write_text_atomically
-    from SyntheticDataGenLib.ct_io import ijk_to_ras
+    from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
     from SyntheticDataGenLib.errors import XreconInputError
-    from SyntheticDataGenLib.labels import read_segmentation
-    from SyntheticDataGenLib.sample_data import sample_case
+    from SyntheticDataGenLib.cases.labels import read_segmentation
+    from SyntheticDataGenLib.cases.sample_data import sample_case
 
-    from ..evaluation import default_workers, evaluate_surfaces, measuring_pool, metrics_document, metrics_table
-    from ..mesh_io import write_model
+    from ..evaluation.evaluate import default_workers, evaluate_surfaces, measuring_pool, metrics_document, metrics_table
+    from ..meshes.mesh_io import write_model
     from .structure_progress import structure_progress
     from .view_files import file_stem
 
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if not compared:
         raise XreconInputError(f"none of the reconstructed structures ({', '.join(surfaces) or 'none'}) is in "
                                f"{labels} ({', '.join(segmentation.names)})")
-    with structure_progress(len(compared), "evaluating") as progress, \
+    with structure_progress(len(compared), "evaluating", args.progress) as progress, \
             measuring_pool(min(default_workers(), len(compared))) as pool:
         evaluations = evaluate_surfaces(surfaces, segmentation, ijk_to_ras(segmentation.reference), tuple(args.tau_mm),
                                         pool=pool, progress=progress)

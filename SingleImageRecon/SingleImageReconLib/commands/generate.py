@@ -70,8 +70,8 @@ def add_parser(subparsers) -> None:
 def case_sources(args: argparse.Namespace) -> list:
     """The cases named on the command line, with their split."""
     from SyntheticDataGenLib.errors import XreconInputError
-    from SyntheticDataGenLib.generation import CaseSource
-    from SyntheticDataGenLib.sample_data import sample_case
+    from SyntheticDataGenLib.dataset.generation import CaseSource
+    from SyntheticDataGenLib.cases.sample_data import sample_case
 
     sources = []
     for name in args.case:
@@ -124,9 +124,9 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from SyntheticDataGenLib.augmentation import preset
+    from SyntheticDataGenLib.augmentation.ladder import preset
     from SyntheticDataGenLib.errors import XreconInputError
-    from SyntheticDataGenLib.generation import (BaseView, CaseLoader, GenerationSettings, dataset_plan,
+    from SyntheticDataGenLib.dataset.generation import (BaseView, CaseLoader, GenerationSettings, dataset_plan,
                                                 generate_dataset)
     from SyntheticDataGenLib.memory import check_fits, render_bytes
 
@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.close()
     if args.preview:
-        from SyntheticDataGenLib.preview import contact_sheet
+        from SyntheticDataGenLib.dataset.preview import contact_sheet
 
         contact_sheet(args.out, Path(args.out) / "preview.png")
     print(f"{args.out}: {written} new sample(s); shard {args.shard[0]}/{args.shard[1]} complete", file=sys.stderr)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from SyntheticDataGenLib.geometry import PRESETS, ProjectionGeometry, preset_geometry
+from SyntheticDataGenLib.projection.geometry import PRESETS, ProjectionGeometry, preset_geometry
 
 from .number_options import CRANIAL_DEG, DETECTOR_PX, DISTANCE_MM, LAO_DEG, PIXEL_SPACING_MM
 
@@ -32,7 +32,7 @@ def add_geometry_arguments(parser: argparse.ArgumentParser) -> None:
 
 def geometry_from_arguments(args: argparse.Namespace, ct: "sitk.Image") -> ProjectionGeometry:
     """The geometry the options name; presets are centred on the CT unless --isocenter is given."""
-    from SyntheticDataGenLib.case_info import structures_centre_ras
+    from SyntheticDataGenLib.cases.case_info import structures_centre_ras
 
     if args.geometry not in PRESETS and (args.geometry.endswith(".json") or Path(args.geometry).exists()):
         return ProjectionGeometry.load(args.geometry)

@@ -19,7 +19,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from SyntheticDataGenLib.case_info import describe_case
+    from SyntheticDataGenLib.cases.case_info import describe_case
 
     ct, segmentation = load_case(args)
     print(json.dumps(describe_case(ct, segmentation, args.structures), indent=2))

@@ -44,11 +44,11 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from SyntheticDataGenLib.atomic_io import check_output_folder, staged_output
-    from SyntheticDataGenLib.ct_io import read_ct, write_image
+    from SyntheticDataGenLib.cases.ct_io import read_ct, write_image
     from SyntheticDataGenLib.errors import XreconInputError
-    from SyntheticDataGenLib.label_propagation import Atlas, fuse_votes, overlap, refine_with_bone, warp_atlas
-    from SyntheticDataGenLib.label_sheet import contact_sheet
-    from SyntheticDataGenLib.labels import read_segmentation
+    from SyntheticDataGenLib.cases.label_propagation import Atlas, fuse_votes, overlap, refine_with_bone, warp_atlas
+    from SyntheticDataGenLib.cases.label_sheet import contact_sheet
+    from SyntheticDataGenLib.cases.labels import read_segmentation
     from SyntheticDataGenLib.memory import check_fits, registration_bytes
 
     check_output_folder(args.out, "labels")

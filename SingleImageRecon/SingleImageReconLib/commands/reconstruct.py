@@ -7,9 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from SyntheticDataGenLib.geometry import PRESETS
+from SyntheticDataGenLib.projection.geometry import PRESETS
 
 from .number_options import CRANIAL_DEG, DISTANCE_MM, FIELD_OF_VIEW_MM, GRID_SPACING_MM, LAO_DEG, PIXEL_SPACING_MM
+from .structure_progress import add_progress_option
 
 DEFAULT_BUNDLE = "xrecon-depth-ap256"
 
@@ -72,6 +73,7 @@ def add_parser(subparsers) -> None:
                         help="the images show bone dark (raw detector intensity); not needed for DICOM files, whose "
                              "PhotometricInterpretation (MONOCHROME1) and VOI window are applied")
     parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
+    add_progress_option(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.set_defaults(run=run)
 
@@ -96,12 +98,12 @@ def resolve_geometries(args: argparse.Namespace, radiographs: list) -> list:
     """
     import sys
 
-    from SyntheticDataGenLib.dicom_geometry import geometry_from_dicom, spacing_from_field_of_view
+    from SyntheticDataGenLib.projection.dicom_geometry import geometry_from_dicom, spacing_from_field_of_view
     from SyntheticDataGenLib.errors import XreconInputError
-    from SyntheticDataGenLib.geometry import ProjectionGeometry, preset_geometry
+    from SyntheticDataGenLib.projection.geometry import ProjectionGeometry, preset_geometry
 
-    from ..radiograph_checks import check_plausible
-    from ..radiograph_io import check_fits
+    from ..radiographs.radiograph_checks import check_plausible
+    from ..radiographs.radiograph_io import check_fits
 
     if args.field_of_view_mm is not None and not args.field_of_view_mm > 0:
         raise XreconInputError(f"--field-of-view-mm must be positive (mm), got {args.field_of_view_mm}")
@@ -149,7 +151,7 @@ def resolve_geometries(args: argparse.Namespace, radiographs: list) -> list:
 
 
 def default_bundle_dir() -> Path:
-    from SyntheticDataGenLib.sample_data import resources_dir
+    from SyntheticDataGenLib.cases.sample_data import resources_dir
 
     return resources_dir() / "Models" / DEFAULT_BUNDLE
 
@@ -158,7 +160,7 @@ def write_reconstruction(out: str | Path, reconstruction, sources: list[str], bu
     """The surfaces, reconstruction.json and each view's prediction, all or nothing."""
     from SyntheticDataGenLib.atomic_io import staged_output
 
-    from ..mesh_io import write_model
+    from ..meshes.mesh_io import write_model
     from .view_files import file_stem, write_depth_view
 
     structures = {}
@@ -194,8 +196,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_folder(args.out, "reconstruct")
     if not 0 < args.threshold < 1 or not 0 < args.presence_threshold < 1:
         raise XreconInputError("--threshold and --presence-threshold must be between 0 and 1")
-    from ..bundle_format import read_bundle_metadata
-    from ..radiograph_io import read_radiograph
+    from ..networks.bundle_format import read_bundle_metadata
+    from ..radiographs.radiograph_io import read_radiograph
     from .structure_progress import structure_progress
 
     radiographs = [read_radiograph(path) for path in args.image]
@@ -211,12 +213,12 @@ def run(args: argparse.Namespace) -> int:
         raise XreconInputError(f"--structures: {', '.join(unknown)} not in the bundle; it knows {', '.join(known)}")
     # every check done: one line before torch and MONAI are imported (seconds), so the user sees it run
     print("xrecon reconstruct: loading the model ...", file=sys.stderr, flush=True)
-    from ..bundle import load_bundle
-    from ..reconstruction import reconstruct_radiographs
+    from ..networks.depth_bundle import load_bundle
+    from ..reconstruction.reconstruct import reconstruct_radiographs
 
     model, metadata = load_bundle(bundle_dir, args.device)
     images = [-r.image if args.invert else r.image for r in radiographs]
-    with structure_progress(len(args.structures or known), "surfaces") as progress:
+    with structure_progress(len(args.structures or known), "surfaces", args.progress) as progress:
         reconstruction = reconstruct_radiographs(model, metadata, images, geometries, structures=args.structures,
                                                  spacing_mm=args.spacing_mm, fusion=args.fusion,
                                                  threshold=args.threshold, presence_threshold=args.presence_threshold,

@@ -12,7 +12,7 @@ DEFAULT_LANDMARK_BUNDLE = "xrecon-landmarks-ap256"
 
 
 def default_landmark_bundle_dir() -> Path:
-    from SyntheticDataGenLib.sample_data import resources_dir
+    from SyntheticDataGenLib.cases.sample_data import resources_dir
 
     return resources_dir() / "Models" / DEFAULT_LANDMARK_BUNDLE
 
@@ -22,16 +22,16 @@ def run_ssm(args, radiographs: list, geometries: list, start: float, depth=None)
     reconstruction of the same views to its evidence as well), write OUT like the depth method."""
     from SyntheticDataGenLib.atomic_io import staged_output
     from SyntheticDataGenLib.errors import XreconInputError
-    from SyntheticDataGenLib.landmarks import detector_points_ras, write_markups_json
+    from SyntheticDataGenLib.cases.landmarks import detector_points_ras, write_markups_json
 
-    from ..mesh_io import write_model
+    from ..meshes.mesh_io import write_model
     from ..shape_models.model_files import load_models
     from .reconstruct import default_bundle_dir
     from .view_files import file_stem, write_depth_view
 
     bundle_dir = Path(args.landmark_bundle) if args.landmark_bundle else default_landmark_bundle_dir()
     print("xrecon reconstruct: loading the landmark model ...", file=sys.stderr, flush=True)
-    from ..landmark_bundle import load_landmark_bundle
+    from ..networks.landmark_bundle import load_landmark_bundle
     from ..shape_models.ssm_reconstruction import combine_bones, fit_bones, predict_landmarks
 
     model, metadata = load_landmark_bundle(bundle_dir, args.device)

@@ -42,12 +42,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from SyntheticDataGenLib.atomic_io import check_output_folder, staged_output
-    from SyntheticDataGenLib.attenuation import effective_energy_kev
+    from SyntheticDataGenLib.projection.attenuation import effective_energy_kev
     from SyntheticDataGenLib.errors import XreconInputError
     from SyntheticDataGenLib.memory import check_fits, render_bytes
-    from SyntheticDataGenLib.landmarks import (detector_points_ras, project_landmarks, read_markups_json,
+    from SyntheticDataGenLib.cases.landmarks import (detector_points_ras, project_landmarks, read_markups_json,
                                                write_markups_json)
-    from SyntheticDataGenLib.view import CaseVolume, render_view
+    from SyntheticDataGenLib.projection.view import CaseVolume, render_view
 
     from .view_files import write_view
 

@@ -155,10 +155,10 @@ def run_sample(args: argparse.Namespace) -> int:
 
     from SyntheticDataGenLib.atomic_io import check_output_folder, staged_output
     from SyntheticDataGenLib.errors import XreconInputError
-    from SyntheticDataGenLib.landmarks import write_markups_json
+    from SyntheticDataGenLib.cases.landmarks import write_markups_json
 
-    from ..mesh_io import write_model
-    from ..triangle_mesh import polydata_from_arrays
+    from ..meshes.mesh_io import write_model
+    from ..meshes.triangle_mesh import polydata_from_arrays
 
     if not 1 <= args.count <= 1000:
         raise XreconInputError(f"--count must be 1 to 1000, got {args.count}")
@@ -182,9 +182,9 @@ def run_sample(args: argparse.Namespace) -> int:
 def run_landmarks(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from SyntheticDataGenLib.ct_io import ijk_to_ras
-    from SyntheticDataGenLib.landmarks import write_markups_json
-    from SyntheticDataGenLib.labels import read_segmentation
+    from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
+    from SyntheticDataGenLib.cases.landmarks import write_markups_json
+    from SyntheticDataGenLib.cases.labels import read_segmentation
 
     from ..shape_models.case_landmarks import case_landmarks
     from ..shape_models.model_files import load_models

@@ -1,5 +1,7 @@
-"""A terminal progress bar over structures, fed by the ``progress(done, total, name)`` callbacks
-of :func:`..reconstruction.reconstruct_radiographs` and :func:`..evaluation.evaluate_surfaces`."""
+"""Progress over structures, fed by the ``progress(done, total, name)`` callbacks of
+:func:`..reconstruction.reconstruct.reconstruct_radiographs` and
+:func:`..evaluation.evaluate.evaluate_surfaces`: a terminal bar, or ``progress DONE/TOTAL`` lines
+for a program that follows the command (the SingleImageRecon module does)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,30 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 
+#: The ``--progress`` choices of the commands that report progress over structures.
+PROGRESS_MODES = ("bar", "lines", "none")
+
+
+def add_progress_option(parser) -> None:
+    """``--progress bar|lines|none`` on a subcommand's parser."""
+    parser.add_argument("--progress", choices=PROGRESS_MODES, default="bar",
+                        help="'lines' prints 'progress DONE/TOTAL' lines on stdout, for other programs")
+
 
 @contextlib.contextmanager
-def structure_progress(total: int, description: str) -> Iterator[Callable[[int, int, str], None]]:
-    """Yield a callback that moves a tqdm bar (on stderr) to ``done`` of ``total`` structures."""
+def structure_progress(total: int, description: str, mode: str = "bar") -> Iterator[Callable[[int, int, str], None]]:
+    """Yield a callback that reports ``done`` of ``total`` structures as ``mode`` says.
+
+    "bar" moves a tqdm bar on stderr, "lines" prints ``progress DONE/TOTAL`` on stdout (flushed,
+    one line a structure, and one at the start), "none" is silent.
+    """
+    if mode == "lines":
+        print(f"progress 0/{total}", flush=True)
+        yield lambda done, _total, _name: print(f"progress {done}/{total}", flush=True)
+        return
+    if mode == "none":
+        yield lambda done, _total, _name: None
+        return
     from tqdm import tqdm
 
     with tqdm(total=total, desc=description, unit="structure", file=sys.stderr, dynamic_ncols=True) as bar:

@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
     from SyntheticDataGenLib.errors import XreconInputError
 
-    from ..landmark_training import LandmarkTrainConfig, train_landmarks
-    from ..training import TrainConfig, train
+    from ..networks.landmark_training import LandmarkTrainConfig, train_landmarks
+    from ..networks.depth_training import TrainConfig, train
 
     config = (LandmarkTrainConfig if args.task == "landmarks" else TrainConfig).from_sources(args.config, args.set)
     if args.show_config:

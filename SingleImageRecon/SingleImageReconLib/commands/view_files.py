@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from SyntheticDataGenLib.detector_images import write_detector_image
-from SyntheticDataGenLib.geometry import ProjectionGeometry
+from SyntheticDataGenLib.projection.detector_images import write_detector_image
+from SyntheticDataGenLib.projection.geometry import ProjectionGeometry
 
 
 def file_stem(structure: str) -> str:

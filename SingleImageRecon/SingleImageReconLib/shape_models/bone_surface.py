@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..metrics import cut_sides, mask_surface
-from ..surface import finish_surface
-from ..triangle_mesh import TriangleMesh, as_mesh
+from ..evaluation.metrics import cut_sides, mask_surface
+from ..reconstruction.surface import finish_surface
+from ..meshes.triangle_mesh import TriangleMesh, as_mesh
 
 
 def touches_volume_edge(mask_kji: np.ndarray) -> bool:

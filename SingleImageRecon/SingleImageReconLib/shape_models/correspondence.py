@@ -68,8 +68,8 @@ def symmetric_distance_mm(vertices: np.ndarray, target_points: np.ndarray, targe
     if triangles is None:
         backward, _ = cKDTree(vertices).query(target_points)
     else:
-        from ..surface_distance import DistanceTarget
-        from ..triangle_mesh import as_mesh, polydata_from_arrays
+        from ..evaluation.surface_distance import DistanceTarget
+        from ..meshes.triangle_mesh import as_mesh, polydata_from_arrays
 
         backward = np.abs(DistanceTarget(as_mesh(polydata_from_arrays(vertices, triangles), "template"))
                           .signed_distances(target_points))

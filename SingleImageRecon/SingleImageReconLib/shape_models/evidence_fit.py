@@ -35,7 +35,7 @@ from scipy.spatial import cKDTree
 
 from SyntheticDataGenLib.errors import XreconInputError
 
-from ..surface import ViewEvidence, signed_distance
+from ..reconstruction.surface import ViewEvidence, signed_distance
 from .landmark_fit import (ROTATION_SD_DEG, LandmarkView, ShapeFit, cauchy, finished_fit, landmark_residuals,
                            posed_instance)
 from .shape_model import ShapeModel

@@ -26,7 +26,7 @@ from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
 
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.geometry import ProjectionGeometry
+from SyntheticDataGenLib.projection.geometry import ProjectionGeometry
 
 from .shape_model import ShapeModel
 

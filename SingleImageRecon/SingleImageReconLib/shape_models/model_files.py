@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from SyntheticDataGenLib.errors import XreconInputError
-from SyntheticDataGenLib.sample_data import resources_dir
+from SyntheticDataGenLib.cases.sample_data import resources_dir
 
 from .shape_model import ShapeModel, load_shape_model
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from SyntheticDataGenLib.atomic_io import atomic_path
-from SyntheticDataGenLib.ct_io import ijk_to_ras
-from SyntheticDataGenLib.labels import Segmentation
-from SyntheticDataGenLib.point_deformation import PointTargets
+from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
+from SyntheticDataGenLib.cases.labels import Segmentation
+from SyntheticDataGenLib.anatomy.point_deformation import PointTargets
 
 from .case_landmarks import register_bones
 from .model_files import structure_bone_type
@@ -98,7 +98,7 @@ def keep_joints(changes: dict[str, tuple[ShapeModel, np.ndarray]]) -> dict[str, 
 
 
 class ShapeModelSampler:
-    """A :class:`SyntheticDataGenLib.point_deformation.ShapeSampler` over the bundled shape models.
+    """A :class:`SyntheticDataGenLib.anatomy.point_deformation.ShapeSampler` over the bundled shape models.
 
     Args:
         models: {bone type: model} (:func:`.model_files.load_models`).

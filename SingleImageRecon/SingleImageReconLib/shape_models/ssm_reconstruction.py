@@ -2,7 +2,7 @@
 bone (``ssm``), and the combined method, a shape model fitted to the depth network's evidence
 and the landmarks together (``combined``).
 
-For each view the landmark network (:mod:`..landmark_network`) gives every landmark's position,
+For each view the landmark network (:mod:`..networks.landmark_network`) gives every landmark's position,
 σ and presence. ``ssm`` fits a bone (:func:`.landmark_fit.fit_shape_to_landmarks`, all views at
 once) when at least ``min_landmarks`` of its landmarks are found (presence ≥ the threshold) over
 the views. ``combined`` fits each bone the depth network found
@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from SyntheticDataGenLib.geometry import ProjectionGeometry
+from SyntheticDataGenLib.projection.geometry import ProjectionGeometry
 
-from ..evidence_cleanup import clean_evidence
-from ..inference import network_inputs
-from ..reconstruction import Reconstruction
-from ..triangle_mesh import polydata_from_arrays
+from ..reconstruction.evidence_cleanup import clean_evidence
+from ..networks.inference import network_inputs
+from ..reconstruction.reconstruct import Reconstruction
+from ..meshes.triangle_mesh import polydata_from_arrays
 from .evidence_fit import fit_shape_to_evidence
 from .landmark_fit import LandmarkView, ShapeFit, fit_shape_to_landmarks
 from .model_files import structure_bone_type

@@ -18,8 +18,8 @@ import numpy as np
 
 from SyntheticDataGenLib.errors import XreconInputError
 
-from ..surface import decimate, finish_surface
-from ..triangle_mesh import TriangleMesh, as_mesh, polydata_from_arrays
+from ..reconstruction.surface import decimate, finish_surface
+from ..meshes.triangle_mesh import TriangleMesh, as_mesh, polydata_from_arrays
 from .anatomical_landmarks import vertebra_landmarks
 from .bone_surface import bone_surface, touches_volume_edge
 from .correspondence import register_template
@@ -45,8 +45,8 @@ class VertebraInstance:
 
 def whole_vertebrae(labels_path: Path, table_path: Path | None, case: str) -> tuple[list[VertebraInstance], list[str]]:
     """(whole vertebrae, names of those left out because the volume cuts them) of one label map."""
-    from SyntheticDataGenLib.ct_io import ijk_to_ras
-    from SyntheticDataGenLib.labels import read_segmentation
+    from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
+    from SyntheticDataGenLib.cases.labels import read_segmentation
 
     segmentation = read_segmentation(labels_path, table_path)
     matrix = ijk_to_ras(segmentation.reference)

@@ -1,0 +1,1 @@
+"""Reconstructions against the CT labels: surface distances, metrics and the overview figure."""

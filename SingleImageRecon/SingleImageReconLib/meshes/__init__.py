@@ -1,0 +1,1 @@
+"""Closed triangle surfaces as arrays, and surface model files as Slicer reads and writes them."""

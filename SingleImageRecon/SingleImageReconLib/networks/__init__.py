@@ -1,0 +1,1 @@
+"""The networks: depth and landmark models, their losses, training, inference and MONAI bundles."""

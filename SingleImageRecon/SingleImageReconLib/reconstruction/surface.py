@@ -1,0 +1,356 @@
+"""Closed bone surfaces from dual-face depth maps of one or more calibrated views.
+
+A view tells, for each pixel's ray, whether it meets the bone (the mask) and where it enters
+and leaves it (front and back depth, mm from the source). As far as that view can tell, a
+point x is inside the bone when it projects inside the mask and lies between the two faces.
+Written as a signed distance in mm, positive inside:
+
+    s_view(x) = min( t(x) − front(uv), back(uv) − t(x), silhouette distance(uv) · mm per pixel at x )
+
+with uv the projection of x and t its distance from the source. Depths and the silhouette
+distance are interpolated bilinearly between pixel centres (depths are first continued past
+the mask's edge, so that interpolation near the edge never mixes in the 0 of "no bone").
+A view constrains only the points that project onto its detector; points that no detector
+sees are outside, so a bone cut off by the edge of the image ends there. Views are fused by
+intersection, ``s = min over views``: each view's region holds the whole bone (what a view
+cannot see between the faces is filled), so the intersection is the tightest region that all
+views allow. The 0 level of s on a regular RAS grid becomes a surface (VTK flying edges),
+which is kept to its largest piece, lightly smoothed and decimated; the grid's outer layer
+counts as outside, so the surface is always closed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import vtk
+from scipy import ndimage
+from vtk.util import numpy_support
+
+from SyntheticDataGenLib.projection.geometry import ProjectionGeometry
+
+from ..meshes.triangle_mesh import polydata_from_arrays
+
+FRONT, BACK, SILHOUETTE = 0, 1, 2  # which constraint of a view shapes the surface at a point
+_OUTSIDE_MM = 1e3  # the value of s where a view says "not bone" beyond any doubt
+_CHUNK_POINTS = 1 << 21
+_COARSE_FACTOR = 4  # the field is first sampled every 4th grid point ...
+_BAND_CELLS = 1.5  # ... and then exactly within 1.5 coarse-cell diagonals of its 0 level
+
+
+@dataclass
+class ViewEvidence:
+    """One view's evidence on one structure; arrays are (H, W) on the view's detector.
+
+    Attributes:
+        geometry: the calibrated projection.
+        mask: True where the pixel's ray meets the bone.
+        front_mm, back_mm: distance from the source to where the ray enters / leaves it (mm);
+            only read where ``mask`` is True.
+    """
+
+    geometry: ProjectionGeometry
+    mask: np.ndarray
+    front_mm: np.ndarray
+    back_mm: np.ndarray
+
+    def __post_init__(self) -> None:
+        shape = (self.geometry.height, self.geometry.width)
+        for name in ("mask", "front_mm", "back_mm"):
+            if np.shape(getattr(self, name)) != shape:
+                raise ValueError(f"{name} has shape {np.shape(getattr(self, name))}, the detector is {shape}")
+        self.mask = np.asarray(self.mask, dtype=bool)
+
+    @property
+    def empty(self) -> bool:
+        return not self.mask.any()
+
+    @cached_property
+    def maps(self) -> torch.Tensor:
+        """(3, H, W): front and back continued past the mask by their nearest value, and the
+        signed distance to the silhouette in pixels (positive inside, 0 halfway between pixel
+        centres). Made once per view: every evaluation of s samples them."""
+        outside, nearest = ndimage.distance_transform_edt(~self.mask, return_indices=True)
+        front = self.front_mm[tuple(nearest)]
+        back = np.maximum(self.back_mm[tuple(nearest)], front)
+        silhouette = np.where(self.mask, ndimage.distance_transform_edt(self.mask) - 0.5, 0.5 - outside)
+        return torch.from_numpy(np.stack([front, back, silhouette]).astype(np.float32))
+
+
+def _view_signed_distance(points_ras: torch.Tensor, evidence: ViewEvidence) -> tuple[torch.Tensor, torch.Tensor]:
+    """s_view (N,) in mm at (N, 3) points (+inf off the detector) and which constraint is tightest."""
+    geometry = evidence.geometry
+    matrix = torch.tensor(geometry.projection_matrix(), dtype=torch.float64)
+    source = torch.tensor(geometry.source_ras_mm, dtype=torch.float64)
+    points = points_ras.double()
+    homogeneous = points @ matrix[:, :3].T + matrix[:, 3]
+    along_beam = homogeneous[:, 2]
+    u = homogeneous[:, 0] / along_beam
+    v = homogeneous[:, 1] / along_beam
+    t = torch.linalg.norm(points - source, dim=1)
+    maps = evidence.maps
+    height, width = maps.shape[-2:]
+    grid = torch.stack([2 * u / max(width - 1, 1) - 1, 2 * v / max(height - 1, 1) - 1], dim=1).float()
+    front, back, silhouette_px = F.grid_sample(maps[None], grid[None, None], mode="bilinear",
+                                               padding_mode="border", align_corners=True)[0, :, 0].double()
+    mm_per_px = float(np.mean(geometry.pixel_spacing_mm)) * along_beam / geometry.source_to_detector_mm
+    candidates = torch.stack([t - front, back - t, silhouette_px * mm_per_px])
+    distance, constraint = candidates.min(dim=0)
+    seen = (u >= -0.5) & (u <= width - 0.5) & (v >= -0.5) & (v <= height - 0.5) & (along_beam > 0)
+    return torch.where(seen, distance, torch.full_like(distance, np.inf)), constraint
+
+
+FUSIONS = ("intersection", "vote")
+
+
+def signed_distance(points_ras: np.ndarray, views: list[ViewEvidence], fusion: str = "intersection"
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fused signed distance s (N,) in mm at (N, 3) RAS points, positive inside the bone.
+
+    ``fusion`` "intersection" takes the smallest s_view (inside only where every view allows
+    it); "vote" the ⌊(m−1)/2⌋-th smallest of the m views that see the point (their median for
+    three), so a point is carved away only when a majority of views reject it.
+
+    Returns s, the index of the view whose value was taken at each point, and its constraint
+    (:data:`FRONT`, :data:`BACK` or :data:`SILHOUETTE`). Points no view sees get s = −inf
+    (outside: no bone is made up beyond every detector's edge) and view -1.
+    """
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {FUSIONS}, not {fusion!r}")
+    views = [view for view in views if not view.empty]
+    points = torch.as_tensor(np.asarray(points_ras, dtype=np.float64).reshape(-1, 3))
+    fused, which, constraint = [], [], []
+    for chunk in points.split(_CHUNK_POINTS):
+        if not views:
+            fused.append(torch.full((len(chunk),), -np.inf, dtype=torch.float64))
+            which.append(torch.full((len(chunk),), -1))
+            constraint.append(torch.full((len(chunk),), -1))
+            continue
+        per_view = [_view_signed_distance(chunk, view) for view in views]
+        distances = torch.stack([d for d, _ in per_view])
+        ordered, order = distances.sort(dim=0)
+        rank = torch.zeros(len(chunk), dtype=torch.long)
+        if fusion == "vote":
+            rank = ((torch.isfinite(distances).sum(dim=0) - 1) // 2).clamp(min=0)
+        best = ordered.gather(0, rank[None])[0]
+        index = order.gather(0, rank[None])[0]
+        seen = torch.isfinite(best)
+        fused.append(torch.where(seen, best, torch.full_like(best, -np.inf)))
+        which.append(torch.where(seen, index, torch.full_like(index, -1)))
+        constraint.append(torch.stack([c for _, c in per_view]).gather(0, index[None])[0])
+    return (torch.cat(fused).numpy(), torch.cat(which).numpy(), torch.cat(constraint).numpy())
+
+
+def evidence_bounds_ras(evidence: ViewEvidence, margin_mm: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned RAS box (low, high) around the part of the view's beam that can hold the bone."""
+    rows, columns = np.nonzero(evidence.mask)
+    u = [columns.min() - 1.0, columns.max() + 1.0]
+    v = [rows.min() - 1.0, rows.max() + 1.0]
+    depths = [float(evidence.front_mm[evidence.mask].min()) - margin_mm,
+              float(evidence.back_mm[evidence.mask].max()) + margin_mm]
+    corners = np.array([evidence.geometry.backproject(a, b, d) for a in u for b in v for d in depths])
+    return corners.min(axis=0) - margin_mm, corners.max(axis=0) + margin_mm
+
+
+@dataclass
+class Grid:
+    """A regular RAS grid: point (i, j, k) is at ``origin_ras_mm + spacing_mm * (i, j, k)``."""
+
+    origin_ras_mm: np.ndarray
+    spacing_mm: float
+    size_ijk: tuple[int, int, int]
+
+    @classmethod
+    def around(cls, views: list[ViewEvidence], spacing_mm: float, max_points: int = 24_000_000) -> "Grid | None":
+        """The grid over the intersection of the views' boxes (None when they do not meet).
+
+        The spacing grows when the box would need more than ``max_points``, so that a bad
+        prediction cannot exhaust memory.
+        """
+        boxes = [evidence_bounds_ras(view) for view in views if not view.empty]
+        if not boxes:
+            return None
+        low = np.max([box[0] for box in boxes], axis=0)
+        high = np.min([box[1] for box in boxes], axis=0)
+        if np.any(high <= low):
+            return None
+        extent = high - low
+        spacing_mm = max(spacing_mm, float(np.cbrt(np.prod(extent) / max_points)))
+        size = tuple(int(n) for n in np.ceil(extent / spacing_mm).astype(int) + 3)  # + the closing layer
+        return cls(low - spacing_mm, float(spacing_mm), size)
+
+    def points_ras(self, flat_index: np.ndarray | None = None) -> np.ndarray:
+        """(N, 3) RAS points of all grid points, i fastest (the order of vtkImageData scalars),
+        or of those with the given flat indices."""
+        if flat_index is None:
+            flat_index = np.arange(int(np.prod(self.size_ijk)))
+        k, j, i = np.unravel_index(flat_index, self.size_ijk[::-1])
+        return self.origin_ras_mm + self.spacing_mm * np.stack([i, j, k], axis=1).astype(np.float64)
+
+
+def signed_distance_field(grid: Grid, views: list[ViewEvidence], fusion: str = "intersection") -> np.ndarray:
+    """The fused signed distance (mm, clipped to ±1 m) at every grid point, (K, J, I).
+
+    Only the 0 level matters, so s is sampled on a grid four times coarser first, and
+    computed exactly only where that coarse estimate is within a band around 0; elsewhere
+    the coarse estimate (interpolated trilinearly) stands. This cuts the work several-fold.
+    """
+    factor = _COARSE_FACTOR
+    coarse_size = tuple(-(-(n - 1) // factor) + 1 for n in grid.size_ijk)
+    coarse = Grid(grid.origin_ras_mm, grid.spacing_mm * factor, coarse_size)
+    coarse_field = np.clip(signed_distance(coarse.points_ras(), views, fusion)[0], -_OUTSIDE_MM, _OUTSIDE_MM)
+    upsampled = F.interpolate(torch.from_numpy(coarse_field.reshape(coarse_size[::-1]))[None, None],
+                              size=tuple((n - 1) * factor + 1 for n in coarse_size[::-1]), mode="trilinear",
+                              align_corners=True)[0, 0]
+    field = upsampled[: grid.size_ijk[2], : grid.size_ijk[1], : grid.size_ijk[0]].numpy().ravel().copy()
+    band = np.flatnonzero(np.abs(field) < _BAND_CELLS * np.sqrt(3) * coarse.spacing_mm)
+    points = grid.points_ras(band)
+    field[band] = np.clip(signed_distance(points, views, fusion)[0], -_OUTSIDE_MM, _OUTSIDE_MM)
+    return field.reshape(grid.size_ijk[::-1])
+
+
+def _contour(field_kji: np.ndarray, grid: Grid) -> vtk.vtkPolyData:
+    """The 0 level of a (K, J, I) field as triangles in RAS (outer layer forced outside)."""
+    field = field_kji.astype(np.float32).copy()
+    for axis in range(3):
+        index = [slice(None)] * 3
+        for end in (0, -1):
+            index[axis] = end
+            field[tuple(index)] = -grid.spacing_mm
+    image = vtk.vtkImageData()
+    image.SetDimensions(*grid.size_ijk)
+    image.SetOrigin(*grid.origin_ras_mm)
+    image.SetSpacing(grid.spacing_mm, grid.spacing_mm, grid.spacing_mm)
+    image.GetPointData().SetScalars(numpy_support.numpy_to_vtk(field.ravel(), deep=True))
+    contour = vtk.vtkFlyingEdges3D()
+    contour.SetInputData(image)
+    contour.SetValue(0, 0.0)
+    contour.ComputeNormalsOff()
+    contour.ComputeGradientsOff()
+    contour.Update()
+    return contour.GetOutput()
+
+
+def _largest_piece(surface: vtk.vtkPolyData) -> vtk.vtkPolyData:
+    connectivity = vtk.vtkPolyDataConnectivityFilter()
+    connectivity.SetInputData(surface)
+    connectivity.SetExtractionModeToLargestRegion()
+    connectivity.Update()
+    largest = connectivity.GetOutput()
+    if largest.GetNumberOfCells() == surface.GetNumberOfCells():
+        return largest  # one piece (the rule): nothing to drop, and cleaning would only cost time
+    clean = vtk.vtkCleanPolyData()  # the other pieces' points are still there
+    clean.SetInputData(largest)
+    clean.Update()
+    return clean.GetOutput()
+
+
+def open_and_non_manifold_edges(surface: vtk.vtkPolyData) -> int:
+    """How many edges border fewer or more than two triangles (0 for a closed manifold)."""
+    edges = vtk.vtkFeatureEdges()
+    edges.SetInputData(surface)
+    edges.BoundaryEdgesOn()
+    edges.NonManifoldEdgesOn()
+    edges.FeatureEdgesOff()
+    edges.ManifoldEdgesOff()
+    edges.Update()
+    return edges.GetOutput().GetNumberOfCells()
+
+
+def _fast_quadric(surface: vtk.vtkPolyData, reduction: float) -> vtk.vtkPolyData:
+    """Quadric decimation by ``fast-simplification`` (a compiled Garland–Heckbert simplifier)."""
+    import fast_simplification
+
+    points = numpy_support.vtk_to_numpy(surface.GetPoints().GetData()).astype(np.float32)
+    triangles = numpy_support.vtk_to_numpy(surface.GetPolys().GetConnectivityArray()).reshape(-1, 3)
+    points, triangles = fast_simplification.simplify(points, triangles.astype(np.int32), reduction)
+    return polydata_from_arrays(points, triangles)
+
+
+def _vtk_quadric(surface: vtk.vtkPolyData, reduction: float) -> vtk.vtkPolyData:
+    quadric = vtk.vtkQuadricDecimation()
+    quadric.SetTargetReduction(reduction)
+    quadric.VolumePreservationOn()
+    quadric.SetInputData(surface)
+    quadric.Update()
+    return quadric.GetOutput()
+
+
+def decimate(surface: vtk.vtkPolyData, reduction: float) -> vtk.vtkPolyData:
+    """The surface (a closed triangle mesh) with ``reduction`` of its triangles removed, still
+    closed and manifold.
+
+    No decimator promises that on every mesh, so each result is checked: ``fast-simplification``
+    first, VTK's quadric decimation if it fails, and the surface kept whole when neither passes.
+    Measured on predicted bones (0.5–51 k triangles, halved): 0.27 s for all ten against VTK's
+    1.34 s, both within 0.01 mm ASSD of the undecimated surface, and every result closed.
+    """
+    for decimator in (_fast_quadric, _vtk_quadric):
+        decimated = decimator(surface, reduction)
+        if decimated.GetNumberOfCells() and open_and_non_manifold_edges(decimated) == 0:
+            return decimated
+    return surface
+
+
+def finish_surface(surface: vtk.vtkPolyData, smoothing_iterations: int = 15, decimation: float = 0.5
+                   ) -> vtk.vtkPolyData:
+    """Decimate a closed marching-cubes surface (:func:`decimate`), smooth it (windowed sinc,
+    which does not shrink it) and give it outward normals.
+
+    Decimating before smoothing is several times faster: the smoothed mesh's near-equal
+    quadric errors make the decimators' queues work hard.
+    """
+    if decimation > 0:
+        surface = decimate(surface, decimation)
+    if smoothing_iterations:
+        smooth = vtk.vtkWindowedSincPolyDataFilter()
+        smooth.SetInputData(surface)
+        smooth.SetNumberOfIterations(smoothing_iterations)
+        smooth.SetPassBand(0.1)
+        smooth.NormalizeCoordinatesOn()
+        smooth.NonManifoldSmoothingOn()
+        smooth.Update()
+        surface = smooth.GetOutput()
+    normals = vtk.vtkPolyDataNormals()
+    normals.SetInputData(surface)
+    normals.ConsistencyOn()
+    normals.AutoOrientNormalsOn()
+    normals.SplittingOff()
+    normals.Update()
+    return normals.GetOutput()
+
+
+def surface_from_views(views: list[ViewEvidence], spacing_mm: float = 1.0, *, fusion: str = "intersection",
+                       smoothing_iterations: int = 15, decimation: float = 0.5) -> vtk.vtkPolyData | None:
+    """The closed RAS surface (mm) of one structure from the views that see it; None if none does.
+
+    Args:
+        views: each view's mask and depth maps of this structure; empty ones are ignored.
+        spacing_mm: voxel size of the grid the surface is extracted from.
+        fusion: how views are combined (see :func:`signed_distance`).
+        smoothing_iterations: windowed-sinc iterations (0: none).
+        decimation: fraction of triangles removed.
+
+    The surface carries point arrays ``view`` (the view whose evidence is tightest there) and
+    ``constraint`` (0 front face, 1 back face, 2 silhouette), which tell which parts were seen
+    directly.
+    """
+    views = [view for view in views if not view.empty]
+    grid = Grid.around(views, spacing_mm)
+    if grid is None:
+        return None
+    surface = _contour(signed_distance_field(grid, views, fusion), grid)
+    if surface.GetNumberOfPoints() == 0:
+        return None
+    surface = finish_surface(_largest_piece(surface), smoothing_iterations, decimation)
+    points = numpy_support.vtk_to_numpy(surface.GetPoints().GetData())
+    _, view, constraint = signed_distance(points, views, fusion)
+    for name, values in (("view", view), ("constraint", constraint)):
+        array = numpy_support.numpy_to_vtk(values.astype(np.int16), deep=True)
+        array.SetName(name)
+        surface.GetPointData().AddArray(array)
+    return surface

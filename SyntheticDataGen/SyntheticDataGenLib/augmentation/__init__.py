@@ -1,0 +1,1 @@
+"""The augmentation ladder and the X-ray style and detector effects it draws."""

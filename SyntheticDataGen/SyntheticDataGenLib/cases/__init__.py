@@ -1,0 +1,1 @@
+"""A case on disk: CT volumes, bone labels, landmarks, sample cases and propagated labels."""

@@ -1,0 +1,1 @@
+"""Synthetic training sets: generation (resumable, shardable), its command and subprocess, reading, previews."""
