@@ -7,8 +7,10 @@ arrays. World coordinates are Slicer's RAS, in millimetres.
 
 import importlib.util
 import logging
+import os
 from typing import Annotated, Optional
 
+import qt
 import vtk
 
 import slicer
@@ -16,16 +18,23 @@ from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.ScriptedLoadableModule import *
 from slicer.util import VTKObservationMixin
-from slicer.parameterNodeWrapper import parameterNodeWrapper, WithinRange
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper, WithinRange
 
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
-from SingleImageReconLib import scene
-from SingleImageReconLib.scene import GEOMETRY_ATTRIBUTE
+from SingleImageReconLib import run_scene, scene
+from SingleImageReconLib.reconstruction_run import STAGE_NAMES, run_summary as runSummary
 
 #: Python packages the reconstruction needs besides Slicer's own and PyTorch: import name -> pip requirement.
 PIP_REQUIREMENTS = {"monai": "monai>=1.3", "safetensors": "safetensors>=0.4", "skimage": "scikit-image>=0.22",
                     "scipy": "scipy>=1.10", "fast_simplification": "fast-simplification>=0.1.7"}
+# Choices of the parameter node; Testing/test_module_bindings.py checks them against the Lib's.
+GEOMETRY_SOURCES = ["radiograph", "file", "dicom", "preset"]
+PRESETS = ["ap", "pa", "lateral-left", "lateral-right"]
+METHODS = ["depth", "ssm", "combined"]
+DEVICES = ["auto", "cpu", "cuda"]
+ALL = "all"  # the Compare combo boxes' entry for every method / structure
+RUN_POLL_MS = 200
 
 
 #
@@ -44,25 +53,24 @@ class SingleImageRecon(ScriptedLoadableModule):
         self.parent.dependencies = ["SyntheticDataGen"]
         self.parent.contributors = ["xrecon developers"]
         self.parent.helpText = _("""
-Reconstruct closed 3D bone surfaces from one radiograph, or several calibrated views of the same
-patient: a bundled MONAI network predicts each bone's mask and dual-face depth maps (where each ray
-enters and leaves the bone), which are lifted to closed surfaces. Results are compared with the CT
-reference segmentation when one is available.
+Reconstruct closed 3D bone surfaces from one radiograph: bundled MONAI networks predict each bone's mask and
+dual-face depth maps (<i>depth</i>), or landmarks that a statistical shape model is fitted to (<i>ssm</i>), or
+both (<i>combined</i>). With a reference CT and segmentation the surfaces are measured against it.
 <ul>
-<li><b>Sample case</b>: load a bundled CT with reference bone labels as a volume and a segmentation whose
-segments are named after the structures; it becomes the reference.</li>
-<li><b>Reference</b>: the patient's CT and bone segmentation, when available: ground truth for evaluation.</li>
-<li><b>Reconstruct from radiograph</b>: a radiograph (a one-slice scalar volume, bone bright, for example a
-DRR) and its projection geometry (a JSON file as <code>xrecon render</code> writes; radiographs added by
-this module carry theirs) give one surface model per bone. With a reference, the models are coloured by
-their signed distance to it (blue inside, red outside, &plusmn;5 mm) and a metrics table is added.</li>
-<li><b>Demo on the reference case</b>: renders an AP radiograph of the reference CT, reconstructs from it
-alone (<i>depth</i>) and, with <i>Fuse three views</i>, also from three views fused (<i>fusion</i>, the
-C-arm turned 15&deg; to either side), and shows the radiographs on their detector planes, the models
-coloured by distance, the reference surfaces and a metrics table (ASSD, HD95, Chamfer in mm; Dice, IoU, F1).</li>
+<li><b>Sample case</b> / <b>Reference</b>: a CT with bone labels; ground truth for evaluation.</li>
+<li><b>Radiograph</b>: a one-slice scalar volume, bone bright, and its projection geometry: the one it carries
+(made by SyntheticDataGen or <i>Synthesise a test radiograph</i>), a JSON file, the DICOM tags of the file it
+was loaded from, or a preset view with a pixel spacing.</li>
+<li><b>Options</b>: method, model bundle (empty: the bundled one), CPU or GPU, surface grid spacing.</li>
+<li><b>Apply</b> runs <code>xrecon reconstruct</code> (and <code>xrecon evaluate</code>) in the background, with
+progress and Cancel. Each run gets a folder in the Data module: the radiograph on its detector plane, the X-ray
+geometry, one model per structure coloured by signed distance to the reference (red outside, blue inside,
+&plusmn;5 mm, with a legend), the reference surfaces, landmarks, a metrics table and the structures not found.</li>
+<li><b>Compare</b> shows one method or structure at a time across runs.</li>
+<li><b>Demo</b> renders radiographs of the reference CT and reconstructs from one view and from three fused.</li>
 </ul>
-Needs PyTorch (the PyTorch extension) and the Python packages MONAI, safetensors, scikit-image and SciPy
-(offered for installation on first use). Coordinates are RAS, in mm.
+Needs PyTorch (the PyTorch extension) and MONAI, safetensors, scikit-image and SciPy (offered for installation on
+first use). Coordinates are RAS, in mm.
 See the <a href="https://github.com/xrecon/SlicerXRecon#SingleImageRecon">module documentation</a>.
 """)
         self.parent.acknowledgementText = _("""
@@ -81,12 +89,14 @@ class SingleImageReconParameterNode:
     The parameters of the module, saved with the scene.
 
     sampleCase - name of the selected bundled sample case.
-    referenceVolume - CT of the patient, when available (ground truth for evaluation).
-    referenceSegmentation - bone segmentation of that CT (ground-truth surfaces).
+    referenceVolume, referenceSegmentation - the patient's CT and bone segmentation (ground truth).
     radiograph - radiograph to reconstruct from: a one-slice scalar volume [1, height, width], bone bright.
-    geometryPath - projection geometry JSON of that radiograph (DESIGN.md format, RAS mm); empty: the
-        geometry the radiograph node carries (attribute "xrecon.geometry").
-    spacingMm - voxel size of the surface extraction grid, mm.
+    geometrySource - where its geometry comes from: the node's attribute, a JSON file, DICOM tags, a preset.
+    geometryPath - projection geometry JSON (DESIGN.md format, RAS mm), for the "file" source.
+    geometryPreset, pixelSpacingMm - the view and detector pixel spacing (mm), for the "preset" source.
+    method - depth, ssm or combined; bundlePath - a depth bundle folder ("": the bundled one).
+    device - auto, cpu or cuda; spacingMm - voxel size of the surface extraction grid, mm.
+    runsFolder - where runs write their files ("": Slicer's temporary folder).
     fuseThreeViews - the demo also shows the reconstruction from three fused views.
     """
 
@@ -94,8 +104,15 @@ class SingleImageReconParameterNode:
     referenceVolume: vtkMRMLScalarVolumeNode
     referenceSegmentation: vtkMRMLSegmentationNode
     radiograph: vtkMRMLScalarVolumeNode
+    geometrySource: Annotated[str, Choice(GEOMETRY_SOURCES)] = "radiograph"
     geometryPath: str = ""
+    geometryPreset: Annotated[str, Choice(PRESETS)] = "ap"
+    pixelSpacingMm: Annotated[float, WithinRange(0.01, 5.0)] = 0.2
+    method: Annotated[str, Choice(METHODS)] = "depth"
+    bundlePath: str = ""
+    device: Annotated[str, Choice(DEVICES)] = "auto"
     spacingMm: Annotated[float, WithinRange(0.5, 5.0)] = 1.5
+    runsFolder: str = ""
     fuseThreeViews: bool = True
 
 
@@ -105,84 +122,86 @@ class SingleImageReconParameterNode:
 
 
 class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """GUI of the module: binds the .ui to the parameter node and calls the logic."""
+    """GUI of the module: binds the .ui to the parameter node, follows runs, calls the logic."""
 
     def __init__(self, parent=None) -> None:
-        """Called when the user opens the module the first time and the widget is initialized."""
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)  # needed for parameter node observation
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
+        self._run = None  # the running ReconstructionRun
+        self._runTimer = None
 
     def setup(self) -> None:
-        """Called when the user opens the module the first time and the widget is initialized."""
         ScriptedLoadableModuleWidget.setup(self)
-
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/SingleImageRecon.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
-
-        # The .ui connects the top-level qMRMLWidget's mrmlSceneChanged(vtkMRMLScene*) signal
-        # to the setMRMLScene(vtkMRMLScene*) slot of each node combo box.
+        # The .ui connects mrmlSceneChanged(vtkMRMLScene*) to each node combo box's setMRMLScene.
         uiWidget.setMRMLScene(slicer.mrmlScene)
-
         self.logic = SingleImageReconLogic()
 
-        # Update the parameter node when the scene is closed
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
-        # The sample case list comes from the Lib at run time, so this combo box is synchronised with
-        # the parameter node here rather than through a "SlicerParameterName" binding (which needs
-        # the choices when the class is defined).
+        # The sample cases come from the Lib at run time, so that combo box is synchronised here
+        # rather than through "SlicerParameterName" (which needs the choices when the class is defined).
         self._populateSampleCases()
         self.ui.sampleCaseComboBox.connect("currentIndexChanged(int)", self.onSampleCaseChanged)
         self.ui.loadButton.connect("clicked(bool)", self.onLoadButton)
         # parameterNodeWrapper binds a ctkPathLineEdit only to a pathlib.Path (where "" reads as "."),
-        # so the geometry file is a str synchronised by hand
-        self.ui.geometryPathLineEdit.connect("currentPathChanged(QString)", self.onGeometryPathChanged)
-        self.ui.reconstructButton.connect("clicked(bool)", self.onReconstructButton)
+        # so the optional paths are str fields synchronised by hand
+        self._pathEdits = {"geometryPath": self.ui.geometryPathLineEdit, "bundlePath": self.ui.bundlePathLineEdit,
+                           "runsFolder": self.ui.runsFolderLineEdit}
+        for field, lineEdit in self._pathEdits.items():
+            lineEdit.connect("currentPathChanged(QString)", lambda path, field=field: self.onPathChanged(field, path))
+        self.ui.synthesiseButton.connect("clicked(bool)", self.onSynthesiseButton)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.demoButton.connect("clicked(bool)", self.onDemoButton)
-
-        # Make sure parameter node is initialized (needed for module reload)
+        self.ui.compareMethodComboBox.connect("currentIndexChanged(int)", self.onCompareChanged)
+        self.ui.compareStructureComboBox.connect("currentIndexChanged(int)", self.onCompareChanged)
+        self._runTimer = qt.QTimer()
+        self._runTimer.setInterval(RUN_POLL_MS)
+        self._runTimer.connect("timeout()", self._pollRun)
+        self._refreshCompare()
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
-        """Called when the application closes and the module widget is destroyed."""
+        """Called when the application closes: a running reconstruction is stopped."""
+        if self._runTimer:
+            self._runTimer.stop()
+        if self._run is not None:
+            self._run.chain.cancel(force=True)
         self.removeObservers()
 
     def enter(self) -> None:
-        """Called each time the user opens this module."""
         self.initializeParameterNode()
 
     def exit(self) -> None:
-        """Called each time the user opens a different module."""
-        # Do not react to parameter node changes (GUI is updated when the user enters the module)
+        # The GUI is updated again when the user comes back; a run keeps going meanwhile.
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGUIFromParameterNode)
 
     def onSceneStartClose(self, caller, event) -> None:
-        """Called just before the scene is closed."""
         self.setParameterNode(None)
         self.ui.sampleStatusLabel.text = ""
         self.ui.reconstructStatusLabel.text = ""
 
     def onSceneEndClose(self, caller, event) -> None:
-        """Called just after the scene is closed."""
+        self._refreshCompare()
         if self.parent.isEntered:
             self.initializeParameterNode()
 
     def initializeParameterNode(self) -> None:
-        """Ensure parameter node exists and observed."""
         self.setParameterNode(self.logic.getParameterNode())
         if not self._parameterNode.sampleCase and self.ui.sampleCaseComboBox.count > 0:
             self._parameterNode.sampleCase = self.ui.sampleCaseComboBox.currentText
 
     def setParameterNode(self, inputParameterNode: Optional[SingleImageReconParameterNode]) -> None:
-        """Set and observe the parameter node; the GUI follows it."""
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGUIFromParameterNode)
@@ -206,33 +225,36 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             combo.addItem(name)
 
     def _updateGUIFromParameterNode(self, caller=None, event=None) -> None:
+        p = self._parameterNode
         combo = self.ui.sampleCaseComboBox
-        if self._parameterNode and self._parameterNode.sampleCase:
-            index = combo.findText(self._parameterNode.sampleCase)
+        if p and p.sampleCase:
+            index = combo.findText(p.sampleCase)
             if index >= 0 and index != combo.currentIndex:
                 wasBlocked = combo.blockSignals(True)
                 combo.currentIndex = index
                 combo.blockSignals(wasBlocked)
-        canLoad = bool(self._parameterNode) and combo.count > 0
-        self.ui.loadButton.enabled = canLoad
-        self.ui.loadButton.toolTip = (
-            _("Load the CT and its reference labels as a volume and a named segmentation.")
-            if canLoad else _("No bundled sample case is available."))
-
-        p = self._parameterNode
-        if p and self.ui.geometryPathLineEdit.currentPath != p.geometryPath:
-            wasBlocked = self.ui.geometryPathLineEdit.blockSignals(True)
-            self.ui.geometryPathLineEdit.currentPath = p.geometryPath
-            self.ui.geometryPathLineEdit.blockSignals(wasBlocked)
-        hasGeometry = bool(p and p.radiograph and (p.geometryPath or p.radiograph.GetAttribute(GEOMETRY_ATTRIBUTE)))
-        self.ui.reconstructButton.enabled = hasGeometry
-        self.ui.reconstructButton.toolTip = (
-            _("Reconstruct every bone the network knows from the radiograph; with a reference CT and segmentation, "
-              "also measure the surfaces against it.") if hasGeometry
-            else _("Select a radiograph and its geometry file.") if not (p and p.radiograph)
-            else _("Select the geometry file of the radiograph."))
+        self.ui.loadButton.enabled = bool(p) and combo.count > 0
+        for field, lineEdit in self._pathEdits.items():
+            if p and lineEdit.currentPath != getattr(p, field):
+                wasBlocked = lineEdit.blockSignals(True)
+                lineEdit.currentPath = getattr(p, field)
+                lineEdit.blockSignals(wasBlocked)
+        source = p.geometrySource if p else ""
+        for widget, shown in ((self.ui.geometryPathLabel, source == "file"), (self.ui.geometryPathLineEdit, source == "file"),
+                              (self.ui.geometryPresetLabel, source == "preset"),
+                              (self.ui.geometryPresetComboBox, source == "preset"),
+                              (self.ui.pixelSpacingLabel, source == "preset"), (self.ui.pixelSpacingSpinBox, source == "preset")):
+            widget.visible = shown
+        running = self._run is not None
+        missing = self.logic.missingInputs(p) if p else _("No parameter node.")
+        self.ui.applyButton.enabled = not running and not missing
+        self.ui.applyButton.toolTip = missing or _(
+            "Reconstruct every bone the model knows from the radiograph, in the background; with a reference CT "
+            "and segmentation, also measure the surfaces against it.")
+        self.ui.cancelButton.enabled = running
         hasReference = bool(p and p.referenceVolume and p.referenceSegmentation)
-        self.ui.demoButton.enabled = hasReference
+        self.ui.synthesiseButton.enabled = hasReference and not running
+        self.ui.demoButton.enabled = hasReference and not running
         self.ui.demoButton.toolTip = (
             _("Render radiographs of the reference CT, reconstruct the bones from them and measure the surfaces "
               "against the reference segmentation.") if hasReference
@@ -241,6 +263,10 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSampleCaseChanged(self, index: int) -> None:
         if self._parameterNode and index >= 0:
             self._parameterNode.sampleCase = self.ui.sampleCaseComboBox.itemText(index)
+
+    def onPathChanged(self, field: str, path: str) -> None:
+        if self._parameterNode and getattr(self._parameterNode, field) != path:
+            setattr(self._parameterNode, field, path)
 
     def onLoadButton(self) -> None:
         """Load the selected sample case and use it as the reference CT and segmentation."""
@@ -255,59 +281,66 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 count=segmentationNode.GetSegmentation().GetNumberOfSegments())
             slicer.util.setSliceViewerLayers(background=volumeNode, fit=True)
 
-    def onGeometryPathChanged(self, path: str) -> None:
-        if self._parameterNode and self._parameterNode.geometryPath != path:
-            self._parameterNode.geometryPath = path
-
-    def onReconstructButton(self) -> None:
-        """Reconstruct from the selected radiograph; measure against the reference when one is selected."""
+    def onSynthesiseButton(self) -> None:
+        """A test radiograph of the reference CT, as the model's training images were rendered."""
         p = self._parameterNode
-        self.ui.reconstructStatusLabel.text = _("Reconstructing...")
-        slicer.app.processEvents()
-        with slicer.util.tryWithErrorDisplay(_("Reconstruction failed."), waitCursor=True):
-            self.logic.ensurePythonPackages()  # may ask to install packages: before the modal progress dialog
-            dialog = slicer.util.createProgressDialog(windowTitle=_("Reconstruction"), maximum=0,
-                                                      labelText=_("Loading the network..."))
+        with slicer.util.tryWithErrorDisplay(_("Could not synthesise a radiograph."), waitCursor=True):
+            self.logic.ensurePythonPackages()
+            node = self.logic.synthesiseRadiograph(p.referenceVolume, p.referenceSegmentation, p.bundlePath, p.device)
+            p.radiograph, p.geometrySource = node, "radiograph"
+            self.logic.showRadiograph(node)
+            self.ui.reconstructStatusLabel.text = _("Synthesised '{name}' from the reference CT.").format(
+                name=node.GetName())
 
-            def steps(stage: str):
-                """A per-structure progress callback for one stage: the dialog counts the structures."""
-                def report(done: int, total: int, name: str) -> None:
-                    if dialog.wasCanceled:
-                        raise ReconstructionCancelled()
-                    dialog.maximum, dialog.value = total, done
-                    dialog.labelText = f"{stage} ({done}/{total}) {name}"
-                    slicer.app.processEvents()
-                return report
+    def onApplyButton(self) -> None:
+        """Start a reconstruction in the background; the timer follows it."""
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Could not start the reconstruction."), waitCursor=True):
+            self.logic.ensurePythonPackages()  # may ask to install packages, before anything runs
+            self._run = self.logic.startRun(
+                p.radiograph, p.geometrySource, p.geometryPath, p.geometryPreset, p.pixelSpacingMm,
+                p.referenceVolume, p.referenceSegmentation, p.method, p.bundlePath, p.device, p.spacingMm,
+                p.runsFolder)
+            self.ui.progressBar.visible = True
+            self.ui.progressBar.maximum, self.ui.progressBar.value = 0, 0  # busy until the first count
+            self.ui.reconstructStatusLabel.text = _("Starting '{name}'...").format(name=self._run.name)
+            self._runTimer.start()
+        self._updateGUIFromParameterNode()
 
-            try:
-                reconstruction = self.logic.reconstructRadiograph(p.radiograph, p.geometryPath, p.spacingMm,
-                                                                  progress=steps(_("Meshing")))
-                evaluations = None
-                if p.referenceVolume and p.referenceSegmentation:
-                    evaluations = self.logic.evaluateSurfaces(reconstruction.surfaces, p.referenceVolume,
-                                                              p.referenceSegmentation,
-                                                              progress=steps(_("Measuring against the reference")))
-            except ReconstructionCancelled:
-                self.ui.reconstructStatusLabel.text = _("Reconstruction cancelled.")
-                return
-            except Exception:
-                self.ui.reconstructStatusLabel.text = _("Reconstruction failed.")
-                raise
-            finally:
-                dialog.close()
-            name = p.radiograph.GetName()
-            models = self.logic.addReconstructionToScene(reconstruction, evaluations, prefix=name)
-            missing = [structure for structure in reconstruction.structures if structure not in models]
-            status = _("{count} surfaces from '{name}'.").format(count=len(models), name=name)
-            if missing:
-                status += " " + _("Not found: {names}.").format(names=", ".join(missing))
-            if evaluations:
-                self._showTable(self.logic.addMetricsTable({"depth": evaluations}, f"{name} metrics"))
-                status += " " + _("{count} measured against the reference.").format(count=len(evaluations))
-            elif evaluations is not None:
-                status += " " + _("None of them is in the reference segmentation.")
-            self.ui.reconstructStatusLabel.text = status
-            slicer.util.resetThreeDViews()
+    def onCancelButton(self) -> None:
+        if self._run is not None:
+            self._run.chain.cancel()
+            self.ui.reconstructStatusLabel.text = _("Cancelling...")
+
+    def _pollRun(self) -> None:
+        run = self._run
+        for event in run.chain.poll():
+            if event[0] == "progress":
+                self.ui.progressBar.maximum, self.ui.progressBar.value = event[2], event[1]
+                self.ui.reconstructStatusLabel.text = self.logic.stageText(run.chain.stage)
+        if run.chain.running:
+            return
+        self._runTimer.stop()
+        self._run = None
+        self.ui.progressBar.visible = False
+        try:
+            if run.chain.cancelled:
+                self.ui.reconstructStatusLabel.text = _("'{name}' cancelled.").format(name=run.name)
+            elif run.chain.return_code != 0:
+                lastLines = list(run.chain.log)[-20:]
+                self.ui.reconstructStatusLabel.text = _("'{name}' failed: {reason}").format(
+                    name=run.name, reason=lastLines[-1] if lastLines else run.chain.return_code)
+                slicer.util.errorDisplay(_("The reconstruction failed."), detailedText="\n".join(lastLines))
+            else:
+                with slicer.util.tryWithErrorDisplay(_("Could not show the reconstruction."), waitCursor=True):
+                    nodes, result = self.logic.addRunToScene(run)
+                    self.ui.reconstructStatusLabel.text = runSummary(run.name, result)
+                    if nodes["metrics"] is not None:
+                        self._showTable(nodes["metrics"])
+                    self._refreshCompare()
+                    slicer.util.resetThreeDViews()
+        finally:
+            self._updateGUIFromParameterNode()
 
     def onDemoButton(self) -> None:
         """Run the case study on the reference CT and segmentation and show its results."""
@@ -331,19 +364,32 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             except ReconstructionCancelled:
                 self.ui.reconstructStatusLabel.text = _("Demo cancelled.")
                 return
-            except Exception:
-                self.ui.reconstructStatusLabel.text = _("The demo failed.")
-                raise
             finally:
                 dialog.close()
-            self.logic.showRadiograph(nodes["radiographs"][0], study.geometries[0])
+            self.logic.showRadiograph(nodes["radiographs"][0])
             self._showTable(nodes["table"])
             slicer.util.resetThreeDViews()
-            seconds = sum(study.timing_s.values())
             self.ui.reconstructStatusLabel.text = _(
                 "Demo: {count} structures, {methods} in {seconds:.0f} s; surfaces coloured by their distance to "
                 "the reference (blue inside, red outside).").format(
-                    count=len(study.structures), methods=" and ".join(nodes["models"]), seconds=seconds)
+                    count=len(study.structures), methods=" and ".join(nodes["models"]),
+                    seconds=sum(study.timing_s.values()))
+
+    def _refreshCompare(self) -> None:
+        """Fill the Compare combo boxes with the methods and structures of the runs in the scene."""
+        methods, structures = self.logic.runMethodsAndStructures()
+        for combo, values in ((self.ui.compareMethodComboBox, methods), (self.ui.compareStructureComboBox, structures)):
+            current = combo.currentText
+            wasBlocked = combo.blockSignals(True)
+            combo.clear()
+            for value in [ALL, *values]:
+                combo.addItem(value)
+            combo.currentIndex = max(combo.findText(current), 0)
+            combo.blockSignals(wasBlocked)
+
+    def onCompareChanged(self, index: int) -> None:
+        method, structure = self.ui.compareMethodComboBox.currentText, self.ui.compareStructureComboBox.currentText
+        self.logic.showModels("" if method == ALL else method, "" if structure == ALL else structure)
 
     @staticmethod
     def _showTable(tableNode) -> None:
@@ -365,8 +411,17 @@ class ReconstructionCancelled(Exception):
     """Raised by a progress callback to stop a long job between two stages."""
 
 
+class ReconstructionRun:
+    """A run started by :meth:`SingleImageReconLogic.startRun`: its name (the scene folder's), its
+    folder, the files it reads, the command chain, and the reference segmentation node."""
+
+    def __init__(self, name: str, runDir: str, inputs, chain, referenceSegmentation=None, bundlePath: str = ""):
+        self.name, self.runDir, self.inputs, self.chain = name, runDir, inputs, chain
+        self.referenceSegmentation, self.bundlePath = referenceSegmentation, bundlePath
+
+
 class SingleImageReconLogic(ScriptedLoadableModuleLogic):
-    """Turns MRML nodes into arrays and calls the Lib packages; usable without the GUI."""
+    """Turns MRML nodes into files and calls of the Lib packages; usable without the GUI."""
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
@@ -383,14 +438,12 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
         return list(list_sample_cases())
 
     def loadSampleCase(self, name: str):
-        """Load a bundled sample case: the CT as a scalar volume and its label map as a segmentation
-        on the CT grid whose segments are named after the structures of the case's label table; no
-        label map volume is added. Returns (volumeNode, segmentationNode)."""
+        """A bundled sample case as (CT volume node, segmentation node named after its structures)."""
         from SyntheticDataGen import SyntheticDataGenLogic
 
         return SyntheticDataGenLogic().loadSampleCase(name)
 
-    # ------------------------------------------------------------------ network
+    # ------------------------------------------------------------------ dependencies and models
 
     @staticmethod
     def ensurePythonPackages(askConfirmation: bool = True) -> None:
@@ -410,106 +463,131 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
         slicer.util.pip_install(" ".join(missing))
 
     @staticmethod
-    def device() -> str:
-        """The torch device the networks run on: "cuda" when a GPU is available, else "cpu"."""
+    def device(choice: str = "auto") -> str:
+        """The torch device for a choice of ``DEVICES``: "auto" is "cuda" when PyTorch sees a GPU."""
+        if choice != "auto":
+            return choice
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
 
-    def loadModel(self, bundleDir=None) -> tuple:
-        """The depth network of a MONAI bundle (default: the bundled one) and its metadata, on
-        :meth:`device`: ``SingleImageReconLib.networks.depth_bundle.load_bundle``. Kept for the next call."""
-        self.ensurePythonPackages()
-        from SingleImageReconLib.networks.depth_bundle import load_bundle
+    @staticmethod
+    def bundleFolder(bundlePath: str = "") -> str:
+        """The depth bundle folder: ``bundlePath``, or the bundled model when it is empty."""
         from SingleImageReconLib.commands.reconstruct import default_bundle_dir
 
-        bundleDir, device = str(bundleDir or default_bundle_dir()), self.device()
+        return str(bundlePath or default_bundle_dir())
+
+    def loadModel(self, bundlePath: str = "", device: str = "auto") -> tuple:
+        """The depth network of a bundle and its metadata (``networks.depth_bundle.load_bundle``), kept for the next call."""
+        self.ensurePythonPackages()
+        from SingleImageReconLib.networks.depth_bundle import load_bundle
+
+        bundleDir, device = self.bundleFolder(bundlePath), self.device(device)
         if self._model is None or self._model[:2] != (bundleDir, device):
             self._model = (bundleDir, device, *load_bundle(bundleDir, device))
         return self._model[2], self._model[3]
 
-    # ------------------------------------------------------------------ nodes -> arrays
+    # ------------------------------------------------------------------ inputs
 
     @staticmethod
-    def radiographArray(radiographNode):
-        """The radiograph's voxels as a float32 [height, width] array: ``scene.radiograph_array``."""
-        return scene.radiograph_array(radiographNode)
+    def missingInputs(p) -> str:
+        """Why Apply cannot start with these parameters ("" when it can): ``run_scene.missing_inputs``."""
+        return _(run_scene.missing_inputs(p.radiograph, p.geometrySource, p.geometryPath))
 
     @staticmethod
-    def radiographGeometry(radiographNode, geometryPath: str = "", sizePx=None):
-        """The radiograph's ``ProjectionGeometry`` (from ``geometryPath``, else the node's attribute),
-        checked against ``sizePx`` (width, height): ``scene.radiograph_geometry``."""
-        return scene.radiograph_geometry(radiographNode, geometryPath, sizePx)
+    def dicomFile(radiographNode) -> str:
+        """The DICOM file a radiograph node was loaded from (through Slicer's DICOM database)."""
+        from SyntheticDataGenLib.errors import XreconInputError
+
+        uids = (radiographNode.GetAttribute(run_scene.DICOM_UIDS_ATTRIBUTE) or "").split()
+        database = slicer.app.dicomDatabase()
+        path = database.fileForInstance(uids[0]) if uids and database else ""
+        if not path or not os.path.isfile(path):
+            raise XreconInputError(f"{radiographNode.GetName()}: its DICOM file is not in the DICOM database")
+        return path
+
+    def radiographGeometry(self, radiographNode, source: str = "radiograph", geometryPath: str = "",
+                           preset: str = "ap", pixelSpacingMm: float = 0.2):
+        """(``ProjectionGeometry`` or None, DICOM file or "") of a radiograph for a ``GEOMETRY_SOURCES`` choice;
+        for "dicom" the run reads the file and its tags itself."""
+        if source == "dicom":
+            return None, self.dicomFile(radiographNode)
+        return run_scene.radiograph_geometry(radiographNode, source, geometryPath, preset, pixelSpacingMm), ""
+
+    def synthesiseRadiograph(self, volumeNode, segmentationNode, bundlePath: str = "", device: str = "auto"):
+        """An AP test radiograph of a reference CT in the bundle's training geometry (``run_scene.add_test_radiograph``)."""
+        from SingleImageReconLib.networks.bundle_format import read_bundle_metadata
+
+        metadata = read_bundle_metadata(self.bundleFolder(bundlePath))
+        return run_scene.add_test_radiograph(slicer.mrmlScene, volumeNode, segmentationNode, metadata,
+                                             self.device(device))
+
+    # ------------------------------------------------------------------ runs
+
+    def startRun(self, radiographNode, geometrySource="radiograph", geometryPath="", geometryPreset="ap",
+                 pixelSpacingMm=0.2, referenceVolume=None, referenceSegmentation=None, method="depth",
+                 bundlePath="", device="auto", spacingMm=1.5, runsFolder="") -> ReconstructionRun:
+        """Write the run's inputs (``run_scene.write_run_inputs``) and start ``xrecon reconstruct`` (then
+        ``xrecon evaluate`` when both reference nodes are given) with Slicer's Python, not waiting."""
+        from SingleImageReconLib.reconstruction_run import CommandChain, RunOptions, new_run_folder, run_commands
+        from SyntheticDataGen import SyntheticDataGenLogic
+        from SyntheticDataGenLib.dataset.generation_command import generation_environment, python_executable
+
+        geometry, dicomFile = self.radiographGeometry(radiographNode, geometrySource, geometryPath, geometryPreset,
+                                                      pixelSpacingMm)
+        name = slicer.mrmlScene.GenerateUniqueName(f"{radiographNode.GetName()} {method}")
+        runDir = str(new_run_folder(runsFolder or os.path.join(slicer.app.temporaryPath, "SingleImageRecon runs"), name))
+        hasReference = bool(referenceVolume and referenceSegmentation)
+        inputs = run_scene.write_run_inputs(runDir, radiographNode, geometry, referenceVolume if hasReference else None,
+                                            referenceSegmentation if hasReference else None, dicomFile)
+        options = RunOptions(method=method, bundle_dir=bundlePath, device=self.device(device), spacing_mm=spacingMm)
+        commands = run_commands(python_executable(), inputs, runDir, options)
+        env = generation_environment(SyntheticDataGenLogic.modulePythonPaths())
+        logging.info("SingleImageRecon: " + " | ".join(" ".join(command) for command in commands))
+        chain = CommandChain(commands, env=env, cwd=runDir, output_dir=runDir)
+        return ReconstructionRun(name, runDir, inputs, chain, referenceSegmentation if hasReference else None,
+                                 bundlePath)
 
     @staticmethod
-    def referenceImages(volumeNode, segmentationNode, names=None) -> tuple:
-        """The CT (SimpleITK, HU) and the named segments (None: all; names the segmentation lacks are
-        skipped) as a ``Segmentation`` on the CT grid: ``scene.reference_images``."""
-        return scene.reference_images(volumeNode, segmentationNode, names)
+    def stageText(stage: str) -> str:
+        return STAGE_NAMES.get(stage, stage) + "..."
 
-    # ------------------------------------------------------------------ reconstruction
+    def addRunToScene(self, run: ReconstructionRun) -> tuple:
+        """Read a finished run back and add its folder (``run_scene.add_run``); returns (nodes, ``RunResult``)."""
+        from SingleImageReconLib.networks.bundle_format import read_bundle_metadata
+        from SingleImageReconLib.radiographs.radiograph_io import read_radiograph
+        from SingleImageReconLib.reconstruction_run import read_run
 
-    def reconstructRadiograph(self, radiographNode, geometryPath: str = "", spacingMm: float = 1.5, progress=None):
-        """Reconstruct every structure of the bundled network from one radiograph.
+        result = read_run(run.runDir)
+        image = read_radiograph(run.inputs.radiograph_path).image
+        order = read_bundle_metadata(self.bundleFolder(run.bundlePath))["xrecon"]["structures"]
+        nodes = run_scene.add_run(slicer.mrmlScene, run.name, result, [image], run.referenceSegmentation, order)
+        return nodes, result
 
-        Args:
-            radiographNode: one-slice scalar volume, bone bright (see :meth:`radiographArray`).
-            geometryPath: its projection geometry JSON; empty: the geometry the node carries.
-            spacingMm: voxel size of the surface extraction grid, mm.
-            progress: called with (structures done, in all, the last one's name) as each is meshed.
+    @staticmethod
+    def runMethodsAndStructures() -> tuple:
+        return run_scene.run_methods_and_structures(slicer.mrmlScene)
 
-        Returns a ``SingleImageReconLib.reconstruction.reconstruct.Reconstruction`` (surfaces in RAS mm).
-        """
-        image = self.radiographArray(radiographNode)
-        geometry = self.radiographGeometry(radiographNode, geometryPath, (image.shape[1], image.shape[0]))
-        model, metadata = self.loadModel()
-        from SingleImageReconLib.reconstruction.reconstruct import reconstruct_radiographs
+    @staticmethod
+    def showModels(method: str = "", structure: str = "") -> int:
+        """Show one method's / structure's run models (empty: all): ``run_scene.show_models``."""
+        return run_scene.show_models(slicer.mrmlScene, method, structure)
 
-        return reconstruct_radiographs(model, metadata, [image], [geometry], spacing_mm=float(spacingMm),
-                                       device=self.device(), progress=progress or (lambda done, total, name: None))
-
-    def evaluateSurfaces(self, surfaces: dict, volumeNode, segmentationNode, progress=None) -> dict:
-        """Measure surfaces (structure name -> RAS polydata) against the segments of the same names,
-        rasterised on the reference CT's grid: ``SingleImageReconLib.evaluation.evaluate.evaluate_surfaces``
-        (``progress`` as there). Returns {name: StructureEvaluation}; structures the segmentation
-        lacks are left out."""
-        from SingleImageReconLib.evaluation.evaluate import evaluate_surfaces
-        from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
-
-        _ctImage, segmentation = self.referenceImages(volumeNode, segmentationNode, list(surfaces))
-        if not segmentation.names:
-            return {}
-        return evaluate_surfaces(surfaces, segmentation, ijk_to_ras(segmentation.reference), progress=progress)
+    # ------------------------------------------------------------------ demo
 
     def runCaseStudy(self, volumeNode, segmentationNode, spacingMm: float = 1.5, progress=None):
-        """The demo on a reference CT and its segmentation: ``SingleImageReconLib.demo.run_case_study``.
-
-        Renders an AP radiograph and two oblique ones (C-arm turned 15 degrees to either side),
-        reconstructs from the AP view alone ("depth") and from all three fused ("fusion"), and
-        measures both against the segmentation. ``progress(stage: str)`` is called at each stage.
-        Returns the ``CaseStudy``.
-        """
+        """The demo on a reference CT and its segmentation: ``SingleImageReconLib.demo.run_case_study``
+        (AP alone, "depth", and three views fused, "fusion"). ``progress(stage)`` is called at each stage."""
         progress = progress or (lambda stage: None)
         progress("loading the network")
         model, metadata = self.loadModel()
         from SingleImageReconLib.demo import run_case_study
 
         progress("rasterising the reference segments")
-        ctImage, segmentation = self.referenceImages(volumeNode, segmentationNode, metadata["xrecon"]["structures"])
+        ctImage, segmentation = scene.reference_images(volumeNode, segmentationNode, metadata["xrecon"]["structures"])
         return run_case_study(ctImage, segmentation, model, metadata, spacing_mm=float(spacingMm),
                               device=self.device(), progress=progress)
-
-    # ------------------------------------------------------------------ results -> scene
-
-    @staticmethod
-    def addReconstructionToScene(reconstruction, evaluations=None, prefix: str = "Reconstruction") -> dict:
-        """One model node "PREFIX STRUCTURE" per reconstructed surface: ``scene.add_reconstruction``."""
-        return scene.add_reconstruction(slicer.mrmlScene, reconstruction, evaluations, prefix)
-
-    @staticmethod
-    def addMetricsTable(evaluationsByMethod: dict, name: str = "Metrics"):
-        """A table node with one row per method and structure: ``scene.add_evaluation_table``."""
-        return scene.add_evaluation_table(slicer.mrmlScene, evaluationsByMethod, name)
 
     @staticmethod
     def addCaseStudyToScene(study, fuse: bool = True) -> dict:
@@ -517,11 +595,12 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
         return scene.add_case_study(slicer.mrmlScene, study, fuse)
 
     @staticmethod
-    def showRadiograph(radiographNode, geometry) -> None:
+    def showRadiograph(radiographNode) -> None:
         """Turn the Red slice view to the radiograph's detector plane and show it there as it is read
         (``SyntheticDataGenLogic.showPreview``); the slice also shows in 3D, in place."""
         from SyntheticDataGen import SyntheticDataGenLogic
 
+        geometry = scene.radiograph_geometry(radiographNode)
         SyntheticDataGenLogic().showPreview(radiographNode, None, geometry, fit=False, fitSlice=True)
 
 
@@ -534,21 +613,13 @@ class SingleImageReconTest(ScriptedLoadableModuleTest):
     """Self-test of the module; runs inside Slicer (Reload and Test, or ctest)."""
 
     def setUp(self):
-        """Reset the state: a scene clear is enough."""
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        """Run all tests of this module."""
-        self.setUp()
-        self.test_SampleCaseList()
-        self.setUp()
-        self.test_LoadSampleCase()
-        self.setUp()
-        self.test_LoadSampleCaseTwice()
-        self.setUp()
-        self.test_ParameterNodeDefaults()
-        self.setUp()
-        self.test_CaseStudy()
+        for test in (self.test_SampleCaseList, self.test_LoadSampleCase, self.test_LoadSampleCaseTwice,
+                     self.test_ParameterNodeDefaults, self.test_CaseStudy, self.test_BackgroundRun):
+            self.setUp()
+            test()
 
     @staticmethod
     def _reconstructionAvailable() -> bool:
@@ -591,7 +662,8 @@ class SingleImageReconTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Parameter node defaults")
         parameterNode = SingleImageReconLogic().getParameterNode()
         self.assertIsNone(parameterNode.radiograph)
-        self.assertEqual(parameterNode.geometryPath, "")
+        self.assertEqual((parameterNode.geometrySource, parameterNode.method, parameterNode.device),
+                         ("radiograph", "depth", "auto"))
         self.assertEqual(parameterNode.spacingMm, 1.5)
         self.assertTrue(parameterNode.fuseThreeViews)
         with self.assertRaises(ValueError):
@@ -607,4 +679,23 @@ class SingleImageReconTest(ScriptedLoadableModuleTest):
         logic = SingleImageReconLogic()
         model, metadata = logic.loadModel()
         self_test.case_study_checks(slicer.mrmlScene, model, metadata, logic.device())
+        self.delayDisplay("Test passed")
+
+    def test_BackgroundRun(self):
+        self.delayDisplay("A reconstruction run in a subprocess, measured and shown in its folder")
+        if not self._reconstructionAvailable():
+            return
+        import tempfile
+
+        from SingleImageReconLib import self_test
+        from SingleImageReconLib.networks.bundle_format import read_bundle_metadata
+        from SyntheticDataGen import SyntheticDataGenLogic
+        from SyntheticDataGenLib.dataset.generation_command import generation_environment, python_executable
+
+        logic = SingleImageReconLogic()
+        metadata = read_bundle_metadata(logic.bundleFolder())
+        with tempfile.TemporaryDirectory(prefix="SingleImageReconTest-") as runDir:
+            self_test.reconstruction_run_checks(
+                slicer.mrmlScene, python_executable(), generation_environment(SyntheticDataGenLogic.modulePythonPaths()),
+                runDir, metadata, logic.device(), idle=slicer.app.processEvents)
         self.delayDisplay("Test passed")

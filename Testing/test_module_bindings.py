@@ -259,3 +259,17 @@ def test_a_heavy_import_through_the_modules_own_library_fails(tmp_path):
     (path.parent / "FakeLib" / "heavy.py").write_text("import monai\n")
     assert import_problems(path) == ["Fake.py:3 imports FakeLib.light, light.py:2 imports FakeLib.heavy, "
                                      "heavy.py:1 imports monai"]
+
+
+def test_the_modules_choices_are_the_libs():
+    """Choice lists are literals in the module files (Slicer reads them when the class is defined);
+    they must name what the Lib accepts."""
+    from SingleImageReconLib.reconstruction_run import METHODS
+    from SyntheticDataGenLib.augmentation.ladder import PRESETS as AUGMENTATION_PRESETS
+    from SyntheticDataGenLib.projection.geometry import PRESETS
+
+    recon, datagen = (parameter_connectors.wrapper_fields(module_bindings.parse_module(path)) for path in MODULE_FILES)
+    assert list(recon["method"].choices) == list(METHODS)
+    assert list(recon["geometryPreset"].choices) == list(PRESETS) == list(datagen["preset"].choices)
+    assert list(datagen["augmentationPreset"].choices) == list(AUGMENTATION_PRESETS)
+    assert set(recon["geometrySource"].choices) == {"radiograph", "file", "dicom", "preset"}

@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from conftest import run_xrecon
-from SingleImageReconLib.reconstruction_run import CommandChain, RunInputs, RunOptions, read_run, run_commands
+from SingleImageReconLib.reconstruction_run import (CommandChain, RunInputs, RunOptions, RunResult, new_run_folder,
+                                                    read_run, run_commands, run_summary)
 from SyntheticDataGenLib.cases.sample_data import sample_case
 from SyntheticDataGenLib.errors import XreconInputError
 
@@ -47,6 +48,39 @@ def test_commands_take_a_preset_with_pixel_spacing_or_the_files_own_geometry(tmp
     assert "--geometry" not in dicom
     with pytest.raises(XreconInputError, match="unknown method"):
         run_commands("/py", RunInputs("/x.dcm"), tmp_path, RunOptions(method="magic"))
+
+
+def test_run_folders_are_new_and_safe_and_the_summary_says_what_was_missed(tmp_path):
+    first = new_run_folder(tmp_path, "DRR: L3/L4 depth")
+    second = new_run_folder(tmp_path, "DRR: L3/L4 depth")
+    assert first.name == "DRR_ L3_L4 depth" and second.name == "DRR_ L3_L4 depth 2" and second.is_dir()
+    result = RunResult("depth", [], surfaces={"femur_left": None}, not_found={"sacrum": 0.1},
+                       metrics={"femur_left": {}}, mean={"assd_mm": 3.25})
+    assert run_summary("R", result) == "'R': 1 surface. Not found: sacrum. Mean ASSD 3.2 mm over 1 measured."
+
+
+def test_missing_inputs_and_preset_geometry_of_a_radiograph_node():
+    pytest.importorskip("slicer")
+    import numpy as np
+
+    from SingleImageReconLib import run_scene, scene as mrml
+    from SyntheticDataGenLib.projection.geometry import preset_geometry
+
+    scene = mrml.new_scene()
+    try:
+        geometry = preset_geometry("ap", size_px=(40, 30), pixel_spacing_mm=(2.0, 2.0))
+        node = mrml.add_radiograph(scene, "R", np.zeros((30, 40), np.float32), geometry)
+        assert run_scene.missing_inputs(None, "radiograph").startswith("Select a radiograph")
+        assert run_scene.missing_inputs(node, "radiograph") == ""
+        assert "geometry file" in run_scene.missing_inputs(node, "file")
+        assert "DICOM" in run_scene.missing_inputs(node, "dicom")
+        node.RemoveAttribute(mrml.GEOMETRY_ATTRIBUTE)
+        assert "carries no geometry" in run_scene.missing_inputs(node, "radiograph")
+        assert run_scene.missing_inputs(node, "preset") == ""
+        preset = run_scene.radiograph_geometry(node, "preset", preset="lateral-left", pixel_spacing_mm=0.5)
+        assert preset == preset_geometry("lateral-left", size_px=(40, 30), pixel_spacing_mm=(0.5, 0.5))
+    finally:
+        mrml.close_scene(scene)
 
 
 # --- the chain, with stand-in jobs ------------------------------------------------------------

@@ -225,3 +225,25 @@ def read_run(run_dir: str | os.PathLike) -> RunResult:
         markups = run_dir / "reconstruction" / view.get("folder", "") / "landmarks.mrk.json"
         result.view_landmarks.append(read_markups_json(markups) if view.get("folder") and markups.is_file() else None)
     return result
+
+
+def new_run_folder(base: str | os.PathLike, name: str) -> Path:
+    """A new, empty folder for a run named ``name`` under ``base``: the name made safe for any file
+    system, then " 2", " 3", ... until it is new."""
+    stem = "".join(c if c.isalnum() or c in " ._-" else "_" for c in name).strip(" .") or "run"
+    path, count = Path(base) / stem, 1
+    while path.exists():
+        count += 1
+        path = Path(base) / f"{stem} {count}"
+    path.mkdir(parents=True)
+    return path
+
+
+def run_summary(name: str, result: RunResult) -> str:
+    """One line about a finished run: surfaces, the structures not found, the mean ASSD (mm)."""
+    text = f"'{name}': {len(result.surfaces)} surface{'s' if len(result.surfaces) != 1 else ''}."
+    if result.not_found:
+        text += f" Not found: {', '.join(result.not_found)}."
+    if result.mean.get("assd_mm") is not None:
+        text += f" Mean ASSD {result.mean['assd_mm']:.1f} mm over {len(result.metrics)} measured."
+    return text

@@ -30,6 +30,8 @@ METHOD_ATTRIBUTE = "xrecon.method"
 STRUCTURE_ATTRIBUTE = "xrecon.structure"
 #: Node reference from a run's metrics table to the segmentation the run was measured against.
 REFERENCE_ROLE = "xrecon.reference"
+#: Attribute of a volume node that Slicer's DICOM plugin loaded: its instance UIDs.
+DICOM_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"
 LEGEND_TITLE = "Signed distance to the reference (mm)\n+ outside, - inside"
 
 
@@ -99,6 +101,36 @@ def add_run(scene, name: str, result: RunResult, radiographs: Sequence[np.ndarra
                *nodes["landmarks"], *(node for node in (nodes["metrics"], nodes["not_found"]) if node is not None)]
     nodes["folder"] = mrml.put_in_folder(scene, members, name)
     return nodes
+
+
+def missing_inputs(radiograph_node, geometry_source: str, geometry_path: str = "") -> str:
+    """Why a run cannot start from this radiograph and geometry source ("" when it can).
+
+    Sources: "radiograph" (the geometry the node carries), "file" (a JSON file), "dicom" (the
+    tags of the DICOM file the node was loaded from), "preset" (always possible).
+    """
+    if not radiograph_node:
+        return "Select a radiograph."
+    if geometry_source == "radiograph" and not radiograph_node.GetAttribute(mrml.GEOMETRY_ATTRIBUTE):
+        return "The radiograph carries no geometry: choose a geometry file, DICOM tags or a preset."
+    if geometry_source == "file" and not geometry_path:
+        return "Select the geometry file of the radiograph."
+    if geometry_source == "dicom" and not radiograph_node.GetAttribute(DICOM_UIDS_ATTRIBUTE):
+        return "The radiograph was not loaded from DICOM: choose another geometry source."
+    return ""
+
+
+def radiograph_geometry(radiograph_node, geometry_source: str, geometry_path: str = "", preset: str = "ap",
+                        pixel_spacing_mm: float = 0.2):
+    """The ``ProjectionGeometry`` of a radiograph node for a geometry source other than "dicom"
+    (see :func:`missing_inputs`); a preset is centred on the origin with square pixels (mm)."""
+    from SyntheticDataGenLib.projection.geometry import preset_geometry
+
+    image = mrml.radiograph_array(radiograph_node)
+    size = (image.shape[1], image.shape[0])
+    if geometry_source == "preset":
+        return preset_geometry(preset, size_px=size, pixel_spacing_mm=(pixel_spacing_mm, pixel_spacing_mm))
+    return mrml.radiograph_geometry(radiograph_node, geometry_path if geometry_source == "file" else "", size)
 
 
 def write_run_inputs(run_dir, radiograph_node, geometry, reference_volume=None, reference_segmentation=None,
