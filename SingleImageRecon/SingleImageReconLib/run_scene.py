@@ -53,8 +53,6 @@ def add_run(scene, name: str, result: RunResult, radiographs: Sequence[np.ndarra
     if len(radiographs) != len(result.geometries):
         raise ValueError(f"{len(radiographs)} radiographs for {len(result.geometries)} views")
     order = list(structure_names) or [*result.surfaces, *result.not_found]
-    color = lambda structure: (mrml.PALETTE[order.index(structure) % len(mrml.PALETTE)]  # noqa: E731
-                               if structure in order else None)
     suffix = lambda index: f" view {index}" if len(radiographs) > 1 else ""  # noqa: E731
     nodes: dict = {"radiographs": [], "geometry": [], "landmarks": []}
     for index, (image, geometry) in enumerate(zip(radiographs, result.geometries), start=1):
@@ -64,7 +62,8 @@ def add_run(scene, name: str, result: RunResult, radiographs: Sequence[np.ndarra
         nodes["geometry"].append(datagen_scene.update_geometry_model(scene, geometry, model))
     nodes["models"] = {}
     for structure, surface in result.surfaces.items():
-        model = mrml.add_model(scene, f"{result.method} {structure}", surface, color=color(structure))
+        model = mrml.add_model(scene, f"{result.method} {structure}", surface,
+                               color=mrml.palette_color(structure, order))
         model.SetAttribute(METHOD_ATTRIBUTE, result.method)
         model.SetAttribute(STRUCTURE_ATTRIBUTE, structure)
         nodes["models"][structure] = model
@@ -74,7 +73,7 @@ def add_run(scene, name: str, result: RunResult, radiographs: Sequence[np.ndarra
     nodes["truth"] = {}
     for structure, surface in result.truth.items():
         model = mrml.add_model(scene, f"reference {structure}", surface, scalars=None, opacity=0.5,
-                               color=color(structure), role="truth_model")
+                               color=mrml.palette_color(structure, order), role="truth_model")
         model.SetAttribute(STRUCTURE_ATTRIBUTE, structure)
         nodes["truth"][structure] = model
     if result.fitted_landmarks is not None:

@@ -309,12 +309,17 @@ def add_metrics_table(scene, name: str, rows: Iterable[Mapping[str, object]]):
 
 
 # --- reconstruction results -------------------------------------------------------------------
-def structure_color(name: str, reconstruction) -> tuple[float, float, float] | None:
-    """A fixed palette colour (RGB 0..1) for each structure, by its place among the network's
-    structures; None for a structure the network does not know."""
-    predictions = reconstruction.predictions
-    structures = list(predictions[0].names) if predictions else list(reconstruction.structures)
+def palette_color(name: str, structures: Sequence[str]) -> tuple[float, float, float] | None:
+    """A fixed palette colour (RGB 0..1) for a structure, by its place in ``structures`` (the
+    network's, in its order); None for a structure not among them."""
+    structures = list(structures)
     return PALETTE[structures.index(name) % len(PALETTE)] if name in structures else None
+
+
+def structure_color(name: str, reconstruction) -> tuple[float, float, float] | None:
+    """:func:`palette_color` among the structures of the network that made ``reconstruction``."""
+    predictions = reconstruction.predictions
+    return palette_color(name, predictions[0].names if predictions else reconstruction.structures)
 
 
 def add_reconstruction(scene, reconstruction, evaluations: Mapping | None = None,

@@ -6,7 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from SyntheticDataGenLib.dataset.generation_job import progress_line
+
 from .geometry_arguments import add_geometry_arguments
+from .structure_progress import add_progress_option
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -60,8 +63,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N")
     parser.add_argument("--preview", action="store_true", help="also write OUT/preview.png, 32 samples with targets")
-    parser.add_argument("--progress", choices=("bar", "lines", "none"), default="bar",
-                        help="'lines' prints 'progress DONE/TOTAL' lines on stdout, for other programs")
+    add_progress_option(parser)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", required=True, metavar="DATASET")
     parser.set_defaults(run=run)
@@ -177,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     def on_progress(done: int, total: int) -> None:
         nonlocal bar
         if args.progress == "lines":
-            print(f"progress {done}/{total}", flush=True)
+            print(progress_line(done, total), flush=True)
         elif args.progress == "bar":
             if bar is None:
                 from tqdm import tqdm  # only here: Slicer's Python, which runs --progress lines, lacks it

@@ -9,12 +9,14 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 
-#: The ``--progress`` choices of the commands that report progress over structures.
+from SyntheticDataGenLib.dataset.generation_job import progress_line
+
+#: The ``--progress`` choices of the commands that report progress (generate, reconstruct, evaluate).
 PROGRESS_MODES = ("bar", "lines", "none")
 
 
 def add_progress_option(parser) -> None:
-    """``--progress bar|lines|none`` on a subcommand's parser."""
+    """``--progress bar|lines|none`` on a subcommand's parser (lines: :func:`progress_line`)."""
     parser.add_argument("--progress", choices=PROGRESS_MODES, default="bar",
                         help="'lines' prints 'progress DONE/TOTAL' lines on stdout, for other programs")
 
@@ -27,8 +29,8 @@ def structure_progress(total: int, description: str, mode: str = "bar") -> Itera
     one line a structure, and one at the start), "none" is silent.
     """
     if mode == "lines":
-        print(f"progress 0/{total}", flush=True)
-        yield lambda done, _total, _name: print(f"progress {done}/{total}", flush=True)
+        print(progress_line(0, total), flush=True)
+        yield lambda done, _total, _name: print(progress_line(done, total), flush=True)
         return
     if mode == "none":
         yield lambda done, _total, _name: None

@@ -27,6 +27,11 @@ PROGRESS_LINE = re.compile(r"^\s*progress\s+(\d+)\s*/\s*(\d+)\s*$")
 JobEvent = Union[tuple[str, int, int], tuple[str, str], tuple[str, int]]
 
 
+def progress_line(done: int, total: int) -> str:
+    """The line a command prints for ``--progress lines``; :func:`parse_progress_line` reads it back."""
+    return f"progress {done}/{total}"
+
+
 def parse_progress_line(text: str) -> tuple[int, int] | None:
     """(done, total) of a ``progress DONE/TOTAL`` line; None for any other line."""
     match = PROGRESS_LINE.match(text)
