@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import HANG_TIMEOUT_S, run_xrecon
+from SyntheticDataGenLib.augmentation.detector import collimation_weight
 from SyntheticDataGenLib.augmentation.ladder import PRESETS, sample_augmentation
 from SyntheticDataGenLib.dataset.torch_dataset import SyntheticXrayDataset, load_sample
 from SyntheticDataGenLib.errors import XreconInputError
@@ -87,11 +88,13 @@ def test_every_target_matches_a_render_from_the_stored_geometry(tmp_path):
         view = render_view(prepared.volume, geometry, model=draw["model"], energy_kev=draw["energy_kev"],
                            bone_density=draw["bone_density"])
         np.testing.assert_array_equal(stored["line_integral"], view.line_integral.numpy())
+        # behind a collimator blade (where it leaves less than half the image) the targets are 0
+        field = collimation_weight(geometry.height, geometry.width, draw["collimation"]).numpy() >= 0.5
         for channel, name in enumerate(STRUCTURES):
             source = view.names.index(mirrored_name(name) if draw["flip"] else name)
-            np.testing.assert_array_equal(stored["masks"][channel], view.masks[source].numpy())
-            np.testing.assert_array_equal(stored["front_mm"][channel], view.front_mm[source].numpy())
-            np.testing.assert_array_equal(stored["back_mm"][channel], view.back_mm[source].numpy())
+            np.testing.assert_array_equal(stored["masks"][channel], view.masks[source].numpy() * field)
+            np.testing.assert_array_equal(stored["front_mm"][channel], view.front_mm[source].numpy() * field)
+            np.testing.assert_array_equal(stored["back_mm"][channel], view.back_mm[source].numpy() * field)
         assert stored["image"].min() >= 0 and stored["image"].max() <= 1
 
 
@@ -270,3 +273,36 @@ def test_landmarks_beside_a_case_are_projected_into_every_sample(tmp_path):
         assert visible.tolist()[2] is False and visible[:2].all()
         np.testing.assert_allclose(stored["landmarks_uv"][:2], uv[:2], atol=1e-3)
         assert row["landmark_labels"] == ["femur_left head", "L3 body", "nowhere"]
+
+
+def test_targets_and_landmarks_stop_at_the_collimator_as_the_image_does(tmp_path):
+    """Behind the blades the image shows nothing, so masks, depths and landmarks end there too;
+    otherwise a network learns to draw bones it cannot see."""
+    import dataclasses
+
+    from SyntheticDataGenLib.cases.landmarks import project_landmarks, write_markups_json
+
+    source = case()
+    ct_box = np.array([[-100.0, 120.0, 150.0], [100.0, 120.0, 150.0], [0.0, 120.0, 300.0], [0.0, 120.0, 220.0]])
+    write_markups_json(tmp_path / "landmarks.mrk.json", ["a", "b", "c", "d"], ct_box)
+    with_landmarks = CaseSource(source.name, source.ct_path, source.labels_path, source.table_path, "train",
+                                tmp_path / "landmarks.mrk.json")
+    wide_blades = dataclasses.replace(PRESETS["light"], collimation_probability=1.0, collimation_max_fraction=0.4)
+    generate_dataset(tmp_path / "set", [with_landmarks],
+                     GenerationSettings(STRUCTURES, 4, 3, SMALL, wide_blades, "light", views_per_anatomy=2))
+    loader = CaseLoader(STRUCTURES, extend_body_mm=settings().extend_body_mm)
+    hidden_pixels = hidden_landmarks = 0
+    for row in read_manifests(tmp_path / "set"):
+        stored = load_sample(tmp_path / "set" / row["file"])
+        draw, geometry = row["augmentation"], ProjectionGeometry.from_dict(row["geometry"])
+        field = collimation_weight(geometry.height, geometry.width, draw["collimation"]).numpy() >= 0.5
+        view = render_view(loader.prepare(case(), row["anatomy"]).volume, geometry)
+        assert not stored["masks"][:, ~field].any() and not stored["front_mm"][:, ~field].any()
+        hidden_pixels += int(view.masks.numpy()[:, ~field].sum())
+        uv, on_detector = project_landmarks(ct_box, geometry)
+        pixel = np.floor(uv + 0.5).astype(int)
+        for index in np.flatnonzero(on_detector):
+            u, v = np.clip(pixel[index], 0, [geometry.width - 1, geometry.height - 1])
+            assert stored["landmarks_visible"][index] == bool(field[v, u])
+            hidden_landmarks += not field[v, u]
+    assert hidden_pixels > 0 and hidden_landmarks > 0, "no blade covered a bone or a landmark: the test shows nothing"

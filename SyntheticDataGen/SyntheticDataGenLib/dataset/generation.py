@@ -36,7 +36,8 @@ from ..atomic_io import atomic_path, write_text_atomically
 from ..augmentation.ladder import AugmentationConfig, sample_anatomy, sample_augmentation
 from ..cases.case_info import case_centre_ras
 from ..cases.ct_io import read_ct, write_image
-from ..augmentation.detector import add_scatter, collimate, display_window, gamma_correct, gaussian_blur, invert, poisson_noise
+from ..augmentation.detector import (add_scatter, collimate, collimation_weight, display_window, gamma_correct,
+                                    gaussian_blur, invert, poisson_noise)
 from ..errors import XreconInputError
 from ..projection.geometry import ProjectionGeometry, mirror_detector, preset_geometry, rotate_detector, zoom_detector
 from ..cases.labels import Segmentation, read_segmentation
@@ -45,17 +46,22 @@ from ..anatomy.point_deformation import ShapeSampler
 from ..augmentation.style import StyleAugmentation
 from ..projection.view import CaseVolume, View, render_view
 
-SCHEMA_VERSION = 1
+#: 2: masks, depths and landmark visibility stop at a collimator's edge, as the image does (in
+#: version 1 they ran on behind the blades, so a network learnt to draw bones it cannot see).
+SCHEMA_VERSION = 2
+#: Versions a reader takes: their arrays are the same.
+READABLE_SCHEMA_VERSIONS = (1, 2)
 SAMPLE_ARRAYS = {
     "image": "float32 [H, W]: the augmented radiograph, bone bright, in [0, 1]",
     "line_integral": "float32 [H, W]: the clean DRR Σμ·Δl before detector and style effects",
-    "masks": "uint8 [S, H, W]: 1 where a pixel's ray hits the structure (dataset structure order)",
+    "masks": "uint8 [S, H, W]: 1 where a pixel's ray hits the structure inside the collimated field "
+             "(dataset structure order)",
     "front_mm": "float32 [S, H, W]: source to first entry, 0 off the mask",
     "back_mm": "float32 [S, H, W]: source to last exit, 0 off the mask",
     "present": "bool [S]: the case's labels hold the structure (absent ones have empty targets)",
     "overlay": "bool [H, W]: pixels covered by burned-in text or markers",
     "landmarks_uv": "float32 [L, 2]: projected landmarks (u, v) in pixels, NaN where not visible",
-    "landmarks_visible": "bool [L]",
+    "landmarks_visible": "bool [L]: on the detector, inside the collimated field",
     "landmarks_known": "bool [L]: the case's landmark has a 3D position (a bone the scan cuts may lack some)",
 }
 
@@ -176,8 +182,18 @@ def radiograph(line_integral: torch.Tensor, draw: dict) -> tuple[torch.Tensor, t
     return style.apply(shown.float(), np.random.default_rng(draw["style_seed"]))
 
 
-def targets_in_dataset_order(view: View, structures: list[str], flipped: bool) -> dict[str, np.ndarray]:
-    """Masks and depths stacked in the dataset's structure order; a flip swaps left and right."""
+def collimated_field(height: int, width: int, collimation) -> np.ndarray | None:
+    """bool [H, W]: where a collimator of ``collimation`` (left, right, top, bottom fractions)
+    leaves at least half the image; None when there is no collimator."""
+    if not any(collimation):
+        return None
+    return (collimation_weight(height, width, collimation) >= 0.5).numpy()
+
+
+def targets_in_dataset_order(view: View, structures: list[str], flipped: bool,
+                             field: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Masks and depths stacked in the dataset's structure order; a flip swaps left and right.
+    Outside ``field`` (bool [H, W], the collimated field; None: everywhere) they are 0."""
     height, width = view.line_integral.shape
     masks = np.zeros((len(structures), height, width), np.uint8)
     front = np.zeros((len(structures), height, width), np.float32)
@@ -192,6 +208,9 @@ def targets_in_dataset_order(view: View, structures: list[str], flipped: bool) -
             masks[channel] = view.masks[index].cpu().numpy()
             front[channel] = view.front_mm[index].cpu().numpy()
             back[channel] = view.back_mm[index].cpu().numpy()
+    if field is not None:
+        for array in (masks, front, back):
+            array[:, ~field] = 0
     return {"masks": masks, "front_mm": front, "back_mm": back, "present": present}
 
 
@@ -574,12 +593,18 @@ def _make_sample(dataset_dir: Path, prepared: PreparedCase, settings: Generation
     view = render_view(prepared.volume, geometry, model=draw["model"], energy_kev=draw["energy_kev"],
                        bone_density=draw["bone_density"])
     image, overlay = radiograph(view.line_integral, draw)
+    field = collimated_field(*image.shape[-2:], draw["collimation"])
     arrays = {"image": image.cpu().numpy().astype(np.float32),
               "line_integral": view.line_integral.cpu().numpy().astype(np.float32),
-              **targets_in_dataset_order(view, settings.structures, draw["flip"]),
+              **targets_in_dataset_order(view, settings.structures, draw["flip"], field),
               "overlay": overlay.cpu().numpy().astype(bool)}
     if prepared.landmarks is not None:
         uv, visible = project_landmarks(prepared.landmarks[1], geometry)
+        if field is not None:
+            pixel = np.nan_to_num(np.floor(uv + 0.5), nan=-1).astype(int)  # the pixel whose centre is nearest
+            inside = (pixel >= 0).all(axis=1) & (pixel[:, 0] < field.shape[1]) & (pixel[:, 1] < field.shape[0])
+            visible = visible & inside
+            visible[inside] &= field[pixel[inside, 1], pixel[inside, 0]]
         arrays["landmarks_uv"] = np.where(visible[:, None], uv, np.nan).astype(np.float32)
         arrays["landmarks_visible"] = visible
         arrays["landmarks_known"] = np.isfinite(prepared.landmarks[1]).all(axis=1)

@@ -12,15 +12,16 @@ import torch
 
 from ..atomic_io import read_json
 from ..errors import XreconInputError
-from .generation import SAMPLE_ARRAYS, SCHEMA_VERSION, read_manifests
+from .generation import READABLE_SCHEMA_VERSIONS, SAMPLE_ARRAYS, SCHEMA_VERSION, read_manifests
 
 
 def read_header(dataset_dir: str | os.PathLike) -> dict:
     """``dataset.json`` of a dataset, checked for its schema version."""
     header = read_json(Path(dataset_dir) / "dataset.json", f"{dataset_dir} is not a dataset (no dataset.json)")
-    if header.get("schema_version") != SCHEMA_VERSION:
+    if header.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
         raise XreconInputError(f"{dataset_dir} has schema version {header.get('schema_version')}; this xrecon "
-                               f"reads version {SCHEMA_VERSION} (make the dataset again with this version)")
+                               f"reads versions {', '.join(map(str, READABLE_SCHEMA_VERSIONS))} (make the dataset "
+                               f"again with this version, {SCHEMA_VERSION})")
     settings = header.get("settings")
     if (not isinstance(settings, dict) or not isinstance(settings.get("structures"), list)
             or not isinstance(settings.get("base_view"), dict)):
