@@ -23,7 +23,7 @@ from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper, WithinRang
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 from SingleImageReconLib import run_scene, scene
-from SingleImageReconLib.reconstruction_run import STAGE_NAMES, run_summary as runSummary
+from SingleImageReconLib.reconstruction_run import STAGE_NAMES
 
 #: Python packages the reconstruction needs besides Slicer's own and PyTorch: import name -> pip requirement.
 PIP_REQUIREMENTS = {"monai": "monai>=1.3", "safetensors": "safetensors>=0.4", "skimage": "scikit-image>=0.22",
@@ -67,7 +67,8 @@ progress and Cancel. Each run gets a folder in the Data module: the radiograph o
 geometry, one model per structure coloured by signed distance to the reference (red outside, blue inside,
 &plusmn;5 mm, with a legend), the reference surfaces, landmarks, a metrics table and the structures not found.</li>
 <li><b>Compare</b> shows one method or structure at a time across runs.</li>
-<li><b>Demo</b> renders radiographs of the reference CT and reconstructs from one view and from three fused.</li>
+<li><b>Demo</b> runs <code>xrecon demo</code> on the reference CT in the background: an AP and two oblique
+radiographs, every method from the AP view and three views fused, all measured, in a folder of its own.</li>
 </ul>
 Needs PyTorch (the PyTorch extension) and MONAI, safetensors, scikit-image and SciPy (offered for installation on
 first use). Coordinates are RAS, in mm.
@@ -97,7 +98,6 @@ class SingleImageReconParameterNode:
     method - depth, ssm or combined; bundlePath - a depth bundle folder ("": the bundled one).
     device - auto, cpu or cuda; spacingMm - voxel size of the surface extraction grid, mm.
     runsFolder - where runs write their files ("": Slicer's temporary folder).
-    fuseThreeViews - the demo also shows the reconstruction from three fused views.
     """
 
     sampleCase: str = ""
@@ -113,7 +113,6 @@ class SingleImageReconParameterNode:
     device: Annotated[str, Choice(DEVICES)] = "auto"
     spacingMm: Annotated[float, WithinRange(0.5, 5.0)] = 1.5
     runsFolder: str = ""
-    fuseThreeViews: bool = True
 
 
 #
@@ -295,12 +294,21 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onApplyButton(self) -> None:
         """Start a reconstruction in the background; the timer follows it."""
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("Could not start the reconstruction."), waitCursor=True):
+        self._startRun(_("Could not start the reconstruction."), lambda: self.logic.startRun(
+            p.radiograph, p.geometrySource, p.geometryPath, p.geometryPreset, p.pixelSpacingMm,
+            p.referenceVolume, p.referenceSegmentation, p.method, p.bundlePath, p.device, p.spacingMm,
+            p.runsFolder))
+
+    def onDemoButton(self) -> None:
+        """Start the demo on the reference CT and segmentation in the background (``xrecon demo``)."""
+        p = self._parameterNode
+        self._startRun(_("Could not start the demo."), lambda: self.logic.startDemo(
+            p.referenceVolume, p.referenceSegmentation, p.bundlePath, p.device, p.spacingMm, p.runsFolder))
+
+    def _startRun(self, failure: str, start) -> None:
+        with slicer.util.tryWithErrorDisplay(failure, waitCursor=True):
             self.logic.ensurePythonPackages()  # may ask to install packages, before anything runs
-            self._run = self.logic.startRun(
-                p.radiograph, p.geometrySource, p.geometryPath, p.geometryPreset, p.pixelSpacingMm,
-                p.referenceVolume, p.referenceSegmentation, p.method, p.bundlePath, p.device, p.spacingMm,
-                p.runsFolder)
+            self._run = start()
             self.ui.progressBar.visible = True
             self.ui.progressBar.maximum, self.ui.progressBar.value = 0, 0  # busy until the first count
             self.ui.reconstructStatusLabel.text = _("Starting '{name}'...").format(name=self._run.name)
@@ -318,6 +326,8 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if event[0] == "progress":
                 self.ui.progressBar.maximum, self.ui.progressBar.value = event[2], event[1]
                 self.ui.reconstructStatusLabel.text = self.logic.stageText(run.chain.stage)
+            elif event[0] == "log" and event[1].startswith("xrecon demo: "):  # the demo's stages
+                self.ui.reconstructStatusLabel.text = event[1][len("xrecon demo: "):]
         if run.chain.running:
             return
         self._runTimer.stop()
@@ -332,48 +342,17 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     name=run.name, reason=lastLines[-1] if lastLines else run.chain.return_code)
                 slicer.util.errorDisplay(_("The reconstruction failed."), detailedText="\n".join(lastLines))
             else:
-                with slicer.util.tryWithErrorDisplay(_("Could not show the reconstruction."), waitCursor=True):
-                    nodes, result = self.logic.addRunToScene(run)
-                    self.ui.reconstructStatusLabel.text = runSummary(run.name, result)
+                with slicer.util.tryWithErrorDisplay(_("Could not show the results."), waitCursor=True):
+                    nodes, summary = self.logic.addRunToScene(run)
+                    self.ui.reconstructStatusLabel.text = summary
+                    if nodes["radiographs"]:
+                        self.logic.showRadiograph(nodes["radiographs"][0])
                     if nodes["metrics"] is not None:
                         self._showTable(nodes["metrics"])
                     self._refreshCompare()
                     slicer.util.resetThreeDViews()
         finally:
             self._updateGUIFromParameterNode()
-
-    def onDemoButton(self) -> None:
-        """Run the case study on the reference CT and segmentation and show its results."""
-        p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("The demo failed."), waitCursor=True):
-            self.logic.ensurePythonPackages()  # may ask to install packages: before the modal progress dialog
-            dialog = slicer.util.createProgressDialog(windowTitle=_("Demo on the reference case"), maximum=0,
-                                                      labelText=_("Preparing the reference case..."))
-
-            def progress(stage: str) -> None:
-                if dialog.wasCanceled:
-                    raise ReconstructionCancelled()
-                dialog.labelText = stage[:1].upper() + stage[1:] + "..."
-                slicer.app.processEvents()
-
-            try:
-                slicer.app.processEvents()
-                study = self.logic.runCaseStudy(p.referenceVolume, p.referenceSegmentation, p.spacingMm, progress)
-                progress("adding the results to the scene")
-                nodes = self.logic.addCaseStudyToScene(study, p.fuseThreeViews)
-            except ReconstructionCancelled:
-                self.ui.reconstructStatusLabel.text = _("Demo cancelled.")
-                return
-            finally:
-                dialog.close()
-            self.logic.showRadiograph(nodes["radiographs"][0])
-            self._showTable(nodes["table"])
-            slicer.util.resetThreeDViews()
-            self.ui.reconstructStatusLabel.text = _(
-                "Demo: {count} structures, {methods} in {seconds:.0f} s; surfaces coloured by their distance to "
-                "the reference (blue inside, red outside).").format(
-                    count=len(study.structures), methods=" and ".join(nodes["models"]),
-                    seconds=sum(study.timing_s.values()))
 
     def _refreshCompare(self) -> None:
         """Fill the Compare combo boxes with the methods and structures of the runs in the scene."""
@@ -407,25 +386,19 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 #
 
 
-class ReconstructionCancelled(Exception):
-    """Raised by a progress callback to stop a long job between two stages."""
-
-
 class ReconstructionRun:
-    """A run started by :meth:`SingleImageReconLogic.startRun`: its name (the scene folder's), its
-    folder, the files it reads, the command chain, and the reference segmentation node."""
+    """A run started by :meth:`SingleImageReconLogic.startRun` or ``startDemo``: its name (the scene
+    folder's), its folder, the files it reads, the command chain, the reference segmentation node,
+    and whether it is a demo."""
 
-    def __init__(self, name: str, runDir: str, inputs, chain, referenceSegmentation=None, bundlePath: str = ""):
+    def __init__(self, name: str, runDir: str, inputs, chain, referenceSegmentation=None, bundlePath: str = "",
+                 demo: bool = False):
         self.name, self.runDir, self.inputs, self.chain = name, runDir, inputs, chain
-        self.referenceSegmentation, self.bundlePath = referenceSegmentation, bundlePath
+        self.referenceSegmentation, self.bundlePath, self.demo = referenceSegmentation, bundlePath, demo
 
 
 class SingleImageReconLogic(ScriptedLoadableModuleLogic):
     """Turns MRML nodes into files and calls of the Lib packages; usable without the GUI."""
-
-    def __init__(self) -> None:
-        ScriptedLoadableModuleLogic.__init__(self)
-        self._model = None  # (bundle folder, device, network, metadata) of the last loaded bundle
 
     def getParameterNode(self):
         return SingleImageReconParameterNode(super().getParameterNode())
@@ -478,16 +451,6 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
 
         return str(bundlePath or default_bundle_dir())
 
-    def loadModel(self, bundlePath: str = "", device: str = "auto") -> tuple:
-        """The depth network of a bundle and its metadata (``networks.depth_bundle.load_bundle``), kept for the next call."""
-        self.ensurePythonPackages()
-        from SingleImageReconLib.networks.depth_bundle import load_bundle
-
-        bundleDir, device = self.bundleFolder(bundlePath), self.device(device)
-        if self._model is None or self._model[:2] != (bundleDir, device):
-            self._model = (bundleDir, device, *load_bundle(bundleDir, device))
-        return self._model[2], self._model[3]
-
     # ------------------------------------------------------------------ inputs
 
     @staticmethod
@@ -530,40 +493,68 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
                  bundlePath="", device="auto", spacingMm=1.5, runsFolder="") -> ReconstructionRun:
         """Write the run's inputs (``run_scene.write_run_inputs``) and start ``xrecon reconstruct`` (then
         ``xrecon evaluate`` when both reference nodes are given) with Slicer's Python, not waiting."""
-        from SingleImageReconLib.reconstruction_run import CommandChain, RunOptions, new_run_folder, run_commands
-        from SyntheticDataGen import SyntheticDataGenLogic
-        from SyntheticDataGenLib.dataset.generation_command import generation_environment, python_executable
+        from SingleImageReconLib.reconstruction_run import run_commands
 
         geometry, dicomFile = self.radiographGeometry(radiographNode, geometrySource, geometryPath, geometryPreset,
                                                       pixelSpacingMm)
-        name = slicer.mrmlScene.GenerateUniqueName(f"{radiographNode.GetName()} {method}")
-        runDir = str(new_run_folder(runsFolder or os.path.join(slicer.app.temporaryPath, "SingleImageRecon runs"), name))
         hasReference = bool(referenceVolume and referenceSegmentation)
-        inputs = run_scene.write_run_inputs(runDir, radiographNode, geometry, referenceVolume if hasReference else None,
-                                            referenceSegmentation if hasReference else None, dicomFile)
+        return self._start(f"{radiographNode.GetName()} {method}", runsFolder, run_commands, bundlePath, device,
+                           spacingMm, referenceSegmentation if hasReference else None,
+                           lambda runDir: run_scene.write_run_inputs(
+                               runDir, radiographNode, geometry, referenceVolume if hasReference else None,
+                               referenceSegmentation if hasReference else None, dicomFile), method=method)
+
+    def startDemo(self, volumeNode, segmentationNode, bundlePath="", device="auto", spacingMm=1.5,
+                  runsFolder="") -> ReconstructionRun:
+        """Write the reference CT and segments (``run_scene.write_reference_inputs``) and start
+        ``xrecon demo`` on them with Slicer's Python, not waiting."""
+        from SingleImageReconLib.reconstruction_run import RunInputs, demo_commands
+
+        if not volumeNode or not segmentationNode:
+            raise ValueError("Select a reference CT and its segmentation")
+        return self._start(f"{volumeNode.GetName()} demo", runsFolder, demo_commands, bundlePath, device, spacingMm,
+                           segmentationNode, lambda runDir: RunInputs(**run_scene.write_reference_inputs(
+                               os.path.join(runDir, "inputs"), volumeNode, segmentationNode)), demo=True)
+
+    def _start(self, name, runsFolder, commands, bundlePath, device, spacingMm, referenceSegmentation, writeInputs,
+               method="depth", demo=False) -> ReconstructionRun:
+        """A new run folder named after ``name``, ``writeInputs(runDir)`` into it, and ``commands``
+        (``reconstruction_run.run_commands`` or ``demo_commands``) started in a ``CommandChain``."""
+        from SingleImageReconLib.reconstruction_run import CommandChain, RunOptions, new_run_folder
+        from SyntheticDataGen import SyntheticDataGenLogic
+        from SyntheticDataGenLib.dataset.generation_command import generation_environment, python_executable
+
+        name = slicer.mrmlScene.GenerateUniqueName(name)
+        runDir = str(new_run_folder(runsFolder or os.path.join(slicer.app.temporaryPath, "SingleImageRecon runs"), name))
+        inputs = writeInputs(runDir)
         options = RunOptions(method=method, bundle_dir=bundlePath, device=self.device(device), spacing_mm=spacingMm)
-        commands = run_commands(python_executable(), inputs, runDir, options)
-        env = generation_environment(SyntheticDataGenLogic.modulePythonPaths())
-        logging.info("SingleImageRecon: " + " | ".join(" ".join(command) for command in commands))
-        chain = CommandChain(commands, env=env, cwd=runDir, output_dir=runDir)
-        return ReconstructionRun(name, runDir, inputs, chain, referenceSegmentation if hasReference else None,
-                                 bundlePath)
+        argsList = commands(python_executable(), inputs, runDir, options)
+        logging.info("SingleImageRecon: " + " | ".join(" ".join(args) for args in argsList))
+        chain = CommandChain(argsList, env=generation_environment(SyntheticDataGenLogic.modulePythonPaths()),
+                             cwd=runDir, output_dir=runDir)
+        return ReconstructionRun(name, runDir, inputs, chain, referenceSegmentation, bundlePath, demo)
 
     @staticmethod
     def stageText(stage: str) -> str:
         return STAGE_NAMES.get(stage, stage) + "..."
 
     def addRunToScene(self, run: ReconstructionRun) -> tuple:
-        """Read a finished run back and add its folder (``run_scene.add_run``); returns (nodes, ``RunResult``)."""
+        """Read a finished run back and add its folder (``run_scene.add_run``, or ``add_demo`` for a
+        demo); returns (nodes, one line about it)."""
         from SingleImageReconLib.networks.bundle_format import read_bundle_metadata
         from SingleImageReconLib.radiographs.radiograph_io import read_radiograph
-        from SingleImageReconLib.reconstruction_run import read_run
+        from SingleImageReconLib.reconstruction_run import read_run, run_summary
 
+        if run.demo:
+            nodes = run_scene.add_demo(slicer.mrmlScene, run.name, os.path.join(run.runDir, "demo"),
+                                       run.referenceSegmentation)
+            return nodes, _("'{name}': {methods}; surfaces coloured by their distance to the reference.").format(
+                name=run.name, methods=", ".join(f"{method} {len(models)}" for method, models in nodes["models"].items()))
         result = read_run(run.runDir)
         image = read_radiograph(run.inputs.radiograph_path).image
         order = read_bundle_metadata(self.bundleFolder(run.bundlePath))["xrecon"]["structures"]
         nodes = run_scene.add_run(slicer.mrmlScene, run.name, result, [image], run.referenceSegmentation, order)
-        return nodes, result
+        return nodes, run_summary(run.name, result)
 
     @staticmethod
     def runMethodsAndStructures() -> tuple:
@@ -573,26 +564,6 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
     def showModels(method: str = "", structure: str = "") -> int:
         """Show one method's / structure's run models (empty: all): ``run_scene.show_models``."""
         return run_scene.show_models(slicer.mrmlScene, method, structure)
-
-    # ------------------------------------------------------------------ demo
-
-    def runCaseStudy(self, volumeNode, segmentationNode, spacingMm: float = 1.5, progress=None):
-        """The demo on a reference CT and its segmentation: ``SingleImageReconLib.demo.run_case_study``
-        (AP alone, "depth", and three views fused, "fusion"). ``progress(stage)`` is called at each stage."""
-        progress = progress or (lambda stage: None)
-        progress("loading the network")
-        model, metadata = self.loadModel()
-        from SingleImageReconLib.demo import run_case_study
-
-        progress("rasterising the reference segments")
-        ctImage, segmentation = scene.reference_images(volumeNode, segmentationNode, metadata["xrecon"]["structures"])
-        return run_case_study(ctImage, segmentation, model, metadata, spacing_mm=float(spacingMm),
-                              device=self.device(), progress=progress)
-
-    @staticmethod
-    def addCaseStudyToScene(study, fuse: bool = True) -> dict:
-        """Show a ``CaseStudy`` in the scene, each group of nodes in a folder: ``scene.add_case_study``."""
-        return scene.add_case_study(slicer.mrmlScene, study, fuse)
 
     @staticmethod
     def showRadiograph(radiographNode) -> None:
@@ -610,81 +581,14 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
 
 
 class SingleImageReconTest(ScriptedLoadableModuleTest):
-    """Self-test of the module; runs inside Slicer (Reload and Test, or ctest)."""
+    """Self-test of the module; runs inside Slicer (Reload and Test, or ctest). The bodies are plain
+    functions of an MRML scene in ``SingleImageReconLib.self_test``, which pytest also runs against
+    slicer-core; the parameter node needs the application and is checked here."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        for test in (self.test_SampleCaseList, self.test_LoadSampleCase, self.test_LoadSampleCaseTwice,
-                     self.test_ParameterNodeDefaults, self.test_CaseStudy, self.test_BackgroundRun):
-            self.setUp()
-            test()
-
-    @staticmethod
-    def _reconstructionAvailable() -> bool:
-        missing = [name for name in ("torch", *PIP_REQUIREMENTS) if importlib.util.find_spec(name) is None]
-        if missing:
-            logging.warning(f"SingleImageRecon self-test: {', '.join(missing)} not installed; "
-                            "the reconstruction tests are skipped")
-            return False
-        return True
-
-    def test_SampleCaseList(self):
-        self.delayDisplay("Listing sample cases")
-        names = SingleImageReconLogic.sampleCaseNames()
-        self.assertTrue(names, "no bundled sample case")
-        self.assertTrue(all(isinstance(n, str) and n for n in names))
-        self.assertEqual(len(set(names)), len(names))
-        self.delayDisplay("Test passed")
-
-    def test_LoadSampleCase(self):
-        self.delayDisplay("Loading a sample case")
-        from SingleImageReconLib import self_test
-
-        self_test.sample_case_checks(slicer.mrmlScene)
-        self.delayDisplay("Test passed")
-
-    def test_LoadSampleCaseTwice(self):
-        self.delayDisplay("Loading a sample case twice")
-        logic = SingleImageReconLogic()
-        name = logic.sampleCaseNames()[0]
-        first = logic.loadSampleCase(name)
-        second = logic.loadSampleCase(name)
-        self.assertNotEqual(first[0].GetID(), second[0].GetID())
-        self.assertNotEqual(first[1].GetID(), second[1].GetID())
-        self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLLabelMapVolumeNode"), 0)
-        self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"), 2)
-        self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode"), 2)
-        self.delayDisplay("Test passed")
-
-    def test_ParameterNodeDefaults(self):
-        self.delayDisplay("Parameter node defaults")
-        parameterNode = SingleImageReconLogic().getParameterNode()
-        self.assertIsNone(parameterNode.radiograph)
-        self.assertEqual((parameterNode.geometrySource, parameterNode.method, parameterNode.device),
-                         ("radiograph", "depth", "auto"))
-        self.assertEqual(parameterNode.spacingMm, 1.5)
-        self.assertTrue(parameterNode.fuseThreeViews)
-        with self.assertRaises(ValueError):
-            parameterNode.spacingMm = 0.0  # outside WithinRange(0.5, 5.0)
-        self.delayDisplay("Test passed")
-
-    def test_CaseStudy(self):
-        self.delayDisplay("Demo on a sample case, then reconstruction from its AP radiograph")
-        if not self._reconstructionAvailable():
-            return
-        from SingleImageReconLib import self_test
-
-        logic = SingleImageReconLogic()
-        model, metadata = logic.loadModel()
-        self_test.case_study_checks(slicer.mrmlScene, model, metadata, logic.device())
-        self.delayDisplay("Test passed")
-
-    def test_BackgroundRun(self):
-        self.delayDisplay("A reconstruction run in a subprocess, measured and shown in its folder")
-        if not self._reconstructionAvailable():
-            return
         import tempfile
 
         from SingleImageReconLib import self_test
@@ -692,10 +596,41 @@ class SingleImageReconTest(ScriptedLoadableModuleTest):
         from SyntheticDataGen import SyntheticDataGenLogic
         from SyntheticDataGenLib.dataset.generation_command import generation_environment, python_executable
 
+        for name, body in (("Parameter node defaults", self.parameterNodeDefaults),
+                           ("Loading a sample case", self_test.sample_case_checks),
+                           ("Loading a sample case twice", self_test.second_load_checks)):
+            self.setUp()
+            self.delayDisplay(name)
+            body(slicer.mrmlScene)
+        missing = [name for name in ("torch", *PIP_REQUIREMENTS) if importlib.util.find_spec(name) is None]
+        if missing:
+            logging.warning(f"SingleImageRecon self-test: {', '.join(missing)} not installed; "
+                            "the reconstruction tests are skipped")
+            return
         logic = SingleImageReconLogic()
+        python, env = python_executable(), generation_environment(SyntheticDataGenLogic.modulePythonPaths())
         metadata = read_bundle_metadata(logic.bundleFolder())
-        with tempfile.TemporaryDirectory(prefix="SingleImageReconTest-") as runDir:
-            self_test.reconstruction_run_checks(
-                slicer.mrmlScene, python_executable(), generation_environment(SyntheticDataGenLogic.modulePythonPaths()),
-                runDir, metadata, logic.device(), idle=slicer.app.processEvents)
+        for name, run in (("Apply: a reconstruction run in a subprocess, measured and shown in its folder",
+                           lambda runDir: self_test.reconstruction_run_checks(
+                               slicer.mrmlScene, python, env, runDir, metadata, logic.device(),
+                               idle=slicer.app.processEvents)),
+                          ("Demo: xrecon demo in a subprocess, shown in its folder",
+                           lambda runDir: self_test.demo_run_checks(slicer.mrmlScene, python, env, runDir,
+                                                                    logic.device(), idle=slicer.app.processEvents))):
+            self.setUp()
+            self.delayDisplay(name)
+            with tempfile.TemporaryDirectory(prefix="SingleImageReconTest-") as runDir:
+                run(runDir)
         self.delayDisplay("Test passed")
+
+    def parameterNodeDefaults(self, _scene):
+        names = SingleImageReconLogic.sampleCaseNames()
+        self.assertTrue(names)
+        self.assertEqual(names, sorted(set(names)))  # each once
+        parameterNode = SingleImageReconLogic().getParameterNode()
+        self.assertIsNone(parameterNode.radiograph)
+        self.assertEqual((parameterNode.geometrySource, parameterNode.method, parameterNode.device),
+                         ("radiograph", "depth", "auto"))
+        self.assertEqual(parameterNode.spacingMm, 1.5)
+        with self.assertRaises(ValueError):
+            parameterNode.spacingMm = 0.0  # outside WithinRange(0.5, 5.0)

@@ -12,9 +12,9 @@ import pytest
 import SimpleITK as sitk
 
 from SyntheticDataGenLib.errors import XreconInputError
+from SyntheticDataGenLib.cases.label_map import label_table_text
 from SyntheticDataGenLib.dataset.generation_inputs import (
     input_file_stem,
-    label_table_text,
     same_image,
     write_generation_inputs,
 )

@@ -141,10 +141,27 @@ def test_sample_case_self_test_body_passes(scene):
 
 
 @pytest.mark.slow
-def test_case_study_self_test_body_passes(scene):
-    pytest.importorskip("torch")
-    from SingleImageReconLib.networks.depth_bundle import load_bundle
-    from SingleImageReconLib.commands.reconstruct import default_bundle_dir
+def test_demo_run_self_test_body_passes_and_fails_on_a_broken_folder(scene, tmp_path):
+    """The Demo button's body in a slicer-core scene: ``xrecon demo`` in a subprocess, its bundle
+    imported into the scene; then a model that lost its distances, and a stray node, fail it."""
+    import sys
 
-    model, metadata = load_bundle(str(default_bundle_dir()), "cpu")
-    self_test.case_study_checks(scene, model, metadata, "cpu")
+    run_dir = tmp_path / "demo run"
+    nodes = self_test.demo_run_checks(scene, sys.executable, None, run_dir)
+    segmentation = nodes["metrics"].GetNodeReference("xrecon.reference")
+    hierarchy = scene.GetSubjectHierarchyNode()
+    stray = hierarchy.CreateItem(nodes["folder"], mrml.add_metrics_table(scene, "stray", [{"a": 1}]))
+    with pytest.raises(AssertionError, match="the demo folder holds"):
+        self_test._check_demo_nodes(scene, nodes, run_dir / "demo", segmentation)
+    hierarchy.RemoveItem(stray)
+    self_test._check_demo_nodes(scene, nodes, run_dir / "demo", segmentation)
+    model = next(iter(nodes["models"]["depth"].values()))
+    model.GetPolyData().GetPointData().RemoveArray("distance_mm")
+    with pytest.raises(AssertionError, match="shows no distances"):
+        self_test._check_demo_nodes(scene, nodes, run_dir / "demo", segmentation)
+
+
+def test_second_load_self_test_body_passes(scene):
+    self_test.second_load_checks(scene)
+    with pytest.raises(AssertionError, match="nodes of class vtkMRMLScalarVolumeNode"):
+        self_test.second_load_checks(scene)  # four volumes now

@@ -7,7 +7,8 @@ followed from a timer like ``xrecon generate``), and reads what they wrote back 
 
 A run folder holds ``reconstruction/`` (``xrecon reconstruct --out``), and where reference labels
 were given ``metrics.json`` and ``measured/`` (``xrecon evaluate``: each surface with its signed
-distance ``distance_mm`` to the reference, and the reference surface measured against).
+distance ``distance_mm`` to the reference, and the reference surface measured against). A demo
+run (:func:`demo_commands`) holds ``demo/``, what ``xrecon demo`` writes, ``scene.mrb`` included.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from SyntheticDataGenLib.errors import XreconInputError
 METHODS = ("depth", "ssm", "combined")
 
 #: Which subcommand each stage of a run is, in order, for progress text.
-STAGE_NAMES = {"reconstruct": "Reconstructing", "evaluate": "Measuring against the reference"}
+STAGE_NAMES = {"reconstruct": "Reconstructing", "evaluate": "Measuring against the reference",
+               "demo": "Running the demo"}
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,15 @@ class RunOptions:
 @dataclass(frozen=True)
 class RunInputs:
     """Files of one run. ``geometry`` is a geometry JSON path, a preset name, or empty for the
-    geometry the image file carries (DICOM tags); ``pixel_spacing_mm`` (su, sv) goes with a preset."""
+    geometry the image file carries (DICOM tags); ``pixel_spacing_mm`` (su, sv) goes with a preset.
+    A demo run has the reference CT (``ct_path``) and labels instead of a radiograph."""
 
-    radiograph_path: str
+    radiograph_path: str = ""
     geometry: str = ""
     pixel_spacing_mm: tuple[float, float] | None = None
     labels_path: str = ""
     labels_table_path: str = ""
+    ct_path: str = ""
 
 
 def run_commands(python: str, inputs: RunInputs, run_dir: str | os.PathLike, options: RunOptions = RunOptions()
@@ -94,6 +98,22 @@ def run_commands(python: str, inputs: RunInputs, run_dir: str | os.PathLike, opt
             evaluate[-2:-2] = ["--labels-table", str(inputs.labels_table_path)]
         commands.append(evaluate)
     return commands
+
+
+def demo_commands(python: str, inputs: RunInputs, run_dir: str | os.PathLike, options: RunOptions = RunOptions()
+                  ) -> list[list[str]]:
+    """``xrecon demo`` on the run's reference CT and labels, writing ``RUN/demo/``: the commands
+    as lists (no shell). ``options.method`` does not apply: the demo runs every method it can."""
+    if not (inputs.ct_path and inputs.labels_path):
+        raise XreconInputError("the demo needs a reference CT and its segmentation")
+    demo = [str(python), "-m", "SingleImageReconLib.cli", "demo", "--ct", str(inputs.ct_path),
+            "--labels", str(inputs.labels_path)]
+    if inputs.labels_table_path:
+        demo += ["--labels-table", str(inputs.labels_table_path)]
+    if options.bundle_dir:
+        demo += ["--bundle", str(options.bundle_dir)]
+    return [demo + ["--spacing-mm", repr(float(options.spacing_mm)), "--device", options.device,
+                    "--out", str(Path(run_dir) / "demo")]]
 
 
 class CommandChain:
@@ -225,6 +245,46 @@ def read_run(run_dir: str | os.PathLike) -> RunResult:
         markups = run_dir / "reconstruction" / view.get("folder", "") / "landmarks.mrk.json"
         result.view_landmarks.append(read_markups_json(markups) if view.get("folder") and markups.is_file() else None)
     return result
+
+
+#: The point lists ``xrecon demo`` writes: file name -> node name.
+DEMO_LANDMARK_FILES = {"landmarks_ct.mrk.json": "CT structure centres",
+                       "landmarks_reconstructed.mrk.json": "Reconstructed structure centres (AP)",
+                       "landmarks_ssm.mrk.json": "Shape-model landmarks (AP)"}
+
+
+def read_demo(demo_dir: str | os.PathLike, prefix: str = "") -> dict:
+    """What ``xrecon demo`` wrote into ``demo_dir``, as content for ``scene.add_qa_nodes``: the
+    radiographs on their detectors, every method's models ("METHOD STRUCTURE", with their
+    ``distance_mm``, tagged with method and structure), the metrics rows and the point lists
+    (RAS mm). Node names start with ``prefix``. XreconInputError when it is not a demo folder."""
+    from SyntheticDataGenLib.atomic_io import read_json
+    from SyntheticDataGenLib.cases.landmarks import read_markups_json
+    from SyntheticDataGenLib.projection.geometry import ProjectionGeometry
+
+    from .commands.view_files import file_stem
+    from .meshes.mesh_io import read_model
+    from .radiographs.radiograph_io import read_radiograph
+
+    demo_dir = Path(demo_dir)
+    document = read_json(demo_dir / "metrics.json", f"{demo_dir} holds no demo (no metrics.json)")
+    radiographs = []
+    while (demo_dir / f"geometry_view{len(radiographs) + 1}.json").is_file():
+        index = len(radiographs) + 1
+        image = read_radiograph(demo_dir / f"radiograph_view{index}.nrrd").image
+        radiographs.append((f"{prefix}Radiograph view {index}", image,
+                            ProjectionGeometry.load(demo_dir / f"geometry_view{index}.json")))
+    models, methods, rows = {}, {}, []
+    for method, entry in document.get("methods", {}).items():
+        for structure, metrics in entry.get("structures", {}).items():
+            name = f"{prefix}{method} {structure}"
+            models[name] = read_model(demo_dir / method / f"{file_stem(structure)}.vtk")
+            methods[name] = (method, structure)
+            rows.append({"method": method, "structure": structure, **metrics})
+    landmarks = {f"{prefix}{name}": read_markups_json(demo_dir / file)
+                 for file, name in DEMO_LANDMARK_FILES.items() if (demo_dir / file).is_file()}
+    return {"radiographs": radiographs, "models": models, "model_methods": methods, "metrics_rows": rows,
+            "landmarks": landmarks}
 
 
 def new_run_folder(base: str | os.PathLike, name: str) -> Path:

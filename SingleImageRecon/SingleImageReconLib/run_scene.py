@@ -12,8 +12,10 @@ module does after Apply. Everything goes into one folder named after the run:
 - a metrics table (one row a structure, then the mean) that references the reference
   segmentation, and a table of the structures not found, with their presence probability.
 
-Models carry the attributes ``xrecon.method`` and ``xrecon.structure``, so :func:`show_models`
-can switch between methods and structures across all runs. Only MRML calls, through
+:func:`add_demo` does the same for a demo run (``xrecon demo`` in the background): the nodes of
+the demo's scene bundle, in one folder. Models carry the attributes ``xrecon.method`` and
+``xrecon.structure``, so :func:`show_models` can switch between methods and structures across
+all runs. Only MRML calls, through
 :mod:`.scene`; tested with slicer-core.
 """
 
@@ -26,13 +28,12 @@ import numpy as np
 from . import scene as mrml
 from .reconstruction_run import RunInputs, RunResult
 
-METHOD_ATTRIBUTE = "xrecon.method"
-STRUCTURE_ATTRIBUTE = "xrecon.structure"
+METHOD_ATTRIBUTE = mrml.METHOD_ATTRIBUTE
+STRUCTURE_ATTRIBUTE = mrml.STRUCTURE_ATTRIBUTE
 #: Node reference from a run's metrics table to the segmentation the run was measured against.
 REFERENCE_ROLE = "xrecon.reference"
 #: Attribute of a volume node that Slicer's DICOM plugin loaded: its instance UIDs.
 DICOM_UIDS_ATTRIBUTE = "DICOM.instanceUIDs"
-LEGEND_TITLE = "Signed distance to the reference (mm)\n+ outside, - inside"
 
 
 def add_run(scene, name: str, result: RunResult, radiographs: Sequence[np.ndarray],
@@ -69,7 +70,7 @@ def add_run(scene, name: str, result: RunResult, radiographs: Sequence[np.ndarra
         nodes["models"][structure] = model
     measured = [model for model in nodes["models"].values() if model.GetDisplayNode().GetScalarVisibility()]
     if measured:
-        add_distance_legend(scene, measured[0])
+        mrml.add_distance_legend(scene, measured[0])
     nodes["truth"] = {}
     for structure, surface in result.truth.items():
         model = mrml.add_model(scene, f"reference {structure}", surface, scalars=None, opacity=0.5,
@@ -99,6 +100,33 @@ def add_run(scene, name: str, result: RunResult, radiographs: Sequence[np.ndarra
     members = [*nodes["radiographs"], *nodes["geometry"], *nodes["models"].values(), *nodes["truth"].values(),
                *nodes["landmarks"], *(node for node in (nodes["metrics"], nodes["not_found"]) if node is not None)]
     nodes["folder"] = mrml.put_in_folder(scene, members, name)
+    return nodes
+
+
+def add_demo(scene, name: str, demo_dir, reference_segmentation=None) -> dict:
+    """Add a finished demo run (what ``xrecon demo`` wrote into ``demo_dir``) in a new folder ``name``.
+
+    The nodes are those of the demo's ``scene.mrb`` (``scene.add_qa_nodes`` of
+    ``reconstruction_run.read_demo``) but the CT and its labels, which the scene holds already:
+    the radiographs on their detector planes, every method's models ("NAME METHOD STRUCTURE",
+    coloured by signed distance with a legend, tagged for Compare), the point lists, and the
+    metrics table, which references ``reference_segmentation`` when given.
+
+    Returns {"folder": item id, "radiographs": [...], "models": {method: {structure: node}},
+    "landmarks": [...], "metrics": node or None, "nodes": every node in the folder}.
+    """
+    from .reconstruction_run import read_demo
+
+    added = mrml.add_qa_nodes(scene, **read_demo(demo_dir, prefix=f"{name} "), metrics_name=f"{name} metrics")
+    nodes = {key: added[key] for key in ("radiographs", "landmarks", "metrics")}
+    nodes["models"] = {}
+    for model in added["models"].values():
+        nodes["models"].setdefault(model.GetAttribute(METHOD_ATTRIBUTE), {})[model.GetAttribute(STRUCTURE_ATTRIBUTE)] = model
+    if nodes["metrics"] is not None and reference_segmentation is not None:
+        nodes["metrics"].SetNodeReferenceID(REFERENCE_ROLE, reference_segmentation.GetID())
+    nodes["nodes"] = [*added["radiographs"], *added["models"].values(), *added["landmarks"],
+                      *([added["metrics"]] if added["metrics"] is not None else [])]
+    nodes["folder"] = mrml.put_in_folder(scene, nodes["nodes"], name)
     return nodes
 
 
@@ -145,11 +173,6 @@ def write_run_inputs(run_dir, radiograph_node, geometry, reference_volume=None, 
     import json
     from pathlib import Path
 
-    import SimpleITK as sitk
-
-    from SyntheticDataGenLib.cases.ct_io import write_image
-    from SyntheticDataGenLib.cases.label_map import stack_masks
-    from SyntheticDataGenLib.dataset.generation_inputs import label_table_text
     from SyntheticDataGenLib.projection.detector_images import write_detector_image
 
     folder = Path(run_dir) / "inputs"
@@ -164,16 +187,28 @@ def write_run_inputs(run_dir, radiograph_node, geometry, reference_volume=None, 
         (folder / "geometry.json").write_text(json.dumps(geometry.to_dict(), indent=2), encoding="utf-8")
         inputs = {"radiograph_path": str(folder / "radiograph.nrrd"), "geometry": str(folder / "geometry.json")}
     if reference_volume is not None and reference_segmentation is not None:
-        ct, segmentation = mrml.reference_images(reference_volume, reference_segmentation)
-        size = tuple(reversed(ct.GetSize()))
-        labels, _ = stack_masks((segmentation.mask_array(name) for name in segmentation.names), size,
-                                len(segmentation.names))
-        label_image = sitk.GetImageFromArray(labels)
-        label_image.CopyInformation(ct)
-        write_image(label_image, str(folder / "labels.nrrd"))
-        (folder / "labels.csv").write_text(label_table_text(segmentation.names), encoding="utf-8")
-        inputs.update(labels_path=str(folder / "labels.nrrd"), labels_table_path=str(folder / "labels.csv"))
+        inputs.update(write_reference_inputs(folder, reference_volume, reference_segmentation, with_ct=False))
     return RunInputs(**inputs)
+
+
+def write_reference_inputs(folder, volume_node, segmentation_node, with_ct: bool = True) -> dict:
+    """Write a reference CT node's segments as ``FOLDER/labels.nrrd`` (label k + 1 for segment k, on
+    the CT grid) with ``labels.csv``, and with ``with_ct`` the CT as ``ct.nrrd``; returns the
+    paths as ``RunInputs`` fields (``ct_path``, ``labels_path``, ``labels_table_path``)."""
+    from pathlib import Path
+
+    from SyntheticDataGenLib.cases.ct_io import write_image
+    from SyntheticDataGenLib.cases.label_map import write_label_map
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ct, segmentation = mrml.reference_images(volume_node, segmentation_node)
+    write_label_map(segmentation, folder / "labels.nrrd", folder / "labels.csv")
+    paths = {"labels_path": str(folder / "labels.nrrd"), "labels_table_path": str(folder / "labels.csv")}
+    if with_ct:
+        write_image(ct, str(folder / "ct.nrrd"))
+        paths["ct_path"] = str(folder / "ct.nrrd")
+    return paths
 
 
 def add_test_radiograph(scene, volume_node, segmentation_node, metadata: dict, device: str = "cpu"):
@@ -186,17 +221,6 @@ def add_test_radiograph(scene, volume_node, segmentation_node, metadata: dict, d
     structures = case_structures(segmentation, metadata)
     (geometry,), (image,) = case_radiographs(ct, segmentation, structures, metadata, lao_deg=(0.0,), device=device)
     return mrml.add_radiograph(scene, f"{volume_node.GetName()} test radiograph", image, geometry)
-
-
-def add_distance_legend(scene, model_node):
-    """A colour legend for the signed distance colours of ``model_node`` (shown in the 3D views)."""
-    display = model_node.GetDisplayNode()
-    legend = mrml.add_node(scene, "vtkMRMLColorLegendDisplayNode", f"{model_node.GetName()} legend", "legend")
-    legend.SetTitleText(LEGEND_TITLE)
-    legend.SetLabelFormat("%.0f")
-    legend.SetAndObservePrimaryDisplayNode(display)
-    model_node.AddAndObserveDisplayNodeID(legend.GetID())
-    return legend
 
 
 def run_methods_and_structures(scene) -> tuple[list[str], list[str]]:

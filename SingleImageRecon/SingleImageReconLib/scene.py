@@ -44,6 +44,11 @@ GEOMETRY_ATTRIBUTE = "xrecon.geometry"
 TABLE_METRICS = ("assd_mm", "hd95_mm", "chamfer_mm", "dice", "iou", "f1")
 # Attribute that marks nodes made here, with the role each plays in a QA scene.
 ROLE_ATTRIBUTE = "xrecon.role"
+#: Attributes of a reconstructed model: the method that made it and its structure (the Compare switch).
+METHOD_ATTRIBUTE = "xrecon.method"
+STRUCTURE_ATTRIBUTE = "xrecon.structure"
+#: Title of the colour legend of the signed distance colours.
+LEGEND_TITLE = "Signed distance to the reference (mm)\n+ outside, - inside"
 
 
 def available() -> bool:
@@ -253,6 +258,17 @@ def add_model(scene, name: str, surface_ras: "vtk.vtkPolyData", scalars: str | N
     return node
 
 
+def add_distance_legend(scene, model_node):
+    """A colour legend for the signed distance colours of ``model_node`` (shown in the 3D views)."""
+    display = model_node.GetDisplayNode()
+    legend = add_node(scene, "vtkMRMLColorLegendDisplayNode", f"{model_node.GetName()} legend", "legend")
+    legend.SetTitleText(LEGEND_TITLE)
+    legend.SetLabelFormat("%.0f")
+    legend.SetAndObservePrimaryDisplayNode(display)
+    model_node.AddAndObserveDisplayNodeID(legend.GetID())
+    return legend
+
+
 # --- landmarks --------------------------------------------------------------------------------
 def add_landmarks(scene, name: str, labels: Sequence[str], points_ras: np.ndarray):
     """A point list (markups fiducial) node of named landmarks at RAS positions (mm).
@@ -316,35 +332,6 @@ def palette_color(name: str, structures: Sequence[str]) -> tuple[float, float, f
     return PALETTE[structures.index(name) % len(PALETTE)] if name in structures else None
 
 
-def structure_color(name: str, reconstruction) -> tuple[float, float, float] | None:
-    """:func:`palette_color` among the structures of the network that made ``reconstruction``."""
-    predictions = reconstruction.predictions
-    return palette_color(name, predictions[0].names if predictions else reconstruction.structures)
-
-
-def add_reconstruction(scene, reconstruction, evaluations: Mapping | None = None,
-                       prefix: str = "Reconstruction") -> dict:
-    """One model node "PREFIX STRUCTURE" per reconstructed surface (RAS mm); returns {structure: node}.
-
-    A structure with an evaluation shows its measured copy, coloured by the point array
-    ``distance_mm`` (signed distance to the reference, mm); the others have a palette colour.
-    """
-    evaluations = evaluations or {}
-    return {name: add_model(scene, f"{prefix} {name}",
-                            evaluations[name].reconstruction if name in evaluations else surface,
-                            color=structure_color(name, reconstruction))
-            for name, surface in reconstruction.surfaces.items()}
-
-
-def add_evaluation_table(scene, evaluations_by_method: Mapping, name: str = "Metrics"):
-    """A table node with one row per method and structure: ``TABLE_METRICS`` (distances in mm)."""
-    rows = [{"method": method, "structure": structure,
-             **{key: evaluation.metrics.get(key) for key in TABLE_METRICS}}
-            for method, evaluations in evaluations_by_method.items()
-            for structure, evaluation in evaluations.items()]
-    return add_metrics_table(scene, name, rows)
-
-
 def put_in_folder(scene, nodes: Iterable, folder_name: str) -> int:
     """Move nodes into a new subject hierarchy folder at the top of the scene's tree; returns its item ID."""
     hierarchy = scene.GetSubjectHierarchyNode()
@@ -352,36 +339,6 @@ def put_in_folder(scene, nodes: Iterable, folder_name: str) -> int:
     for node in nodes:
         hierarchy.CreateItem(folder, node)  # moves the node's item (or makes one) under the folder
     return folder
-
-
-def add_case_study(scene, study, fuse: bool = True) -> dict:
-    """Show a ``SingleImageReconLib.demo.CaseStudy``: the AP radiograph (with ``fuse`` also the two
-    oblique ones) on its detector plane, the "depth" (and "fusion") models coloured by their
-    distance to the reference (mm), the reference surfaces half transparent, and a metrics table.
-
-    Returns {"radiographs": [nodes], "models": {method: {structure: node}},
-    "truth": {structure: node}, "table": node}. Each group of nodes is put in a subject hierarchy
-    folder ("Demo radiographs", "Demo depth", ...), so it is shown or hidden at once.
-    """
-    methods = ["depth", "fusion"] if fuse else ["depth"]
-    views = range(len(study.geometries)) if fuse else [0]
-    radiographs = [add_radiograph(scene, f"Radiograph view {index + 1}", study.line_integrals[index],
-                                  study.geometries[index]) for index in views]
-    put_in_folder(scene, radiographs, "Demo radiographs")
-    models = {}
-    for method in methods:
-        models[method] = add_reconstruction(scene, study.reconstructions[method], study.evaluations[method],
-                                            prefix=method)
-        put_in_folder(scene, models[method].values(), f"Demo {method}")
-    # Every measured structure's reference surface (its distance array is left unused: solid colour)
-    truth_surfaces = {name: evaluation.truth for method in reversed(methods)
-                      for name, evaluation in study.evaluations[method].items()}
-    truth = {name: add_model(scene, f"reference {name}", surface, scalars=None, opacity=0.5,
-                             color=structure_color(name, study.reconstructions["depth"]), role="truth_model")
-             for name, surface in truth_surfaces.items()}
-    put_in_folder(scene, truth.values(), "Demo reference")
-    table = add_evaluation_table(scene, {method: study.evaluations[method] for method in methods}, "Demo metrics")
-    return {"radiographs": radiographs, "models": models, "truth": truth, "table": table}
 
 
 # --- reading nodes ----------------------------------------------------------------------------
@@ -519,13 +476,25 @@ def _landmark_sets(landmarks) -> dict[str, tuple[Sequence[str], np.ndarray]]:
     return {"Landmarks": (labels, points)}
 
 
-def build_qa_scene(
-    path: str | os.PathLike,
+def build_qa_scene(path: str | os.PathLike, **content) -> None:
+    """Build the QA scene of one case (:func:`add_qa_nodes` with ``content``) in a new scene and
+    write it to ``path`` (a ``.mrb``), atomically."""
+    scene = new_scene()
+    try:
+        add_qa_nodes(scene, **content)
+        write_scene_bundle(scene, path)
+    finally:
+        close_scene(scene)
+
+
+def add_qa_nodes(
+    scene,
     *,
     radiographs: Sequence[tuple[str, np.ndarray, "ProjectionGeometry"]],
     models: Mapping[str, "vtk.vtkPolyData"],
-    truth_masks: Mapping[str, np.ndarray] | None,
-    truth_ijk_to_ras: np.ndarray | None,
+    model_methods: Mapping[str, tuple[str, str]] | None = None,
+    truth_masks: Mapping[str, np.ndarray] | None = None,
+    truth_ijk_to_ras: np.ndarray | None = None,
     truth_models: Mapping[str, "vtk.vtkPolyData"] | None = None,
     metrics_rows: Sequence[Mapping[str, object]] = (),
     landmarks=None,
@@ -533,14 +502,18 @@ def build_qa_scene(
     scalar_range_mm: tuple[float, float] = (-5.0, 5.0),
     segmentation_name: str = "Ground truth",
     metrics_name: str = "Metrics",
-) -> None:
-    """Build the QA scene of one case and write it to ``path`` (a ``.mrb``), atomically.
+) -> dict:
+    """Add the QA nodes of one case to ``scene``; returns {"radiographs": [...], "models": {name:
+    node}, "landmarks": [...], "metrics": node or None, "others": [CT, segmentation, truth models]}.
 
     Args:
         radiographs: (node name, [height, width] image, geometry) for each view, placed on its
             detector plane.
         models: node name -> reconstructed surface in RAS mm; a point array ``distance_mm``
-            (signed distance to the ground truth) colours it over ``scalar_range_mm``.
+            (signed distance to the ground truth) colours it over ``scalar_range_mm``, and the
+            first model so coloured gets the colour legend.
+        model_methods: node name -> (method, structure), set as the model's
+            ``METHOD_ATTRIBUTE`` and ``STRUCTURE_ATTRIBUTE``.
         truth_masks, truth_ijk_to_ras: ground-truth masks [k, j, i] on the CT grid and that
             grid's IJK->RAS matrix, shown as one segmentation (skipped when None).
         truth_models: optional ground-truth surfaces (RAS mm), shown half transparent.
@@ -549,25 +522,32 @@ def build_qa_scene(
             "Landmarks", or a dict node name -> (labels, points_ras). NaN rows are skipped.
         ct: optional SimpleITK CT (HU); its LPS geometry is converted to RAS.
     """
-    scene = new_scene()
-    try:
-        ct_node = add_ct(scene, "CT", ct) if ct is not None else None
-        for name, image, geometry in radiographs:
-            add_radiograph(scene, name, image, geometry)
-        if truth_masks:
-            if truth_ijk_to_ras is None:
-                raise ValueError("truth_masks need truth_ijk_to_ras")
-            on_ct_grid = ct_node is not None and _same_grid(ct, next(iter(truth_masks.values())), truth_ijk_to_ras)
-            add_segmentation(scene, segmentation_name, truth_masks, truth_ijk_to_ras,
-                             reference_volume=ct_node if on_ct_grid else None)
-        for name, surface in (truth_models or {}).items():
-            add_model(scene, name, surface, scalars=None, opacity=0.5, role="truth_model")
-        for name, surface in models.items():
-            add_model(scene, name, surface, scalars=DISTANCE_ARRAY, scalar_range_mm=scalar_range_mm)
-        for name, (labels, points) in _landmark_sets(landmarks).items():
-            add_landmarks(scene, name, labels, points)
-        if metrics_rows:
-            add_metrics_table(scene, metrics_name, metrics_rows)
-        write_scene_bundle(scene, path)
-    finally:
-        close_scene(scene)
+    nodes: dict = {"radiographs": [], "models": {}, "landmarks": [], "metrics": None, "others": []}
+    ct_node = add_ct(scene, "CT", ct) if ct is not None else None
+    if ct_node is not None:
+        nodes["others"].append(ct_node)
+    for name, image, geometry in radiographs:
+        nodes["radiographs"].append(add_radiograph(scene, name, image, geometry))
+    if truth_masks:
+        if truth_ijk_to_ras is None:
+            raise ValueError("truth_masks need truth_ijk_to_ras")
+        on_ct_grid = ct_node is not None and _same_grid(ct, next(iter(truth_masks.values())), truth_ijk_to_ras)
+        nodes["others"].append(add_segmentation(scene, segmentation_name, truth_masks, truth_ijk_to_ras,
+                                                reference_volume=ct_node if on_ct_grid else None))
+    for name, surface in (truth_models or {}).items():
+        nodes["others"].append(add_model(scene, name, surface, scalars=None, opacity=0.5, role="truth_model"))
+    legend = None
+    for name, surface in models.items():
+        model = nodes["models"][name] = add_model(scene, name, surface, scalars=DISTANCE_ARRAY,
+                                                  scalar_range_mm=scalar_range_mm)
+        method, structure = (model_methods or {}).get(name, (None, None))
+        if method:
+            model.SetAttribute(METHOD_ATTRIBUTE, method)
+            model.SetAttribute(STRUCTURE_ATTRIBUTE, structure)
+        if legend is None and model.GetDisplayNode().GetScalarVisibility():
+            legend = add_distance_legend(scene, model)
+    for name, (labels, points) in _landmark_sets(landmarks).items():
+        nodes["landmarks"].append(add_landmarks(scene, name, labels, points))
+    if metrics_rows:
+        nodes["metrics"] = add_metrics_table(scene, metrics_name, metrics_rows)
+    return nodes

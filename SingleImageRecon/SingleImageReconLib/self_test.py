@@ -38,32 +38,20 @@ def sample_case_checks(scene, name: str | None = None) -> tuple:
     return volume_node, segmentation_node
 
 
-def _check_case_study_nodes(nodes: dict, study) -> None:
-    """The nodes ``scene.add_case_study(..., fuse=True)`` made show the whole study."""
-    check(list(nodes["models"]) == ["depth", "fusion"], f"methods {list(nodes['models'])}")
-    for method, models in nodes["models"].items():
-        check(bool(models), f"no {method} model")
-        for name, model_node in models.items():
-            polydata = model_node.GetPolyData()
-            check(polydata.GetNumberOfPoints() > 0, f"{method} {name} has no points")
-            check(polydata.GetPointData().GetArray(mrml.DISTANCE_ARRAY) is not None,
-                  f"{method} {name} has no {mrml.DISTANCE_ARRAY}")
-            check(bool(model_node.GetDisplayNode().GetScalarVisibility()), f"{method} {name} shows no distances")
-    measured = set(study.evaluations["depth"]) | set(study.evaluations["fusion"])
-    check(set(nodes["truth"]) == measured, f"reference models {sorted(nodes['truth'])}, measured {sorted(measured)}")
-    for truth_node in nodes["truth"].values():
-        check(abs(truth_node.GetDisplayNode().GetOpacity() - 0.5) < 1e-6, f"{truth_node.GetName()} is not half opaque")
-    table = nodes["table"]
-    rows = len(study.evaluations["depth"]) + len(study.evaluations["fusion"])
-    check(0 < table.GetNumberOfRows() == rows, f"{table.GetNumberOfRows()} table rows, expected {rows}")
-    for column in ("method", "structure") + mrml.TABLE_METRICS:
-        check(table.GetTable().GetColumnByName(column) is not None, f"no table column {column}")
-    check(len(nodes["radiographs"]) == 3, f"{len(nodes['radiographs'])} radiographs, expected 3")
-    for radiograph_node, geometry in zip(nodes["radiographs"], study.geometries):
-        check(np.allclose(mrml.volume_ijk_to_ras(radiograph_node), geometry.detector_ijk_to_ras(), atol=1e-6),
-              f"{radiograph_node.GetName()} is not on its detector plane")
-        shape = mrml.volume_array(radiograph_node).shape
-        check(shape == (1, geometry.height, geometry.width), f"{radiograph_node.GetName()} has voxels {shape}")
+def second_load_checks(scene) -> None:
+    """The first sample case loaded twice (``SyntheticDataGenLib.scene.load_case``) gives new nodes
+    with new names, and never a label map volume."""
+    from SyntheticDataGenLib.cases.sample_data import list_sample_cases, sample_case
+
+    case = sample_case(list_sample_cases()[0])
+    first, second = (datagen_scene.load_case(scene, case.ct_path, case.labels_path, case.table_path, name=case.name)
+                     for _ in range(2))
+    for a, b in zip(first, second):
+        check(a.GetID() != b.GetID() and a.GetName() != b.GetName(), f"the second load re-used {a.GetName()}")
+    for class_name, expected in (("vtkMRMLLabelMapVolumeNode", 0), ("vtkMRMLScalarVolumeNode", 2),
+                                 ("vtkMRMLSegmentationNode", 2)):
+        count = scene.GetNumberOfNodesByClass(class_name)
+        check(count == expected, f"{count} nodes of class {class_name}, expected {expected}")
 
 
 def _check_geometry_file(radiograph_node, geometry) -> None:
@@ -87,44 +75,71 @@ def _check_geometry_file(radiograph_node, geometry) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def case_study_checks(scene, model, metadata: dict, device: str = "cpu", spacing_mm: float = 2.0) -> None:
-    """The demo on the first sample case, then a reconstruction from its AP radiograph node.
+def demo_run_checks(scene, python: str, env: dict | None, run_dir, device: str = "cpu", idle=None,
+                    timeout_s: float = 3600.0) -> dict:
+    """What the Demo button does, on the first sample case: the reference CT and segments written
+    to files, ``xrecon demo`` in a subprocess (``python`` with ``env``), and its scene bundle in a
+    folder of the scene (``run_scene.add_demo``). ``idle`` is called while the run goes.
 
-    ``model`` and ``metadata`` are a depth network bundle's (``SingleImageReconLib.networks.depth_bundle.load_bundle``),
-    run on ``device``; ``spacing_mm`` is the surface grid's voxel size (mm). Checks the case
-    study's nodes (``scene.add_case_study``), that the AP node reconstructs from the geometry
-    it carries into models without distances, that those measure against the same structures,
-    and that a geometry file is read and one of the wrong size refused.
+    Checks: the folder holds exactly the nodes the bundle added; three radiographs, each on the
+    detector plane of the demo's ``geometry_view<N>.json``; a model for every method and
+    structure ``metrics.json`` measured, each showing ``distance_mm``; one colour legend saying
+    which sign is outside; a metrics table row for every measured (method, structure), referencing
+    the reference segmentation; and Compare showing one method's models. Returns the nodes.
     """
-    from SingleImageReconLib.demo import run_case_study
-    from SingleImageReconLib.evaluation.evaluate import evaluate_surfaces
-    from SingleImageReconLib.reconstruction.reconstruct import reconstruct_radiographs
-    from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
+    from SyntheticDataGenLib.dataset.generation_job import wait_for
+
+    from . import run_scene
+    from .reconstruction_run import CommandChain, RunInputs, RunOptions, demo_commands
 
     volume_node, segmentation_node = sample_case_checks(scene)
-    ct, segmentation = mrml.reference_images(volume_node, segmentation_node, metadata["xrecon"]["structures"])
-    stages: list[str] = []
-    study = run_case_study(ct, segmentation, model, metadata, spacing_mm=spacing_mm, device=device,
-                           progress=stages.append)
-    check("rendering radiographs" in stages, f"stages {stages}")
-    nodes = mrml.add_case_study(scene, study, fuse=True)
-    _check_case_study_nodes(nodes, study)
+    inputs = RunInputs(**run_scene.write_reference_inputs(Path(run_dir) / "inputs", volume_node, segmentation_node))
+    chain = CommandChain(demo_commands(python, inputs, run_dir, RunOptions(device=device, spacing_mm=2.0)),
+                         env=env, cwd=str(run_dir), output_dir=str(run_dir))
+    code = wait_for(chain, timeout_s, idle)
+    check(code == 0, f"the demo failed ({code}): " + "\n".join(list(chain.log)[-10:]))
+    demo_dir = Path(run_dir) / "demo"
+    nodes = run_scene.add_demo(scene, "Demo 1", demo_dir, segmentation_node)
+    _check_demo_nodes(scene, nodes, demo_dir, segmentation_node)
+    return nodes
 
-    ap_node, ap_geometry = nodes["radiographs"][0], study.geometries[0]
-    image = mrml.radiograph_array(ap_node)
-    geometry = mrml.radiograph_geometry(ap_node, "", (image.shape[1], image.shape[0]))
-    check(geometry == ap_geometry, "the AP node's geometry is not the study's")
-    reconstruction = reconstruct_radiographs(model, metadata, [image], [geometry], spacing_mm=spacing_mm,
-                                             device=device)
-    check(bool(reconstruction.surfaces), "nothing reconstructed from the AP node")
-    for model_node in mrml.add_reconstruction(scene, reconstruction, prefix="AP").values():
-        check(model_node.GetPolyData().GetPointData().GetArray(mrml.DISTANCE_ARRAY) is None,
-              f"{model_node.GetName()} has distances without an evaluation")
-    _ct, reference = mrml.reference_images(volume_node, segmentation_node, list(reconstruction.surfaces))
-    evaluations = evaluate_surfaces(reconstruction.surfaces, reference, ijk_to_ras(reference.reference))
-    check(set(evaluations) == set(study.evaluations["depth"]),
-          f"AP evaluates {sorted(evaluations)}, the study's depth {sorted(study.evaluations['depth'])}")
-    _check_geometry_file(ap_node, ap_geometry)
+
+def _check_demo_nodes(scene, nodes: dict, demo_dir: Path, reference) -> None:
+    """The folder ``run_scene.add_demo`` made holds the demo's nodes, and they show it."""
+    from SyntheticDataGenLib.projection.geometry import ProjectionGeometry
+
+    from . import run_scene
+
+    hierarchy = scene.GetSubjectHierarchyNode()
+    folder = nodes["folder"]
+    children = [hierarchy.GetItemDataNode(hierarchy.GetItemByPositionUnderParent(folder, index))
+                for index in range(hierarchy.GetNumberOfItemChildren(folder))]
+    check([node.GetID() for node in children] == [node.GetID() for node in nodes["nodes"]],
+          f"the demo folder holds {[node.GetName() for node in children]}, "
+          f"the bundle added {[node.GetName() for node in nodes['nodes']]}")
+    check(len(nodes["radiographs"]) == 3, f"{len(nodes['radiographs'])} radiographs, expected 3")
+    for index, radiograph in enumerate(nodes["radiographs"], start=1):
+        geometry = ProjectionGeometry.load(demo_dir / f"geometry_view{index}.json")
+        check(np.allclose(mrml.volume_ijk_to_ras(radiograph), geometry.detector_ijk_to_ras(), atol=1e-6),
+              f"{radiograph.GetName()} is not on its detector plane")
+    metrics = json.loads((demo_dir / "metrics.json").read_text())["methods"]
+    measured = {method: set(entry["structures"]) for method, entry in metrics.items()}
+    shown = {method: set(models) for method, models in nodes["models"].items()}
+    check(shown == measured, f"models {shown}, measured {measured}")
+    for method, models in nodes["models"].items():
+        for structure, model in models.items():
+            check(model.GetPolyData().GetPointData().GetArray(mrml.DISTANCE_ARRAY) is not None
+                  and bool(model.GetDisplayNode().GetScalarVisibility()), f"{model.GetName()} shows no distances")
+    legends = [scene.GetNthNodeByClass(i, "vtkMRMLColorLegendDisplayNode")
+               for i in range(scene.GetNumberOfNodesByClass("vtkMRMLColorLegendDisplayNode"))]
+    check(len(legends) == 1 and "outside" in legends[0].GetTitleText(), "no colour legend saying which sign is outside")
+    table = nodes["metrics"]
+    rows = sum(len(structures) for structures in measured.values())
+    check(table is not None and table.GetNumberOfRows() == rows,
+          f"{table.GetNumberOfRows() if table else 'no'} table rows, expected {rows}")
+    check(table.GetNodeReferenceID(run_scene.REFERENCE_ROLE) == reference.GetID(),
+          "the metrics table does not reference the reference segmentation")
+    check(run_scene.show_models(scene, "depth") == len(measured["depth"]), "Compare does not show depth alone")
 
 
 def reconstruction_run_checks(scene, python: str, env: dict | None, run_dir, metadata: dict, device: str = "cpu",
@@ -150,6 +165,7 @@ def reconstruction_run_checks(scene, python: str, env: dict | None, run_dir, met
     radiograph = run_scene.add_test_radiograph(scene, volume_node, segmentation_node, metadata, device)
     image = mrml.radiograph_array(radiograph)
     geometry = mrml.radiograph_geometry(radiograph, "", (image.shape[1], image.shape[0]))
+    _check_geometry_file(radiograph, geometry)
     inputs = run_scene.write_run_inputs(run_dir, radiograph, geometry, volume_node, segmentation_node)
     present = [name for name, _color in datagen_scene.segment_names_and_colors(segmentation_node)]
     structures = tuple(name for name in metadata["xrecon"]["structures"] if name in present)[:2]

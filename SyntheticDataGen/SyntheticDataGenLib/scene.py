@@ -387,6 +387,27 @@ def update_geometry_model(scene: "slicer.vtkMRMLScene", geometry: "ProjectionGeo
     return model_node
 
 
+def show_on_slice_view(slice_logic, image_node, label_node, geometry: "ProjectionGeometry", fit: bool = True) -> None:
+    """Show a detector image (and a label layer, or None) in a slice view turned to the detector plane.
+
+    ``slice_logic`` is a ``vtkMRMLSliceLogic`` (inside Slicer, the Red view's). The view shows the
+    image as a radiograph is read (column u to the right, row v downwards) and, in 3D, on the
+    detector plane; ``fit`` fits the view to the image.
+    """
+    from .projection.geometry_model import detector_slice_to_ras
+
+    composite_node = slice_logic.GetSliceCompositeNode()
+    composite_node.SetBackgroundVolumeID(image_node.GetID())
+    composite_node.SetLabelVolumeID(label_node.GetID() if label_node else None)
+    composite_node.SetLabelOpacity(0.5)
+    slice_node = slice_logic.GetSliceNode()
+    slice_node.GetSliceToRAS().DeepCopy(vtk_matrix(detector_slice_to_ras(geometry)))
+    slice_node.UpdateMatrices()
+    slice_node.SetSliceVisible(True)  # the image on the detector plane in 3D
+    if fit:
+        slice_logic.FitSliceToAll()
+
+
 # --- any node ---------------------------------------------------------------------------------
 def remove_node_with_helpers(node) -> None:
     """Remove a node and its display and storage nodes from its scene (nothing for None or a node
@@ -440,7 +461,61 @@ def segment_ids(segmentation_node, names: Sequence[str] | None = None) -> dict[s
     return segment_ids_by_name(segments, names, segmentation_node.GetName())
 
 
+def segment_labelmap(segmentation_node, volume_node, names: Sequence[str] | None = None,
+                     volume: "SimpleITK.Image | None" = None) -> tuple["SimpleITK.Image", list[str], list[str]]:
+    """The named segments (None: all) as one label map on the volume's grid: (SimpleITK image,
+    names, overlaps).
+
+    Label k + 1 marks structure k; where structures overlap the later one wins (``overlaps``
+    lists those that cover earlier ones; ``label_map.stack_masks``). ``volume`` is the volume
+    node's SimpleITK image (:func:`volume_image`, read here when not given). One segment is
+    rasterised at a time, so only one full-size mask exists at once.
+    """
+    import SimpleITK as sitk
+
+    from .cases.label_map import stack_masks
+
+    volume = volume_image(volume_node) if volume is None else volume
+    ids = list(segment_ids(segmentation_node, names))
+    masks = (segment_masks(segmentation_node, volume_node, [name])[name] for name in ids)
+    labels, overlapping = stack_masks(masks, tuple(reversed(volume.GetSize())), len(ids))
+    image = sitk.GetImageFromArray(labels)
+    image.CopyInformation(volume)
+    return image, ids, [ids[index] for index in overlapping]
+
+
+def content_key(volume_node, segmentation_node=None) -> tuple:
+    """What an image made from these nodes depends on: node IDs, the voxels' and segments'
+    modification times, the volume's geometry and the segments' names. Equal keys, same data."""
+    image_data = volume_node.GetImageData()
+    key = [volume_node.GetID(), image_data.GetMTime() if image_data else None,
+           tuple(volume_ijk_to_ras(volume_node)[:3].ravel())]
+    if segmentation_node:
+        segmentation = segmentation_node.GetSegmentation()
+        key.append(segmentation_node.GetID())
+        binary_labelmap = _slicer().vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()
+        for index in range(segmentation.GetNumberOfSegments()):
+            segment = segmentation.GetNthSegment(index)
+            representation = segment.GetRepresentation(binary_labelmap)
+            key.append((segmentation.GetNthSegmentID(index), segment.GetName(),
+                        representation.GetMTime() if representation else None))
+    return tuple(key)
+
+
 # --- reading nodes ----------------------------------------------------------------------------
+def volume_bounds_ras(volume_node) -> list[float]:
+    """RAS bounding box of the volume (voxel corners): [xmin, xmax, ymin, ymax, zmin, zmax] in mm."""
+    bounds = [0.0] * 6
+    volume_node.GetRASBounds(bounds)
+    return bounds
+
+
+def volume_center_ras(volume_node) -> list[float]:
+    """Centre of the volume's RAS bounding box, in mm (the ``xrecon`` commands' default isocentre)."""
+    b = volume_bounds_ras(volume_node)
+    return [(b[0] + b[1]) / 2.0, (b[2] + b[3]) / 2.0, (b[4] + b[5]) / 2.0]
+
+
 def volume_ijk_to_ras(volume_node) -> np.ndarray:
     """The volume's 4x4 IJK->RAS matrix (mm)."""
     from vtkmodules.vtkCommonMath import vtkMatrix4x4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from SyntheticDataGenLib.errors import XreconInputError
@@ -14,9 +15,12 @@ if TYPE_CHECKING:  # readers are imported where a case is loaded, so parsing sta
     from SyntheticDataGenLib.cases.labels import Segmentation
 
 
-def add_case_arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--case", metavar="NAME",
+def add_case_arguments(parser: argparse.ArgumentParser, default_case: str | None = None,
+                       structures: bool = True) -> None:
+    """--case or --ct (required unless ``default_case`` names the case taken without either),
+    --labels, --labels-table, --resample-labels and (with ``structures``) --structures."""
+    source = parser.add_mutually_exclusive_group(required=default_case is None)
+    source.add_argument("--case", metavar="NAME", default=default_case,
                         help=f"a bundled sample case: {', '.join(list_sample_cases()) or 'none installed'}")
     source.add_argument("--ct", metavar="FILE",
                         help="CT volume in HU: NIfTI, NRRD, MHA, or a folder holding one DICOM series")
@@ -24,11 +28,24 @@ def add_case_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bone labels: a label map (with --labels-table) or a Slicer .seg.nrrd")
     parser.add_argument("--labels-table", metavar="CSV",
                         help="CSV with columns id,structure naming the label map's ids")
-    parser.add_argument("--structures", metavar="A,B,...", type=lambda text: [s for s in text.split(",") if s],
-                        help="only these structures (default: every non-empty one)")
+    if structures:
+        parser.add_argument("--structures", metavar="A,B,...", type=lambda text: [s for s in text.split(",") if s],
+                            help="only these structures (default: every non-empty one)")
     parser.add_argument("--resample-labels", action="store_true",
                         help="resample labels on another grid onto the CT grid (nearest neighbour) "
                              "instead of refusing them")
+
+
+def case_files(args: argparse.Namespace) -> tuple[str, str, str | None, str | None]:
+    """(case name, CT path, labels path or None, label table path or None) named by the case options;
+    the name of a --ct case is its file name without extensions."""
+    if args.ct:
+        name = Path(str(args.ct).rstrip("/\\")).name.split(".")[0] or "case"
+        return name, args.ct, args.labels, args.labels_table
+    if args.labels or args.labels_table:
+        raise XreconInputError("--case brings its own labels; drop --labels/--labels-table")
+    case = sample_case(args.case)
+    return case.name, str(case.ct_path), str(case.labels_path), str(case.table_path)
 
 
 def load_case(args: argparse.Namespace) -> tuple["sitk.Image", "Segmentation | None"]:
@@ -36,16 +53,10 @@ def load_case(args: argparse.Namespace) -> tuple["sitk.Image", "Segmentation | N
     from SyntheticDataGenLib.cases.ct_io import read_ct
     from SyntheticDataGenLib.cases.labels import read_segmentation
 
-    if args.case:
-        if args.labels or args.labels_table:
-            raise XreconInputError("--case brings its own labels; drop --labels/--labels-table")
-        case = sample_case(args.case)
-        ct_path, labels_path, table_path = case.ct_path, case.labels_path, case.table_path
-    else:
-        ct_path, labels_path, table_path = args.ct, args.labels, args.labels_table
+    _name, ct_path, labels_path, table_path = case_files(args)
     ct = read_ct(ct_path)
     if labels_path is None:
-        if args.structures:
+        if getattr(args, "structures", None):
             raise XreconInputError("--structures needs --labels")
         return ct, None
     return ct, read_segmentation(labels_path, table_path, reference=ct, resample=args.resample_labels)

@@ -1,4 +1,4 @@
-"""``xrecon demo``: the main job on a bundled sample case, with figures and a Slicer scene."""
+"""``xrecon demo``: the main job on a bundled sample case (or any labelled CT), with figures and a Slicer scene."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from .case_arguments import add_case_arguments, case_files, load_case
 from .number_options import GRID_SPACING_MM
 
 DEFAULT_CASE = "abdomen-pelvis"
@@ -17,7 +18,7 @@ DEFAULT_CASE = "abdomen-pelvis"
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo", help="the main job on a bundled sample case: radiograph -> bones -> accuracy against the CT",
-        description="Render an AP radiograph of a bundled sample CT, reconstruct its bones with the bundled "
+        description="Render an AP radiograph of a bundled sample CT (or of --ct with its --labels), reconstruct its bones with the bundled "
                     "network ('depth'), add two oblique views and fuse all three ('fusion'), compare every "
                     "surface with the CT's labels, and print a table. Writes OUT/metrics.json, "
                     "OUT/overview.png (radiograph with predicted masks; reconstruction and CT surfaces coloured "
@@ -29,7 +30,7 @@ def add_parser(subparsers) -> None:
                     "'scene' extra: slicer-core).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--out", default="xrecon-demo", metavar="DIR", help="output folder")
-    parser.add_argument("--case", default=DEFAULT_CASE, metavar="NAME", help="bundled sample case")
+    add_case_arguments(parser, default_case=DEFAULT_CASE, structures=False)
     parser.add_argument("--bundle", metavar="DIR", help="model bundle (default: the bundled model)")
     parser.add_argument("--spacing-mm", type=GRID_SPACING_MM, default=1.5, help="voxel size of the surface extraction grid")
     parser.add_argument("--device", default="cpu", help="torch device: cpu or cuda")
@@ -59,11 +60,13 @@ def _write_scene(path, study, ct, segmentation, metrics_rows, landmarks) -> bool
 
     if not scene.available():
         return False
-    models = {f"{method} {name}": evaluation.reconstruction
-              for method, evaluations in study.evaluations.items() for name, evaluation in evaluations.items()}
+    models, methods = {}, {}
+    for method, evaluations in study.evaluations.items():
+        for name, evaluation in evaluations.items():
+            models[f"{method} {name}"], methods[f"{method} {name}"] = evaluation.reconstruction, (method, name)
     radiographs = [(f"Radiograph view {index}", image, geometry)
                    for index, (image, geometry) in enumerate(zip(study.line_integrals, study.geometries), start=1)]
-    scene.build_qa_scene(path, radiographs=radiographs, models=models,
+    scene.build_qa_scene(path, radiographs=radiographs, models=models, model_methods=methods,
                          truth_masks={name: segmentation.mask_array(name) for name in study.structures},
                          truth_ijk_to_ras=ijk_to_ras(segmentation.reference), metrics_rows=metrics_rows,
                          landmarks=landmarks, ct=ct)
@@ -91,17 +94,21 @@ def run(args: argparse.Namespace) -> int:
 
     check_output_folder(args.out, "demo")
     say = lambda stage: print(f"xrecon demo: {stage} ...", file=sys.stderr, flush=True)  # noqa: E731
-    say(f"loading the '{args.case}' case and the model")  # before the imports of torch and MONAI (seconds)
-    import shutil
+    case_name, _ct_path, labels_path, _table_path = case_files(args)
+    if labels_path is None:
+        from SyntheticDataGenLib.errors import XreconInputError
 
-    from SyntheticDataGenLib.cases.ct_io import read_ct
+        raise XreconInputError("the demo measures the bones against the CT's labels: give --labels "
+                               "(with --labels-table for a label map)")
+    say(f"loading the '{case_name}' case and the model")  # before the imports of torch and MONAI (seconds)
+    from SyntheticDataGenLib.cases.ct_io import write_image
+    from SyntheticDataGenLib.cases.label_map import write_label_map
     from SyntheticDataGenLib.projection.detector_images import write_detector_image
-    from SyntheticDataGenLib.cases.labels import read_segmentation
     from SyntheticDataGenLib.cases.landmarks import write_markups_json
-    from SyntheticDataGenLib.cases.sample_data import sample_case
 
     from ..networks.depth_bundle import load_bundle
     from ..demo import run_case_study
+    from ..reconstruction_run import DEMO_LANDMARK_FILES
     from ..evaluation.evaluate import default_workers, mean_metrics, metrics_document, metrics_table
     from ..meshes.mesh_io import write_model
     from ..evaluation.overview import overview_figure
@@ -109,9 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from .reconstruct_ssm import default_landmark_bundle_dir
     from .view_files import file_stem
 
-    case = sample_case(args.case)
-    ct = read_ct(case.ct_path)
-    segmentation = read_segmentation(case.labels_path, case.table_path, reference=ct)
+    ct, segmentation = load_case(args)
     bundle_dir = args.bundle or default_bundle_dir()
     model, metadata = load_bundle(bundle_dir, args.device)
     landmarks = None
@@ -138,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
                         truths={n: e.truth for n, e in depth.items()},
                         beam_direction_ras=study.geometries[0].beam_direction_ras,
                         right_ras=study.geometries[0].detector_u_ras,
-                        title=f"xrecon demo: {args.case}, one AP radiograph -> {len(depth)} bones "
+                        title=f"xrecon demo: {case_name}, one AP radiograph -> {len(depth)} bones "
                               f"(model {metadata['name'] if 'name' in metadata else 'bundle'})",
                         table_rows=[(n, e.metrics["assd_mm"], e.metrics["hd95_mm"], e.metrics["dice"])
                                     for n, e in depth.items()],
@@ -157,18 +162,17 @@ def run(args: argparse.Namespace) -> int:
         (staging / "truth").mkdir()
         for name, evaluation in depth.items():
             write_model(staging / "truth" / f"{file_stem(name)}.vtk", evaluation.truth)
-        for source, target in ((case.ct_path, "ct.nii.gz"), (case.labels_path, "labels.nii.gz"),
-                               (case.table_path, "labels.csv")):
-            shutil.copyfile(source, staging / target)
-        write_markups_json(staging / "landmarks_ct.mrk.json", truth_names, truth_points)
-        write_markups_json(staging / "landmarks_reconstructed.mrk.json", recon_names, recon_points)
-        landmarks = {"CT structure centres": (truth_names, truth_points),
-                     "Reconstructed structure centres (AP)": (recon_names, recon_points)}
+        write_image(ct, str(staging / "ct.nii.gz"))
+        write_label_map(segmentation, staging / "labels.nii.gz", staging / "labels.csv")
+        point_lists = {"landmarks_ct.mrk.json": (truth_names, truth_points),
+                       "landmarks_reconstructed.mrk.json": (recon_names, recon_points)}
         if study.fitted_landmarks:
             names = [f"{s}/{n}" for s, (labels, _) in study.fitted_landmarks.items() for n in labels]
-            fitted = np.concatenate([points for _, points in study.fitted_landmarks.values()])
-            write_markups_json(staging / "landmarks_ssm.mrk.json", names, fitted)
-            landmarks["Shape-model landmarks (AP)"] = (names, fitted)
+            point_lists["landmarks_ssm.mrk.json"] = (names, np.concatenate([points for _, points in
+                                                                            study.fitted_landmarks.values()]))
+        for file, (names, points) in point_lists.items():
+            write_markups_json(staging / file, names, points)
+        landmarks = {DEMO_LANDMARK_FILES[file]: points for file, points in point_lists.items()}
         scene_written = _write_scene(staging / "scene.mrb", study, ct, segmentation, rows, landmarks)
         study.timing_s["total"] = time.perf_counter() - start
         # bones the CT holds that a method did not find: misses, listed rather than left out silently
@@ -176,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
                      for method, recon in study.reconstructions.items()}
         document = metrics_document(study.evaluations, study.timing_s, {
             "not_found": not_found,
-            "case": args.case, "bundle": str(bundle_dir), "views": [g.to_dict() for g in study.geometries],
+            "case": case_name, "bundle": str(bundle_dir), "views": [g.to_dict() for g in study.geometries],
             "methods_described": {"depth": "AP radiograph alone", "fusion": "AP and C-arm LAO/RAO 15 degrees fused",
                                   "ssm": "shape models fitted to the landmarks predicted in the AP radiograph",
                                   "combined": "shape models fitted to the depth method's masks and depth maps of the "

@@ -17,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..cases.ct_io import write_image
+from ..cases.label_map import label_table_text
 from ..errors import XreconInputError
 
 #: Stems that ``xrecon generate`` would not name the case after (it takes the folder's name instead).
@@ -40,11 +41,6 @@ def input_file_stem(name: str) -> str:
     """
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", name or "").strip("_")
     return stem if stem and stem.lower() not in _GENERIC_STEMS else f"case_{stem or 'ct'}"
-
-
-def label_table_text(names: Sequence[str]) -> str:
-    """The ``id,structure`` CSV of a label map where label k + 1 is structure k."""
-    return "id,structure\n" + "".join(f"{index + 1},{name}\n" for index, name in enumerate(names))
 
 
 def same_image(path: str | os.PathLike, image: sitk.Image) -> bool:
