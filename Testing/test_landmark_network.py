@@ -10,7 +10,7 @@ import torch
 
 from conftest import xrecon_in_process
 from SingleImageReconLib.networks.landmark_bundle import load_landmark_bundle
-from SingleImageReconLib.networks.landmark_network import LandmarkNet, landmark_loss
+from SingleImageReconLib.networks.landmark_network import LandmarkNet, heatmap_cross_entropy, landmark_loss
 
 
 def test_gaussian_nll_has_its_hand_computed_value():
@@ -33,6 +33,70 @@ def test_nll_rewards_a_sigma_that_matches_the_error():
         losses.append(landmark_loss(prediction, torch.zeros(1, 1, 2), torch.ones(1, 1, dtype=bool),
                                     torch.ones(1, 1, dtype=bool))["nll"].item())
     assert losses[1] < losses[0] and losses[1] < losses[2]
+
+
+def test_beta_nll_keeps_the_position_gradient_and_the_sigma_optimum():
+    """Plain NLL: a landmark's position gradient |Δ|/σ² fades as its σ grows (what let the first
+    bundle's σ run away); with β = 1 two landmarks with the same error get the same gradient
+    whatever their σ; the σ that minimises the loss stays |Δ|/√2 per axis."""
+    def position_gradients(beta):
+        uv = torch.tensor([[[13.0, 24.0], [13.0, 24.0]]], requires_grad=True)
+        prediction = {"uv_px": uv, "sigma_px": torch.tensor([[4.0, 40.0]]), "presence_logits": torch.zeros(1, 2)}
+        landmark_loss(prediction, torch.tensor([[[10.0, 20.0], [10.0, 20.0]]]), torch.ones(1, 2, dtype=bool),
+                      torch.ones(1, 2, dtype=bool), nll_beta=beta)["nll"].backward()
+        return uv.grad[0].norm(dim=-1).tolist()
+
+    narrow, wide = position_gradients(0.0)
+    assert wide == pytest.approx(narrow / 100, rel=1e-5)  # fades with σ²
+    narrow, wide = position_gradients(1.0)
+    assert wide == pytest.approx(narrow, rel=1e-5)
+    narrow, wide = position_gradients(0.5)
+    assert wide == pytest.approx(narrow / 10, rel=1e-5)
+
+    def sigma_gradient(sigma, beta):
+        s = torch.tensor([[sigma]], requires_grad=True)
+        prediction = {"uv_px": torch.tensor([[[13.0, 24.0]]]), "sigma_px": s, "presence_logits": torch.zeros(1, 1)}
+        landmark_loss(prediction, torch.tensor([[[10.0, 20.0]]]), torch.ones(1, 1, dtype=bool),
+                      torch.ones(1, 1, dtype=bool), nll_beta=beta)["nll"].backward()
+        return s.grad.item()
+
+    optimum = 5.0 / math.sqrt(2.0)  # |Δ|² / 2 = σ² per axis
+    for beta in (0.0, 0.5, 1.0):
+        assert sigma_gradient(optimum * 0.9, beta) < 0 < sigma_gradient(optimum * 1.1, beta)
+
+
+def test_sigma_does_not_steer_the_heatmap():
+    """σ is read under the heatmap with p held constant: the NLL's σ part moves no heatmap logit."""
+    model = LandmarkNet(1, features=(4, 4, 4, 4, 4, 4), downsample=1)
+    maps = torch.zeros(1, 3, 8, 8, requires_grad=True)
+    model.unet.forward = lambda x: maps
+    out = model(torch.zeros(1, 1, 8, 8))
+    out["sigma_px"].sum().backward()
+    assert maps.grad[0, 0].abs().max() == 0 and maps.grad[0, 1].abs().max() > 0
+
+
+def test_heatmap_cross_entropy_is_least_at_the_true_point():
+    """The KL from the target Gaussian is 0 for p = target, and grows as p's peak moves away."""
+    true_uv = torch.tensor([[21.5, 9.5]])  # full-size px; pooled by 2: column 10.5, row 4.5
+    rows, columns = torch.meshgrid(torch.arange(16.0), torch.arange(32.0), indexing="ij")
+
+    def log_p(u_small, v_small, sigma_small=2.0):
+        logits = -0.5 * (((columns - u_small) / sigma_small) ** 2 + ((rows - v_small) / sigma_small) ** 2)
+        return torch.log_softmax(logits.reshape(-1), dim=0).reshape(1, 16, 32)
+
+    assert heatmap_cross_entropy(log_p(10.5, 4.5), true_uv, 2, 4.0).mean().item() == pytest.approx(0.0, abs=1e-5)
+    losses = [heatmap_cross_entropy(log_p(10.5 + shift, 4.5), true_uv, 2, 4.0).mean().item() for shift in (0, 1, 3, 8)]
+    assert losses == sorted(losses) and losses[-1] > 5.0
+    # the network's own output feeds it: a peak there gives a low loss, a peak elsewhere a high one
+    model = LandmarkNet(1, features=(4, 4, 4, 4, 4, 4), downsample=2)
+    for (row, column), low in (((4, 10), True), ((12, 30), False)):
+        maps = torch.full((1, 3, 16, 32), -30.0)
+        maps[0, 0] = -0.5 * ((columns - column) ** 2 + (rows - row) ** 2) / 4.0
+        model.unet.forward = lambda x, maps=maps: maps
+        out = model(torch.zeros(1, 1, 32, 64))
+        parts = landmark_loss(out, true_uv[None], torch.ones(1, 1, dtype=bool), torch.ones(1, 1, dtype=bool),
+                              heatmap_weight=1.0, downsample=2)
+        assert (parts["heatmap"].item() < 0.5) == low
 
 
 def test_soft_argmax_finds_a_peak_at_full_resolution_pixels():
@@ -64,6 +128,10 @@ def test_train_landmarks_on_a_tiny_set_and_load_the_bundle(tmp_path, capfd):
     assert json.loads(out)["epoch"] == 2
     model, metadata = load_landmark_bundle(bundle)
     assert 0.0 <= metadata["xrecon"]["validation"]["within_2_sigma"] <= 1.0
+    # σ calibrated on the held-out views: by construction a Gaussian's share lies within 1σ there
+    calibration = metadata["xrecon"]["sigma_calibration"]
+    assert model.sigma_scale == calibration["sigma_scale"] > 0
+    assert calibration["validation"]["within_1_sigma"] == pytest.approx(0.393, abs=0.05)
     labels = metadata["xrecon"]["landmarks"]
     assert "vertebrae_L3/spinous_process_tip" in labels and "hip_left/acetabular_centre" in labels
     with torch.no_grad():
@@ -76,6 +144,8 @@ def test_train_landmarks_on_a_tiny_set_and_load_the_bundle(tmp_path, capfd):
                                        "features=[8,8,8,8,8,8]", "--device", "cpu")
     assert status == 0, err
     assert (bundle / "models" / "model.safetensors").read_bytes() == before
+    again = load_landmark_bundle(bundle)[1]["xrecon"]
+    assert again["validation"] == metadata["xrecon"]["validation"] and again["sigma_calibration"] == calibration
     # the landmark path of reconstruct: every bone either fitted (a closed surface) or said why not
     from SyntheticDataGenLib.cases.landmarks import read_markups_json
 
@@ -118,3 +188,25 @@ def test_landmark_bundle_refuses_a_depth_bundle(tmp_path):
     (tmp_path / "configs" / "metadata.json").write_text(json.dumps({"xrecon": {"format": "xrecon-landmarks/1"}}))
     with pytest.raises(XreconInputError, match="lacks landmarks"):
         load_landmark_bundle(tmp_path)
+
+
+def test_calibrate_sigma_scales_sigma_to_a_gaussians_share_within_one_sigma():
+    """Errors of 10 px with σ 2 px: the 39.3 % quantile of |Δ|/σ is 5, so σ becomes 10 px."""
+    from SingleImageReconLib.networks.landmark_training import calibrate_sigma
+
+    class Samples:
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, index):
+            return {"image": torch.zeros(1, 8, 8), "uv_px": torch.tensor([[3.5 + 10.0, 3.5]]),
+                    "visible": torch.tensor([True]), "known": torch.tensor([True])}
+
+    model = LandmarkNet(1, features=(4, 4, 4, 4, 4, 4), downsample=1)
+    maps = torch.full((1, 3, 8, 8), -30.0)
+    maps[0, 0, 3:5, 3:5] = 30.0  # the peak at (3.5, 3.5)
+    maps[0, 1] = math.log(math.expm1(2.0 - 0.5))  # σ = softplus(s) + 0.5 = 2 px
+    maps[0, 2] = 5.0  # present
+    model.unet.forward = lambda x: maps.expand(x.shape[0], -1, -1, -1)
+    assert model(torch.zeros(1, 1, 8, 8))["sigma_px"].item() == pytest.approx(2.0, rel=1e-4)
+    assert calibrate_sigma(model, Samples(), torch.device("cpu")) == pytest.approx(5.0, rel=1e-3)

@@ -6,17 +6,18 @@
 # Run from the repository root with the project installed and ../shared/data beside it. The
 # cases' 3D landmarks come from data/landmarks/ (made by `xrecon ssm landmarks`, see
 # data/landmarks/README.md). Every step resumes where it stopped, so re-running the same
-# command after an interruption continues. VIEWS, EPOCHS, BATCH and LR override the recipe
+# command after an interruption continues. VIEWS, EPOCHS, BATCH, LR and DOWNSAMPLE override the recipe
 # (a tiny trial: VIEWS=4 EPOCHS=1); SHARD=I/N with GENERATE_ONLY=1 makes one part of the
 # training set (run N of them at once on N cores).
 set -euo pipefail
 WORK=${1:?usage: train.sh WORKDIR [cpu|cuda]}
 DEVICE=${2:-cpu}
-VIEWS=${VIEWS:-150}
+VIEWS=${VIEWS:-250}
 VALIDATION_VIEWS=${VALIDATION_VIEWS:-24}
 EPOCHS=${EPOCHS:-30}
 BATCH=${BATCH:-8}
 LR=${LR:-0.002}
+DOWNSAMPLE=${DOWNSAMPLE:-4}
 S=../shared/data
 P=data/propagated-labels
 STRUCTS=vertebrae_T1,vertebrae_T2,vertebrae_T3,vertebrae_T4,vertebrae_T5,vertebrae_T6,vertebrae_T7,vertebrae_T8,vertebrae_T9,vertebrae_T10,vertebrae_T11,vertebrae_T12,vertebrae_L1,vertebrae_L2,vertebrae_L3,vertebrae_L4,vertebrae_L5,sacrum,hip_left,hip_right,femur_left,femur_right
@@ -37,4 +38,4 @@ xrecon generate "${CASES[@]}" "${COMMON[@]}" --views "$VIEWS" --seed 11 --shard 
 xrecon generate "${HELDOUT[@]}" "${COMMON[@]}" --holdout lumbar-tptbox --holdout radiomics-lung1 \
   --views "$VALIDATION_VIEWS" --seed 12 --out "$WORK/heldout-set"
 xrecon train --task landmarks --dataset "$WORK/train-set" --validation "$WORK/heldout-set" --out "$WORK/bundle" \
-  --device "$DEVICE" --set epochs="$EPOCHS" --set batch_size="$BATCH" --set learning_rate="$LR"
+  --device "$DEVICE" --set epochs="$EPOCHS" --set batch_size="$BATCH" --set learning_rate="$LR" --set downsample="$DOWNSAMPLE"

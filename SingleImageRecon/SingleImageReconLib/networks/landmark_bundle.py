@@ -2,7 +2,8 @@
 
 Layout as the depth bundle's (:mod:`.depth_bundle`): ``configs/metadata.json`` (MONAI metadata and an
 "xrecon" section: format ``xrecon-landmarks/1``, the landmark labels in output order, features,
-downsampling, the geometry trained for, training data, commands and figures),
+downsampling, the geometry trained for, training data, commands and figures, and the σ scale
+calibrated on held-out patients, ``sigma_calibration.sigma_scale``, which loading applies),
 ``models/model.safetensors``, ``docs/README.md``.
 """
 
@@ -82,4 +83,8 @@ def load_landmark_bundle(bundle_dir: str | os.PathLike, device: torch.device | s
         model.load_state_dict(load_file(str(bundle_dir / "models" / "model.safetensors")))
     except (OSError, SafetensorError, RuntimeError) as error:
         raise XreconInputError(f"{bundle_dir}: cannot load the landmark weights: {str(error).splitlines()[0]}") from None
+    scale = (section.get("sigma_calibration") or {}).get("sigma_scale", 1.0)
+    if not isinstance(scale, (int, float)) or not 0.01 <= scale <= 100:
+        raise XreconInputError(f"{bundle_dir}/configs/metadata.json: sigma_scale {scale!r} is not a number in [0.01, 100]")
+    model.sigma_scale = float(scale)
     return model.to(device).eval(), metadata
