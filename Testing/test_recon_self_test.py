@@ -153,7 +153,7 @@ def test_demo_run_self_test_body_passes_and_fails_on_a_broken_folder(scene, tmp_
     stray = hierarchy.CreateItem(nodes["folder"], mrml.add_metrics_table(scene, "stray", [{"a": 1}]))
     with pytest.raises(AssertionError, match="the demo folder holds"):
         self_test._check_demo_nodes(scene, nodes, run_dir / "demo", segmentation)
-    hierarchy.RemoveItem(stray)
+    hierarchy.SetItemParent(stray, hierarchy.GetSceneItemID())  # out of the folder again
     self_test._check_demo_nodes(scene, nodes, run_dir / "demo", segmentation)
     model = next(iter(nodes["models"]["depth"].values()))
     model.GetPolyData().GetPointData().RemoveArray("distance_mm")

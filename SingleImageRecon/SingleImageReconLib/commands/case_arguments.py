@@ -36,12 +36,18 @@ def add_case_arguments(parser: argparse.ArgumentParser, default_case: str | None
                              "instead of refusing them")
 
 
+def case_name(ct_path: str | Path) -> str:
+    """A --ct case's name: a DICOM folder's name, or the file name without extensions, or for a
+    generic file name (ct, image, volume) the name of the folder holding it."""
+    path = Path(ct_path)
+    stem = path.name.split(".")[0]
+    return path.name if path.is_dir() else path.parent.name if stem in ("ct", "image", "volume") else stem
+
+
 def case_files(args: argparse.Namespace) -> tuple[str, str, str | None, str | None]:
-    """(case name, CT path, labels path or None, label table path or None) named by the case options;
-    the name of a --ct case is its file name without extensions."""
+    """(case name, CT path, labels path or None, label table path or None) named by the case options."""
     if args.ct:
-        name = Path(str(args.ct).rstrip("/\\")).name.split(".")[0] or "case"
-        return name, args.ct, args.labels, args.labels_table
+        return case_name(args.ct), args.ct, args.labels, args.labels_table
     if args.labels or args.labels_table:
         raise XreconInputError("--case brings its own labels; drop --labels/--labels-table")
     case = sample_case(args.case)

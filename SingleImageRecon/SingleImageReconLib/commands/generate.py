@@ -8,6 +8,7 @@ from pathlib import Path
 
 from SyntheticDataGenLib.dataset.generation_job import progress_line
 
+from .case_arguments import case_name
 from .geometry_arguments import add_geometry_arguments
 from .structure_progress import add_progress_option
 
@@ -85,8 +86,7 @@ def case_sources(args: argparse.Namespace) -> list:
         raise XreconInputError("give one --labels-table per --ct (or none, for .seg.nrrd labels)")
     for index, ct in enumerate(args.ct):
         path = Path(ct)
-        stem = path.name.split(".")[0]
-        name = path.name if path.is_dir() else path.parent.name if stem in ("ct", "image", "volume") else stem
+        name = case_name(path)
         labels = Path(args.labels[index]) if args.labels else None
         table = Path(args.labels_table[index]) if args.labels_table else None
         sources.append((name, path, labels, table))
