@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
 slicer = pytest.importorskip("slicer")
 
@@ -106,7 +107,7 @@ def test_prepared_case_is_kept_until_the_segments_or_the_choice_change(scene):
     first = case.inputs(volume_node, segmentation_node, names[:2])
     assert case.inputs(volume_node, segmentation_node, names[:2]) is first
     assert first[2] == names[:2]
-    assert set(np.unique(sitk_array(first[1]))) <= {0, 1, 2}
+    assert set(np.unique(sitk.GetArrayViewFromImage(first[1]))) <= {0, 1, 2}
     other = case.inputs(volume_node, segmentation_node, names[1:3])
     assert other is not first and other[2] == names[1:3]
     # a segment renamed: its data changed, so it is prepared again
@@ -116,12 +117,6 @@ def test_prepared_case_is_kept_until_the_segments_or_the_choice_change(scene):
         case.inputs(volume_node, segmentation_node, names[1:3])  # names[1] is gone
     assert case.inputs(volume_node, segmentation_node, [])[1] is None
     assert case.isocenter_ras(volume_node, segmentation_node, []) == mrml.volume_center_ras(volume_node)
-
-
-def sitk_array(image):
-    import SimpleITK as sitk
-
-    return sitk.GetArrayViewFromImage(image)
 
 
 def test_show_on_slice_view_turns_the_view_to_the_detector(scene):
