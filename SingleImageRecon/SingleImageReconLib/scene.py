@@ -504,7 +504,7 @@ def add_qa_nodes(
     metrics_name: str = "Metrics",
 ) -> dict:
     """Add the QA nodes of one case to ``scene``; returns {"radiographs": [...], "models": {name:
-    node}, "landmarks": [...], "metrics": node or None, "others": [CT, segmentation, truth models]}.
+    node}, "landmarks": [...], "metrics": node or None}.
 
     Args:
         radiographs: (node name, [height, width] image, geometry) for each view, placed on its
@@ -522,20 +522,18 @@ def add_qa_nodes(
             "Landmarks", or a dict node name -> (labels, points_ras). NaN rows are skipped.
         ct: optional SimpleITK CT (HU); its LPS geometry is converted to RAS.
     """
-    nodes: dict = {"radiographs": [], "models": {}, "landmarks": [], "metrics": None, "others": []}
+    nodes: dict = {"radiographs": [], "models": {}, "landmarks": [], "metrics": None}
     ct_node = add_ct(scene, "CT", ct) if ct is not None else None
-    if ct_node is not None:
-        nodes["others"].append(ct_node)
     for name, image, geometry in radiographs:
         nodes["radiographs"].append(add_radiograph(scene, name, image, geometry))
     if truth_masks:
         if truth_ijk_to_ras is None:
             raise ValueError("truth_masks need truth_ijk_to_ras")
         on_ct_grid = ct_node is not None and _same_grid(ct, next(iter(truth_masks.values())), truth_ijk_to_ras)
-        nodes["others"].append(add_segmentation(scene, segmentation_name, truth_masks, truth_ijk_to_ras,
-                                                reference_volume=ct_node if on_ct_grid else None))
+        add_segmentation(scene, segmentation_name, truth_masks, truth_ijk_to_ras,
+                         reference_volume=ct_node if on_ct_grid else None)
     for name, surface in (truth_models or {}).items():
-        nodes["others"].append(add_model(scene, name, surface, scalars=None, opacity=0.5, role="truth_model"))
+        add_model(scene, name, surface, scalars=None, opacity=0.5, role="truth_model")
     legend = None
     for name, surface in models.items():
         model = nodes["models"][name] = add_model(scene, name, surface, scalars=DISTANCE_ARRAY,
