@@ -10,7 +10,6 @@ import logging
 import os
 from typing import Annotated, Optional
 
-import qt
 import vtk
 
 import slicer
@@ -24,6 +23,13 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 from SingleImageReconLib import run_scene, scene
 from SingleImageReconLib.reconstruction_run import STAGE_NAMES
+from SingleImageReconWidgets.compare_panel import ComparePanel
+from SingleImageReconWidgets.run_panel import RunPanel
+from SingleImageReconWidgets.sample_case_panel import SampleCasePanel
+from SyntheticDataGenWidgets.module_paths import modulePythonPaths
+from SyntheticDataGenWidgets.path_fields import PathFields
+from SyntheticDataGenWidgets.python_packages import ensurePackages
+from SyntheticDataGenWidgets.views import showOnRedView
 
 #: Python packages the reconstruction needs besides Slicer's own and PyTorch: import name -> pip requirement.
 PIP_REQUIREMENTS = {"monai": "monai>=1.3", "safetensors": "safetensors>=0.4", "skimage": "scikit-image>=0.22",
@@ -33,8 +39,6 @@ GEOMETRY_SOURCES = ["radiograph", "file", "dicom", "preset"]
 PRESETS = ["ap", "pa", "lateral-left", "lateral-right"]
 METHODS = ["depth", "ssm", "combined"]
 DEVICES = ["auto", "cpu", "cuda"]
-ALL = "all"  # the Compare combo boxes' entry for every method / structure
-RUN_POLL_MS = 200
 
 
 #
@@ -129,8 +133,8 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._run = None  # the running ReconstructionRun
-        self._runTimer = None
+        # the parts of the GUI, each bound to its widgets (SyntheticDataGenWidgets, SingleImageReconWidgets)
+        self.samples = self.paths = self.runs = self.compare = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -144,35 +148,23 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
-        # The sample cases come from the Lib at run time, so that combo box is synchronised here
-        # rather than through "SlicerParameterName" (which needs the choices when the class is defined).
-        self._populateSampleCases()
-        self.ui.sampleCaseComboBox.connect("currentIndexChanged(int)", self.onSampleCaseChanged)
-        self.ui.loadButton.connect("clicked(bool)", self.onLoadButton)
-        # parameterNodeWrapper binds a ctkPathLineEdit only to a pathlib.Path (where "" reads as "."),
-        # so the optional paths are str fields synchronised by hand
-        self._pathEdits = {"geometryPath": self.ui.geometryPathLineEdit, "bundlePath": self.ui.bundlePathLineEdit,
-                           "runsFolder": self.ui.runsFolderLineEdit}
-        for field, lineEdit in self._pathEdits.items():
-            lineEdit.connect("currentPathChanged(QString)", lambda path, field=field: self.onPathChanged(field, path))
+        self.samples = SampleCasePanel(self.ui, self.logic)
+        # the optional paths are str fields, which parameterNodeWrapper does not bind to a ctkPathLineEdit
+        self.paths = PathFields({"geometryPath": self.ui.geometryPathLineEdit,
+                                 "bundlePath": self.ui.bundlePathLineEdit, "runsFolder": self.ui.runsFolderLineEdit})
         self.ui.synthesiseButton.connect("clicked(bool)", self.onSynthesiseButton)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.demoButton.connect("clicked(bool)", self.onDemoButton)
-        self.ui.compareMethodComboBox.connect("currentIndexChanged(int)", self.onCompareChanged)
-        self.ui.compareStructureComboBox.connect("currentIndexChanged(int)", self.onCompareChanged)
-        self._runTimer = qt.QTimer()
-        self._runTimer.setInterval(RUN_POLL_MS)
-        self._runTimer.connect("timeout()", self._pollRun)
-        self._refreshCompare()
+        self.compare = ComparePanel(self.ui, self.logic)
+        self.runs = RunPanel(self.ui, self.logic, self._onRunFinished)
+        self.compare.refresh()
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         """Called when the application closes: a running reconstruction is stopped."""
-        if self._runTimer:
-            self._runTimer.stop()
-        if self._run is not None:
-            self._run.chain.cancel(force=True)
+        if self.runs:
+            self.runs.cleanup()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -191,60 +183,37 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.reconstructStatusLabel.text = ""
 
     def onSceneEndClose(self, caller, event) -> None:
-        self._refreshCompare()
+        self.compare.refresh()
         if self.parent.isEntered:
             self.initializeParameterNode()
 
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
-        if not self._parameterNode.sampleCase and self.ui.sampleCaseComboBox.count > 0:
-            self._parameterNode.sampleCase = self.ui.sampleCaseComboBox.currentText
 
     def setParameterNode(self, inputParameterNode: Optional[SingleImageReconParameterNode]) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGUIFromParameterNode)
         self._parameterNode = inputParameterNode
+        self.samples.setParameterNode(inputParameterNode)
+        self.paths.setParameterNode(inputParameterNode)
         if self._parameterNode:
             # Widgets carrying the Qt dynamic property "SlicerParameterName" are bound here.
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateGUIFromParameterNode)
         self._updateGUIFromParameterNode()
 
-    def _populateSampleCases(self) -> None:
-        combo = self.ui.sampleCaseComboBox
-        combo.clear()
-        try:
-            names = self.logic.sampleCaseNames()
-        except Exception as e:  # the GUI stays usable; the reason is shown to the user
-            logging.error(f"Cannot list the sample cases: {e}")
-            names = []
-            self.ui.sampleStatusLabel.text = _("Cannot list the sample cases: {error}").format(error=e)
-        for name in names:
-            combo.addItem(name)
-
     def _updateGUIFromParameterNode(self, caller=None, event=None) -> None:
         p = self._parameterNode
-        combo = self.ui.sampleCaseComboBox
-        if p and p.sampleCase:
-            index = combo.findText(p.sampleCase)
-            if index >= 0 and index != combo.currentIndex:
-                wasBlocked = combo.blockSignals(True)
-                combo.currentIndex = index
-                combo.blockSignals(wasBlocked)
-        self.ui.loadButton.enabled = bool(p) and combo.count > 0
-        for field, lineEdit in self._pathEdits.items():
-            if p and lineEdit.currentPath != getattr(p, field):
-                wasBlocked = lineEdit.blockSignals(True)
-                lineEdit.currentPath = getattr(p, field)
-                lineEdit.blockSignals(wasBlocked)
+        self.samples.update()
+        self.paths.update()
         source = p.geometrySource if p else ""
         for widget, shown in ((self.ui.geometryPathLabel, source == "file"), (self.ui.geometryPathLineEdit, source == "file"),
                               (self.ui.geometryPresetLabel, source == "preset"),
                               (self.ui.geometryPresetComboBox, source == "preset"),
                               (self.ui.pixelSpacingLabel, source == "preset"), (self.ui.pixelSpacingSpinBox, source == "preset")):
             widget.visible = shown
-        running = self._run is not None
+        running = self.runs.run is not None
         missing = self.logic.missingInputs(p) if p else _("No parameter node.")
         self.ui.applyButton.enabled = not running and not missing
         self.ui.applyButton.toolTip = missing or _(
@@ -258,27 +227,6 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             _("Render radiographs of the reference CT, reconstruct the bones from them and measure the surfaces "
               "against the reference segmentation.") if hasReference
             else _("Select a reference CT and its segmentation (or load a sample case)."))
-
-    def onSampleCaseChanged(self, index: int) -> None:
-        if self._parameterNode and index >= 0:
-            self._parameterNode.sampleCase = self.ui.sampleCaseComboBox.itemText(index)
-
-    def onPathChanged(self, field: str, path: str) -> None:
-        if self._parameterNode and getattr(self._parameterNode, field) != path:
-            setattr(self._parameterNode, field, path)
-
-    def onLoadButton(self) -> None:
-        """Load the selected sample case and use it as the reference CT and segmentation."""
-        name = self.ui.sampleCaseComboBox.currentText
-        with slicer.util.tryWithErrorDisplay(_("Failed to load the sample case."), waitCursor=True):
-            volumeNode, segmentationNode = self.logic.loadSampleCase(name)
-            self._parameterNode.sampleCase = name
-            self._parameterNode.referenceVolume = volumeNode
-            self._parameterNode.referenceSegmentation = segmentationNode
-            self.ui.sampleStatusLabel.text = _("Loaded '{name}': CT {volume}, {count} structures.").format(
-                name=name, volume=volumeNode.GetName(),
-                count=segmentationNode.GetSegmentation().GetNumberOfSegments())
-            slicer.util.setSliceViewerLayers(background=volumeNode, fit=True)
 
     def onSynthesiseButton(self) -> None:
         """A test radiograph of the reference CT, as the model's training images were rendered."""
@@ -308,77 +256,15 @@ class SingleImageReconWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _startRun(self, failure: str, start) -> None:
         with slicer.util.tryWithErrorDisplay(failure, waitCursor=True):
             self.logic.ensurePythonPackages()  # may ask to install packages, before anything runs
-            self._run = start()
-            self.ui.progressBar.visible = True
-            self.ui.progressBar.maximum, self.ui.progressBar.value = 0, 0  # busy until the first count
-            self.ui.reconstructStatusLabel.text = _("Starting '{name}'...").format(name=self._run.name)
-            self._runTimer.start()
+            self.runs.start(start())
         self._updateGUIFromParameterNode()
 
     def onCancelButton(self) -> None:
-        if self._run is not None:
-            self._run.chain.cancel()
-            self.ui.reconstructStatusLabel.text = _("Cancelling...")
+        self.runs.cancel()
 
-    def _pollRun(self) -> None:
-        run = self._run
-        for event in run.chain.poll():
-            if event[0] == "progress":
-                self.ui.progressBar.maximum, self.ui.progressBar.value = event[2], event[1]
-                self.ui.reconstructStatusLabel.text = self.logic.stageText(run.chain.stage)
-            elif event[0] == "log" and event[1].startswith("xrecon demo: "):  # the demo's stages
-                self.ui.reconstructStatusLabel.text = event[1][len("xrecon demo: "):]
-        if run.chain.running:
-            return
-        self._runTimer.stop()
-        self._run = None
-        self.ui.progressBar.visible = False
-        try:
-            if run.chain.cancelled:
-                self.ui.reconstructStatusLabel.text = _("'{name}' cancelled.").format(name=run.name)
-            elif run.chain.return_code != 0:
-                lastLines = list(run.chain.log)[-20:]
-                self.ui.reconstructStatusLabel.text = _("'{name}' failed: {reason}").format(
-                    name=run.name, reason=lastLines[-1] if lastLines else run.chain.return_code)
-                slicer.util.errorDisplay(_("The reconstruction failed."), detailedText="\n".join(lastLines))
-            else:
-                with slicer.util.tryWithErrorDisplay(_("Could not show the results."), waitCursor=True):
-                    nodes, summary = self.logic.addRunToScene(run)
-                    self.ui.reconstructStatusLabel.text = summary
-                    if nodes["radiographs"]:
-                        self.logic.showRadiograph(nodes["radiographs"][0])
-                    if nodes["metrics"] is not None:
-                        self._showTable(nodes["metrics"])
-                    self._refreshCompare()
-                    slicer.util.resetThreeDViews()
-        finally:
-            self._updateGUIFromParameterNode()
-
-    def _refreshCompare(self) -> None:
-        """Fill the Compare combo boxes with the methods and structures of the runs in the scene."""
-        methods, structures = self.logic.runMethodsAndStructures()
-        for combo, values in ((self.ui.compareMethodComboBox, methods), (self.ui.compareStructureComboBox, structures)):
-            current = combo.currentText
-            wasBlocked = combo.blockSignals(True)
-            combo.clear()
-            for value in [ALL, *values]:
-                combo.addItem(value)
-            combo.currentIndex = max(combo.findText(current), 0)
-            combo.blockSignals(wasBlocked)
-
-    def onCompareChanged(self, index: int) -> None:
-        method, structure = self.ui.compareMethodComboBox.currentText, self.ui.compareStructureComboBox.currentText
-        self.logic.showModels("" if method == ALL else method, "" if structure == ALL else structure)
-
-    @staticmethod
-    def _showTable(tableNode) -> None:
-        """Show a table in the four-up table layout."""
-        layoutManager = slicer.app.layoutManager()
-        if layoutManager is not None:
-            layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
-        applicationLogic = slicer.app.applicationLogic()
-        applicationLogic.GetSelectionNode().SetActiveTableID(tableNode.GetID())
-        applicationLogic.PropagateTableSelection()
+    def _onRunFinished(self) -> None:
+        self.compare.refresh()
+        self._updateGUIFromParameterNode()
 
 
 #
@@ -420,20 +306,8 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def ensurePythonPackages(askConfirmation: bool = True) -> None:
-        """Make sure PyTorch (through the PyTorch extension) and ``PIP_REQUIREMENTS`` are installed,
-        asking the user before installing anything. Raises RuntimeError when they are missing."""
-        from SyntheticDataGen import SyntheticDataGenLogic
-
-        SyntheticDataGenLogic.ensureTorch()  # first, so that pip does not fetch another PyTorch for MONAI
-        missing = [requirement for name, requirement in PIP_REQUIREMENTS.items()
-                   if importlib.util.find_spec(name) is None]
-        if not missing:
-            return
-        if askConfirmation and not slicer.util.confirmOkCancelDisplay(
-                _("The reconstruction needs these Python packages: {packages}. Install them now?").format(
-                    packages=", ".join(missing))):
-            raise RuntimeError(f"The reconstruction needs the Python packages {', '.join(missing)}")
-        slicer.util.pip_install(" ".join(missing))
+        """PyTorch (through the PyTorch extension) and ``PIP_REQUIREMENTS``, asking before installing."""
+        ensurePackages(PIP_REQUIREMENTS, "The reconstruction", askConfirmation)
 
     @staticmethod
     def device(choice: str = "auto") -> str:
@@ -521,7 +395,6 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
         """A new run folder named after ``name``, ``writeInputs(runDir)`` into it, and ``commands``
         (``reconstruction_run.run_commands`` or ``demo_commands``) started in a ``CommandChain``."""
         from SingleImageReconLib.reconstruction_run import CommandChain, RunOptions, new_run_folder
-        from SyntheticDataGen import SyntheticDataGenLogic
         from SyntheticDataGenLib.dataset.generation_command import generation_environment, python_executable
 
         name = slicer.mrmlScene.GenerateUniqueName(name)
@@ -530,7 +403,7 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
         options = RunOptions(method=method, bundle_dir=bundlePath, device=self.device(device), spacing_mm=spacingMm)
         argsList = commands(python_executable(), inputs, runDir, options)
         logging.info("SingleImageRecon: " + " | ".join(" ".join(args) for args in argsList))
-        chain = CommandChain(argsList, env=generation_environment(SyntheticDataGenLogic.modulePythonPaths()),
+        chain = CommandChain(argsList, env=generation_environment(modulePythonPaths()),
                              cwd=runDir, output_dir=runDir)
         return ReconstructionRun(name, runDir, inputs, chain, referenceSegmentation, bundlePath, demo)
 
@@ -568,11 +441,8 @@ class SingleImageReconLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def showRadiograph(radiographNode) -> None:
         """Turn the Red slice view to the radiograph's detector plane and show it there as it is read
-        (``SyntheticDataGenLogic.showPreview``); the slice also shows in 3D, in place."""
-        from SyntheticDataGen import SyntheticDataGenLogic
-
-        geometry = scene.radiograph_geometry(radiographNode)
-        SyntheticDataGenLogic().showPreview(radiographNode, None, geometry, fit=False, fitSlice=True)
+        (``views.showOnRedView``); the slice also shows in 3D, in place."""
+        showOnRedView(radiographNode, None, scene.radiograph_geometry(radiographNode), fit=False, fitSlice=True)
 
 
 #
@@ -593,7 +463,6 @@ class SingleImageReconTest(ScriptedLoadableModuleTest):
 
         from SingleImageReconLib import self_test
         from SingleImageReconLib.networks.bundle_format import read_bundle_metadata
-        from SyntheticDataGen import SyntheticDataGenLogic
         from SyntheticDataGenLib.dataset.generation_command import generation_environment, python_executable
 
         for name, body in (("Parameter node defaults", self.parameterNodeDefaults),
@@ -608,7 +477,7 @@ class SingleImageReconTest(ScriptedLoadableModuleTest):
                             "the reconstruction tests are skipped")
             return
         logic = SingleImageReconLogic()
-        python, env = python_executable(), generation_environment(SyntheticDataGenLogic.modulePythonPaths())
+        python, env = python_executable(), generation_environment(modulePythonPaths())
         metadata = read_bundle_metadata(logic.bundleFolder())
         for name, run in (("Apply: a reconstruction run in a subprocess, measured and shown in its folder",
                            lambda runDir: self_test.reconstruction_run_checks(

@@ -1,10 +1,12 @@
 """The Slicer module files match what they bind to, checked without Slicer's GUI.
 
-For each module file: the ``self.ui`` widgets it uses exist in its .ui with the attributes and
-signals it uses; every ``SlicerParameterName`` in the .ui names a parameter node field that
-Slicer's GUI connectors can bind to that widget; the Slicer, MRML and VTK names it uses exist
-(Slicer's Python API from the stored name list, MRML and VTK from slicer-core); and it imports
-nothing heavy when Slicer loads it. Each check is also shown failing on a small broken module.
+For each module file and the files of its ``<Module>Widgets`` package (its GUI's parts): the
+``self.ui`` widgets they use exist in the module's .ui with the attributes and signals used;
+every ``SlicerParameterName`` in the .ui names a parameter node field that Slicer's GUI
+connectors can bind to that widget; the Slicer, MRML and VTK names they use exist (Slicer's
+Python API from the stored name list, MRML and VTK from slicer-core); what they call on the
+module's own classes (``self.logic.X``) exists; and the module file imports nothing heavy when
+Slicer loads it. Each check is also shown failing on a small broken module.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from module_checks import load_time_imports, module_bindings, mrml_calls, parameter_connectors, slicer_api
+from module_checks import (load_time_imports, member_calls, module_bindings, mrml_calls, parameter_connectors,
+                           slicer_api)
 
 REPO = Path(__file__).resolve().parents[1]
 MODULE_FILES = [REPO / "SingleImageRecon" / "SingleImageRecon.py", REPO / "SyntheticDataGen" / "SyntheticDataGen.py"]
+#: (module file, one of its GUI files): the module file itself and its Widgets package's files.
+GUI_FILES = [(module, path) for module in MODULE_FILES for path in [module, *member_calls.widget_files(module)]]
 API = slicer_api.load_api_names()
 
 
@@ -35,11 +40,13 @@ def _form(module_path: Path) -> module_bindings.UiForm:
     return module_bindings.read_ui(paths[0])
 
 
-def ui_problems(module_path: Path) -> list[str]:
-    """Check 1: widgets, attributes and signals the module uses against its .ui."""
+def ui_problems(module_path: Path, path: Path | None = None) -> list[str]:
+    """Check 1: widgets, attributes and signals that the module file (or its GUI file ``path``)
+    uses against the module's .ui."""
+    path = path or module_path
     form = _form(module_path)
-    uses = module_bindings.widget_uses(module_bindings.parse_module(module_path))
-    return module_bindings.use_problems(module_path.name, uses, form) + module_bindings.form_problems(form)
+    uses = module_bindings.widget_uses(module_bindings.parse_module(path))
+    return module_bindings.use_problems(path.name, uses, form) + module_bindings.form_problems(form)
 
 
 def binding_problems(module_path: Path) -> list[str]:
@@ -48,18 +55,21 @@ def binding_problems(module_path: Path) -> list[str]:
     return parameter_connectors.binding_problems(_form(module_path), fields)
 
 
-def api_problems(module_path: Path) -> list[str]:
-    """Check 3a: Slicer's Python API names against the stored list."""
-    return slicer_api.api_problems(module_path.name, module_bindings.parse_module(module_path), API)
+def api_problems(module_path: Path, path: Path | None = None) -> list[str]:
+    """Check 3a: Slicer's Python API names in a GUI file against the stored list."""
+    path = path or module_path
+    return slicer_api.api_problems(path.name, module_bindings.parse_module(path), API)
 
 
-def mrml_problems(module_path: Path, library: mrml_calls.MrmlLibrary) -> list[str]:
-    """Check 3b: MRML/VTK classes and the methods called on them, against slicer-core and VTK;
-    the .ui's nodeTypes and the parameter node's classes too."""
-    tree = module_bindings.parse_module(module_path)
+def mrml_problems(module_path: Path, library: mrml_calls.MrmlLibrary, path: Path | None = None) -> list[str]:
+    """Check 3b: MRML/VTK classes and the methods called on them in a GUI file, against slicer-core
+    and VTK; for the module file, the .ui's nodeTypes and the parameter node's classes too."""
+    tree = module_bindings.parse_module(path or module_path)
     fields = {name: field.node_classes for name, field in parameter_connectors.wrapper_fields(tree).items()
               if field.kind == "node"}
-    problems = mrml_calls.mrml_problems(module_path.name, tree, library, fields)
+    problems = mrml_calls.mrml_problems((path or module_path).name, tree, library, fields)
+    if path not in (None, module_path):
+        return problems
     ui_classes = {name for lists in _form(module_path).string_lists.values() for name in lists.get("nodeTypes", ())}
     field_classes = {name for classes in fields.values() for name in classes}
     return problems + [f"no MRML class {name} in slicer-core" for name in sorted(ui_classes | field_classes)
@@ -71,12 +81,29 @@ def import_problems(module_path: Path) -> list[str]:
     return load_time_imports.heavy_import_problems(module_path, module_path.parents[1])
 
 
+def member_problems(module_path: Path, others: tuple[Path, ...] = ()) -> list[str]:
+    """Check 5: ``self.logic.X`` and the like in the module's GUI files against its own classes
+    (``others``: more GUI files whose classes they may hold, as SingleImageRecon's hold
+    SyntheticDataGenWidgets')."""
+    paths = {path for module in (module_path, *others) for path in [module, *member_calls.widget_files(module)]}
+    trees = {path: module_bindings.parse_module(path) for path in paths}
+    return member_calls.member_call_problems(module_path, trees, API)
+
+
 # ---------------------------------------------------------------------- the real module files
 
-@pytest.mark.parametrize("module_path", MODULE_FILES, ids=lambda path: path.stem)
-def test_ui_widgets_exist_with_the_attributes_and_signals_used(module_path):
-    assert module_bindings.widget_uses(module_bindings.parse_module(module_path))  # the check sees the uses
-    assert ui_problems(module_path) == []
+@pytest.mark.parametrize("module_path, path", GUI_FILES, ids=lambda path: path.stem)
+def test_ui_widgets_exist_with_the_attributes_and_signals_used(module_path, path):
+    if path == module_path:
+        assert module_bindings.widget_uses(module_bindings.parse_module(path))  # the check sees the uses
+    assert ui_problems(module_path, path) == []
+
+
+def test_the_gui_parts_are_checked_too():
+    """The Widgets packages exist and their uses of the .ui are seen (so the check above covers them)."""
+    for module_path in MODULE_FILES:
+        parts = member_calls.widget_files(module_path)
+        assert any(module_bindings.widget_uses(module_bindings.parse_module(path)) for path in parts), module_path
 
 
 @pytest.mark.parametrize("module_path", MODULE_FILES, ids=lambda path: path.stem)
@@ -87,14 +114,19 @@ def test_parameter_names_bind_to_fields_of_a_fitting_type(module_path):
     assert binding_problems(module_path) == []
 
 
-@pytest.mark.parametrize("module_path", MODULE_FILES, ids=lambda path: path.stem)
-def test_slicer_python_api_names_exist(module_path):
-    assert api_problems(module_path) == []
+@pytest.mark.parametrize("module_path, path", GUI_FILES, ids=lambda path: path.stem)
+def test_slicer_python_api_names_exist(module_path, path):
+    assert api_problems(module_path, path) == []
+
+
+@pytest.mark.parametrize("module_path, path", GUI_FILES, ids=lambda path: path.stem)
+def test_mrml_classes_and_methods_exist(module_path, path, mrml_library):
+    assert mrml_problems(module_path, mrml_library, path) == []
 
 
 @pytest.mark.parametrize("module_path", MODULE_FILES, ids=lambda path: path.stem)
-def test_mrml_classes_and_methods_exist(module_path, mrml_library):
-    assert mrml_problems(module_path, mrml_library) == []
+def test_calls_into_the_modules_own_classes_exist(module_path):
+    assert member_problems(module_path, tuple(MODULE_FILES)) == []
 
 
 @pytest.mark.parametrize("module_path", MODULE_FILES, ids=lambda path: path.stem)
@@ -161,6 +193,7 @@ class FakeWidget(ScriptedLoadableModuleWidget):
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/Fake.ui"))
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = FakeLogic()
         self.ui.applyButton.connect("clicked(bool)", self.onApply)
 
     def onApply(self):
@@ -168,6 +201,23 @@ class FakeWidget(ScriptedLoadableModuleWidget):
         button.enabled = False
         volumeNode = self.ui.volumeSelector.currentNode()
         volumeNode.GetImageData()
+        self.logic.process(volumeNode)
+
+
+class FakeLogic(ScriptedLoadableModuleLogic):
+    def process(self, volumeNode):
+        return self.getParameterNode()
+'''
+
+#: A part of the fake module's GUI in its Widgets package, handed the .ui and the Logic.
+FAKE_PART = '''
+class ApplyPart:
+    def __init__(self, ui, logic):
+        self.ui, self.logic = ui, logic
+
+    def apply(self):
+        self.ui.applyButton.enabled = False
+        self.logic.process(self.ui.volumeSelector.currentNode())
 '''
 
 
@@ -185,10 +235,30 @@ def _broken(source: str, old: str, new: str) -> str:
     return source.replace(old, new)
 
 
+def _fake_part(module_path: Path, part: str = FAKE_PART) -> Path:
+    """FakeWidgets/apply_part.py beside the fake module file."""
+    (module_path.parent / "FakeWidgets").mkdir()
+    (module_path.parent / "FakeWidgets" / "__init__.py").write_text("")
+    (module_path.parent / "FakeWidgets" / "apply_part.py").write_text(part)
+    return module_path.parent / "FakeWidgets" / "apply_part.py"
+
+
 def test_the_unbroken_fake_module_passes_every_check(tmp_path, mrml_library):
     path = _fake_module(tmp_path)
+    part = _fake_part(path)
     assert ui_problems(path) == binding_problems(path) == api_problems(path) == []
-    assert mrml_problems(path, mrml_library) == import_problems(path) == []
+    assert mrml_problems(path, mrml_library) == import_problems(path) == member_problems(path) == []
+    assert ui_problems(path, part) == api_problems(path, part) == []
+
+
+def test_a_broken_gui_part_fails_its_checks(tmp_path):
+    path = _fake_module(tmp_path)
+    _fake_part(path, _broken(_broken(FAKE_PART, "self.logic.process(", "self.logic.proces("),
+                             "self.ui.applyButton.enabled", "self.ui.applyButton.enable"))
+    part = member_calls.widget_files(path)[-1]
+    assert member_problems(path) == ["apply_part.py:8: self.logic.proces: FakeLogic and its bases have no 'proces'"]
+    assert ui_problems(path, part) == [
+        "apply_part.py:7: self.ui.applyButton.enable: QPushButton has no attribute 'enable'"]
 
 
 BROKEN_MODULES = {  # case: (check, text in FAKE_MODULE, replaced by, expected in a problem)
@@ -203,6 +273,8 @@ BROKEN_MODULES = {  # case: (check, text in FAKE_MODULE, replaced by, expected i
                                      "slicer.util has no 'loadUi'"),
     "unknown ScriptedLoadableModuleWidget method": (api_problems, "self.resourcePath", "self.resourcesPath",
                                                     "FakeWidget and its bases have no 'resourcesPath'"),
+    "missing Logic method": (member_problems, "self.logic.process(volumeNode)", "self.logic.run(volumeNode)",
+                             "self.logic.run: FakeLogic and its bases have no 'run'"),
     "top-level import torch": (import_problems, "import slicer\n", "import slicer\nimport torch\n",
                                "Fake.py:3 imports torch"),
 }

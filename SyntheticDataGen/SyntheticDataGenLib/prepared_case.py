@@ -102,6 +102,20 @@ class PreparedCase:
         return write_generation_inputs(ct_image, label_image, names, folder, input_file_stem(volume_node.GetName()))
 
 
+def describe_nodes(volume_node, segmentation_node) -> dict:
+    """``cases.case_info.describe_case`` of a CT node and every segment rasterised on its grid:
+    "ct" (size, spacing_mm, origin_ras_mm, direction_ras, hu_range) and "structures" ({name:
+    voxels, volume_ml, bounds_ras_mm})."""
+    from .cases.case_info import describe_case
+    from .cases.labels import Segmentation
+
+    if not volume_node or not segmentation_node:
+        raise XreconInputError("A CT volume and a segmentation are required")
+    ct_image = mrml.volume_image(volume_node)
+    masks = mrml.segment_mask_images(segmentation_node, volume_node, None, ct_image)
+    return describe_case(ct_image, Segmentation.from_masks(masks) if masks else None)
+
+
 def render_preview(scene, case: PreparedCase, volume_node, segmentation_node, structures: Sequence[str] | None,
                    geometry) -> dict:
     """Render a geometry's DRR and the structures' masks into the preview nodes of ``scene``.

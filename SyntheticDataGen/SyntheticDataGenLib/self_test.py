@@ -83,18 +83,16 @@ def _first_sample_case(scene) -> tuple:
 
 
 def describe_checks(scene) -> dict:
-    """Describe the first sample case from its nodes (``case_info.describe_case`` of the CT and
-    the segments rasterised on its grid) and check it; returns the description.
+    """Describe the first sample case from its nodes (``prepared_case.describe_nodes``, what the
+    module's Describe shows) and check it; returns the description.
 
     Checks: the CT's size and spacing are the node's; one entry per segment, each with voxels,
     volume and a RAS box inside the CT's (which also checks the LPS/RAS handling).
     """
-    from .cases.case_info import describe_case
-    from .cases.labels import Segmentation
+    from .prepared_case import describe_nodes
 
     volume_node, segmentation_node = _first_sample_case(scene)
-    ct = mrml.volume_image(volume_node)
-    info = describe_case(ct, Segmentation.from_masks(mrml.segment_mask_images(segmentation_node, volume_node, None, ct)))
+    info = describe_nodes(volume_node, segmentation_node)
 
     check([int(n) for n in info["ct"]["size"]] == list(volume_node.GetImageData().GetDimensions()),
           f"CT size {info['ct']['size']} is not the node's {volume_node.GetImageData().GetDimensions()}")

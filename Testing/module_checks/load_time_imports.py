@@ -33,12 +33,14 @@ class Import:
 
 def repository_roots(repo: Path) -> dict[str, Path]:
     """Import names that resolve inside the repository (as on Slicer's path: each module's folder)
-    to the folder they are found in: ``SyntheticDataGenLib`` and ``SyntheticDataGen`` to SyntheticDataGen/."""
+    to the folder they are found in: ``SyntheticDataGen``, ``SyntheticDataGenLib`` and
+    ``SyntheticDataGenWidgets`` (the packages beside the module file) to SyntheticDataGen/."""
     roots = {}
     for module_file in repo.glob("*/*.py"):
         if module_file.stem == module_file.parent.name:
             roots[module_file.stem] = module_file.parent
-            roots.update({lib.name: module_file.parent for lib in module_file.parent.glob("*Lib") if lib.is_dir()})
+            roots.update({package.name: module_file.parent for package in module_file.parent.iterdir()
+                          if (package / "__init__.py").is_file()})
     return roots
 
 

@@ -259,7 +259,7 @@ def _star_import_problems(tree: ast.Module, api: dict) -> list[str]:
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in available]
 
 
-class _ClassMembers:
+class ClassMembers:
     """Members of classes along their bases: the file's own classes, Slicer's (from the name list)
     and ``unittest.TestCase``; None for a class with a base that is none of those."""
 
@@ -307,7 +307,7 @@ class _ClassMembers:
 def _member_problems(tree: ast.Module, api: dict) -> list[str]:
     """In the file's classes that derive from Slicer's (ScriptedLoadableModule*, VTKObservationMixin):
     ``self.X``, ``super().X`` and ``SlicerClass.X(self, ...)`` that neither the class nor its bases have."""
-    classes, problems = _ClassMembers(tree, api), []
+    classes, problems = ClassMembers(tree, api), []
     for name, node in classes.local.items():
         if not any(classes.canonical(base) in classes.slicer for base in classes.bases(name)):
             continue
