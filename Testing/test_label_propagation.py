@@ -3,10 +3,12 @@
 import json
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
 from SingleImageReconLib.cli import main
 from SyntheticDataGenLib.cases.label_propagation import dice, fuse_votes, refine_with_bone
+from SyntheticDataGenLib.cases.label_sheet import sheet_panels
 
 
 def _phantom(offset_mm: float = 0.0) -> tuple[sitk.Image, np.ndarray]:
@@ -65,3 +67,19 @@ def test_xrecon_labels_carries_an_atlas_onto_a_moved_copy(tmp_path):
     report = json.loads((out / "propagation.json").read_text())
     assert report["kind"] == "propagated labels" and set(report["overlap"]) == {"vertebrae_L1", "vertebrae_L2"}
     assert (out / "contact_sheet.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("direction", [(1, 0, 0, 0, 1, 0, 0, 0, 1), (-1, 0, 0, 0, -1, 0, 0, 0, 1)],
+                         ids=["LPS grid", "RAS grid"])
+def test_contact_sheet_shows_the_patients_right_on_the_left_and_anterior_on_the_right(direction):
+    """As a radiograph is read, whatever the CT's axis order (a bone's side is checked by eye here)."""
+    ct = sitk.Image([40, 30, 20], sitk.sitkInt16)
+    ct.SetSpacing((2.0, 2.0, 2.0))
+    ct.SetDirection(direction)
+    labels = np.zeros((20, 30, 40), np.uint8)
+    right_anterior = ct.TransformPhysicalPointToIndex(  # LPS: -x is the patient's right, -y anterior
+        np.asarray(ct.TransformIndexToPhysicalPoint((20, 15, 10))) + (-25.0, -15.0, 0.0))
+    labels[right_anterior[2], right_anterior[1] - 2:right_anterior[1] + 3, right_anterior[0] - 2:right_anterior[0] + 3] = 1
+    (_, coronal, _), (_, sagittal, _), _ = sheet_panels(ct, labels)
+    assert np.nonzero(coronal)[1].mean() < coronal.shape[1] / 2 - 5
+    assert np.nonzero(sagittal)[1].mean() > sagittal.shape[1] / 2 + 3

@@ -66,30 +66,36 @@ def _panel(axes, hu_slab: np.ndarray, label_slab: np.ndarray, names: Sequence[st
     axes.set_axis_off()
 
 
+def sheet_panels(ct: sitk.Image, labels: np.ndarray, spacing_mm: float = 1.5) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """The three panels as (HU, labels, title), each [S, column] with row 0 inferior (shown flipped):
+    a coronal slab with the patient's right in the first columns (as a radiograph is read), a
+    sagittal slab with anterior in the last, and the lateral projection."""
+    hu, lab = _ras_volume(ct, labels, spacing_mm)  # [S, A, R], R growing towards the patient's right
+    inside = np.nonzero(lab)
+    centre = [int(np.median(axis)) for axis in inside] if len(inside[0]) else [n // 2 for n in lab.shape]
+    half = int(_SLAB_MM / spacing_mm / 2)
+    a0, a1 = max(0, centre[1] - half), centre[1] + half + 1
+    r0, r1 = max(0, centre[2] - half), centre[2] + half + 1
+    return [(hu[:, a0:a1, ::-1].max(axis=1), lab[:, a0:a1, ::-1].max(axis=1),
+             "coronal slab (patient's right on the left)"),
+            (hu[:, :, r0:r1].max(axis=2), lab[:, :, r0:r1].max(axis=2), "sagittal slab (anterior on the right)"),
+            (hu.max(axis=2), lab.max(axis=2), "lateral projection")]
+
+
 def contact_sheet(path: str | os.PathLike, ct: sitk.Image, labels: np.ndarray, names: Sequence[str],
                   title: str) -> None:
     """Write the sheet of ``labels`` ((k, j, i) on the CT grid, value i + 1 for ``names[i]``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    spacing = 1.5
-    hu, lab = _ras_volume(ct, labels, spacing)
+    panels = sheet_panels(ct, labels)
     colours = _colours(len(names))
-    inside = np.nonzero(lab)
-    centre = [int(np.median(axis)) for axis in inside] if len(inside[0]) else [n // 2 for n in lab.shape]
-    half = int(_SLAB_MM / spacing / 2)
-    a0, a1 = max(0, centre[1] - half), centre[1] + half + 1
-    r0, r1 = max(0, centre[2] - half), centre[2] + half + 1
     # panel aspect: S rows over R (coronal) or A (sagittal) columns
-    aspect = lab.shape[0] / max(lab.shape[1], lab.shape[2])
+    aspect = panels[0][1].shape[0] / max(panel[1].shape[1] for panel in panels)
     figure = Figure(figsize=(12, 0.8 + 4 * aspect), dpi=150, layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.subplots(1, 3)
-    _panel(axes[0], hu[:, a0:a1, :].max(axis=1), lab[:, a0:a1, :].max(axis=1), names, colours,
-           "coronal slab (patient's right on the left)")
-    _panel(axes[1], hu[:, :, r0:r1].max(axis=2), lab[:, :, r0:r1].max(axis=2), names, colours,
-           "sagittal slab (anterior on the right)")
-    _panel(axes[2], hu.max(axis=2), lab.max(axis=2), names, colours, "lateral projection")
+    for axes, (hu_slab, label_slab, panel_title) in zip(figure.subplots(1, 3), panels):
+        _panel(axes, hu_slab, label_slab, names, colours, panel_title)
     figure.suptitle(title, fontsize=9)
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png")
