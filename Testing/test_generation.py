@@ -138,6 +138,36 @@ def test_presets_change_what_they_claim(tmp_path):
     assert any(overlays)
 
 
+def test_a_closeup_centres_its_bone_and_zooms_in(tmp_path):
+    """Close-ups aim at one bone (the draw's fraction of the case's bones), keep its depth and
+    shrink the pixel pitch by their zoom; the other bones may leave the image."""
+    import dataclasses
+
+    config = dataclasses.replace(PRESETS["none"], closeup_probability=1.0, closeup_zoom=(2.0, 2.0))
+    plain = GenerationSettings(STRUCTURES, 3, 7, SMALL, PRESETS["none"], "none", views_per_anatomy=2)
+    close = dataclasses.replace(plain, augmentation=config, augmentation_name="closeup")
+    generate_dataset(tmp_path / "plain", [case()], plain)
+    generate_dataset(tmp_path / "close", [case()], close)
+    for before, after in zip(read_manifests(tmp_path / "plain"), read_manifests(tmp_path / "close")):
+        closeup = after["augmentation"]["closeup"]
+        bone = STRUCTURES[min(int(closeup["bone_fraction"] * len(STRUCTURES)), len(STRUCTURES) - 1)]
+        geometry = ProjectionGeometry.from_dict(after["geometry"])
+        assert np.allclose(geometry.pixel_spacing_mm, np.asarray(before["geometry"]["pixel_spacing_mm"]) / 2)
+        mask = load_sample(tmp_path / "close" / after["file"])["masks"][STRUCTURES.index(bone)]
+        rows, columns = np.nonzero(mask)
+        centre = (np.array(geometry.size_px) - 1) / 2
+        assert np.abs([columns.mean() - centre[0], rows.mean() - centre[1]]).max() < 6, bone
+        # moved across the beam only: the source keeps its distance to the bone's depth plane
+        beam = geometry.beam_direction_ras
+        moved = np.asarray(geometry.source_ras_mm) - np.asarray(before["geometry"]["source_ras_mm"])
+        assert abs(moved @ beam) < 1e-6 and np.linalg.norm(moved) > 1
+    assert len({row["augmentation"]["closeup"]["bone_fraction"] for row in read_manifests(tmp_path / "close")}) == 3
+    heavy = [sample_augmentation(PRESETS["heavy"], sample_rng(0, "x", v, 0)) for v in range(200)]
+    assert 0.15 < np.mean([d["closeup"] is not None for d in heavy]) < 0.45
+    off = PRESETS["heavy"].scaled(geometric=0)
+    assert all(sample_augmentation(off, sample_rng(0, "x", v, 0))["closeup"] is None for v in range(50))
+
+
 def test_existing_dataset_with_other_settings_or_schema_is_refused(tmp_path):
     generate_dataset(tmp_path, [case()], settings(views=1))
     with pytest.raises(XreconInputError, match="other settings"):

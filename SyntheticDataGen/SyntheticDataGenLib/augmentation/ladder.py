@@ -4,8 +4,11 @@ Five groups, each switchable with a strength (0 = off, 1 = as the preset says):
 
 * geometric: C-arm angles, translation, distances, zoom, in-plane rotation, left–right flip,
   and framing: the view centred anywhere along the labelled bones (chest, abdomen, lumbar
-  or pelvis radiographs of one CT), so that structures are cut by the image edge or absent.
-  All act on the projection geometry, so every target stays exact.
+  or pelvis radiographs of one CT), so that structures are cut by the image edge or absent;
+  and close-ups: the view centred on one bone and zoomed in (a hip, a knee's femur, a few
+  vertebrae), so that the networks learn a bone from its own look, not from where the rest of
+  the skeleton puts it, and learn that most bones can be absent. All act on the projection
+  geometry, so every target stays exact.
 * physics: attenuation model, effective energy, bone density.
 * style: detector effects (noise, scatter, blur, gamma, inversion, collimation) and what real
   radiographs carry (tone curves, burned-in text, markers, grid lines), aimed at the gap
@@ -53,6 +56,8 @@ class AugmentationConfig:
     inplane_rotation_deg: Interval = (0.0, 0.0)
     flip_probability: float = 0.0
     framing_probability: float = 0.0  # centre along the whole head-foot extent of the bones
+    closeup_probability: float = 0.0  # centre on one bone (drawn uniformly) and zoom in by closeup_zoom
+    closeup_zoom: Interval = (1.0, 1.0)  # on top of ``zoom``; drawn log-uniformly
     # physics
     two_material_probability: float = 0.0
     energy_kev: Interval = (60.0, 60.0)
@@ -93,12 +98,13 @@ class AugmentationConfig:
         return dataclasses.replace(self, **changes)
 
 
-_NEUTRAL = {"lao_deg": 0.0, "cranial_deg": 0.0, "zoom": 1.0, "inplane_rotation_deg": 0.0, "energy_kev": 60.0,
+_NEUTRAL = {"lao_deg": 0.0, "cranial_deg": 0.0, "zoom": 1.0, "closeup_zoom": 1.0, "inplane_rotation_deg": 0.0, "energy_kev": 60.0,
             "bone_density": 1.0, "scatter_fraction": 0.0, "blur_sigma_px": 0.0, "gamma": 1.0, "tone_strength": 0.0,
             "grid_strength": 0.0, "deformation_magnitude_mm": 0.0, "shape_model_sd": 0.0}
 _GROUP = {name: group for group, names in {
     "geometric": ["lao_deg", "cranial_deg", "translation_mm", "depth_translation_mm", "source_to_isocenter_mm", "magnification", "zoom",
-                  "inplane_rotation_deg", "flip_probability", "framing_probability"],
+                  "inplane_rotation_deg", "flip_probability", "framing_probability", "closeup_probability",
+                  "closeup_zoom"],
     "physics": ["two_material_probability", "energy_kev", "bone_density"],
     "style": ["noise_probability", "photons_per_pixel", "scatter_fraction", "scatter_sigma_px", "blur_sigma_px",
               "gamma", "invert_probability", "collimation_probability", "collimation_max_fraction",
@@ -141,7 +147,7 @@ PRESETS: dict[str, AugmentationConfig] = {
         lao_deg=(-30, 30), cranial_deg=(-20, 20), translation_mm=40, depth_translation_mm=5,
         source_to_isocenter_mm=(700, 1300),
         magnification=(1.1, 1.5), zoom=(0.75, 1.33), inplane_rotation_deg=(-20, 20), flip_probability=0.5,
-        framing_probability=0.7,
+        framing_probability=0.7, closeup_probability=0.3, closeup_zoom=(1.5, 3.0),
         two_material_probability=0.5, energy_kev=(35, 90), bone_density=(0.7, 1.3),
         noise_probability=0.8, photons_per_pixel=(3e3, 3e5), scatter_fraction=(0.0, 0.3), blur_sigma_px=(0.0, 1.5),
         gamma=(0.6, 1.6), invert_probability=0.1, collimation_probability=0.5, collimation_max_fraction=0.2,
@@ -201,6 +207,9 @@ def sample_augmentation(config: AugmentationConfig, rng: np.random.Generator) ->
     # drawn last, so that the streams of the keys above are those of datasets made before it
     fraction = float(rng.random())
     draw["framing_fraction"] = fraction if rng.random() < config.framing_probability else None
+    # drawn after framing, for the same reason: which bone (a fraction of the case's bone list) and how close
+    closeup = {"bone_fraction": float(rng.random()), "zoom": float(np.exp(rng.uniform(*np.log(config.closeup_zoom))))}
+    draw["closeup"] = closeup if rng.random() < config.closeup_probability else None
     return draw
 
 

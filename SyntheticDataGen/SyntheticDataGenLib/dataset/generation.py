@@ -34,7 +34,7 @@ import torch
 
 from ..atomic_io import atomic_path, write_text_atomically
 from ..augmentation.ladder import AugmentationConfig, sample_anatomy, sample_augmentation
-from ..cases.case_info import case_centre_ras
+from ..cases.case_info import case_centre_ras, structures_centre_ras
 from ..cases.ct_io import read_ct, write_image
 from ..augmentation.detector import (add_scatter, collimate, collimation_weight, display_window, gamma_correct,
                                     gaussian_blur, invert, poisson_noise)
@@ -141,8 +141,21 @@ def framed_isocenter(centre_ras_mm: np.ndarray, head_foot_range_mm: tuple[float,
     return np.array([centre_ras_mm[0], centre_ras_mm[1], low + draw["framing_fraction"] * (high - low)])
 
 
-def sample_geometry(base: BaseView, isocenter_ras_mm: np.ndarray, draw: dict) -> ProjectionGeometry:
-    """The projection of one sample: the base view moved and turned as ``draw`` says."""
+def closeup_target(bone_centres_ras_mm: dict[str, np.ndarray], draw: dict) -> np.ndarray | None:
+    """The centre (RAS mm) of the bone a close-up view is aimed at (the ``bone_fraction`` of the
+    way along the case's bones, in their order), or None for a view that is no close-up."""
+    closeup = draw.get("closeup")
+    if not closeup or not bone_centres_ras_mm:
+        return None
+    names = list(bone_centres_ras_mm)
+    return np.asarray(bone_centres_ras_mm[names[min(int(closeup["bone_fraction"] * len(names)), len(names) - 1)]])
+
+
+def sample_geometry(base: BaseView, isocenter_ras_mm: np.ndarray, draw: dict,
+                    closeup_ras_mm: np.ndarray | None = None) -> ProjectionGeometry:
+    """The projection of one sample: the base view moved and turned as ``draw`` says; a close-up
+    is moved across the beam until ``closeup_ras_mm`` projects to the image centre (its depth
+    about the isocentre, which the networks learn, stays the case's) and zoomed in."""
     sid = draw["source_to_isocenter_mm"] or base.source_to_isocenter_mm
     sdd = sid * draw["magnification"] if draw["magnification"] else base.source_to_detector_mm * sid / base.source_to_isocenter_mm
     view = dict(source_to_isocenter_mm=sid, source_to_detector_mm=sdd, size_px=base.size_px,
@@ -152,8 +165,14 @@ def sample_geometry(base: BaseView, isocenter_ras_mm: np.ndarray, draw: dict) ->
     along_u, along_v, along_beam = draw["translation_mm"]
     shift = (along_u * centred.detector_u_ras + along_v * centred.detector_v_ras
              + along_beam * centred.beam_direction_ras)
+    zoom = draw["zoom"]
+    if closeup_ras_mm is not None:
+        offset = np.asarray(closeup_ras_mm, float) - np.asarray(isocenter_ras_mm, float)
+        beam = np.asarray(centred.beam_direction_ras)
+        shift = shift + (offset - (offset @ beam) * beam)  # the assembly moves across the beam to the bone
+        zoom *= draw["closeup"]["zoom"]
     geometry = preset_geometry(base.preset, isocenter_ras_mm=isocenter_ras_mm, translation_ras_mm=shift, **view)
-    geometry = zoom_detector(rotate_detector(geometry, draw["inplane_rotation_deg"]), draw["zoom"])
+    geometry = zoom_detector(rotate_detector(geometry, draw["inplane_rotation_deg"]), zoom)
     return mirror_detector(geometry) if draw["flip"] else geometry
 
 
@@ -240,6 +259,7 @@ class RawCase:
     landmarks: tuple[list[str], np.ndarray] | None
     centre_ras_mm: np.ndarray
     head_foot_range_mm: tuple[float, float]
+    bone_centres_ras_mm: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -252,6 +272,7 @@ class PreparedCase:
     landmarks: tuple[list[str], np.ndarray] | None
     head_foot_range_mm: tuple[float, float]
     applied: dict = field(default_factory=dict)
+    bone_centres_ras_mm: dict[str, np.ndarray] = field(default_factory=dict)  # where close-ups aim (undeformed)
 
 
 class CaseLoader:
@@ -287,7 +308,8 @@ class CaseLoader:
             landmarks = read_markups_json(source.landmarks_path) if source.landmarks_path else None
             masks = [segmentation.mask_array(name) for name in names]
             centre, head_foot = case_centre_ras(ct, masks)
-            self._raw[source.name] = RawCase(ct, segmentation, names, landmarks, centre, head_foot)
+            bones = {name: structures_centre_ras(ct, [mask]) for name, mask in zip(names, masks)}
+            self._raw[source.name] = RawCase(ct, segmentation, names, landmarks, centre, head_foot, bones)
         return self._raw[source.name]
 
     def partners(self, source: CaseSource) -> list[str]:
@@ -330,7 +352,8 @@ class CaseLoader:
                 self._undeformed[source.name] = PreparedCase(
                     source, CaseVolume.from_ct(ct, segmentation, names, extend_body_mm=self.extend_body_mm,
                                                device=self.device),
-                    raw.centre_ras_mm, landmarks, raw.head_foot_range_mm)
+                    raw.centre_ras_mm, landmarks, raw.head_foot_range_mm,
+                    bone_centres_ras_mm=raw.bone_centres_ras_mm)
             return self._undeformed[source.name]
         from ..anatomy.deformation import (interpolate_displacement, inverse_transform_points, random_bspline_transform,
                                   warp_case)
@@ -354,7 +377,8 @@ class CaseLoader:
             landmarks = (landmarks[0], inverse_transform_points(transform, landmarks[1], unresolved="nan"))
         return PreparedCase(source, CaseVolume.from_ct(warped_ct, warped_segmentation, names,
                                                        extend_body_mm=self.extend_body_mm, device=self.device),
-                            raw.centre_ras_mm, landmarks, raw.head_foot_range_mm, applied)
+                            raw.centre_ras_mm, landmarks, raw.head_foot_range_mm, applied,
+                            {name: centre for name, centre in raw.bone_centres_ras_mm.items() if name in names})
 
     def _new_shapes(self, source: CaseSource, raw: RawCase, shape_sd: float, rng: np.random.Generator,
                     jitter: sitk.Transform | None) -> tuple[sitk.Transform | None, dict]:
@@ -589,7 +613,7 @@ def _make_sample(dataset_dir: Path, prepared: PreparedCase, settings: Generation
     case = prepared.source
     draw = sample_augmentation(settings.augmentation, sample_rng(settings.seed, case.name, view_index, 0))
     isocenter = framed_isocenter(prepared.isocenter_ras_mm, prepared.head_foot_range_mm, draw)
-    geometry = sample_geometry(settings.base_view, isocenter, draw)
+    geometry = sample_geometry(settings.base_view, isocenter, draw, closeup_target(prepared.bone_centres_ras_mm, draw))
     view = render_view(prepared.volume, geometry, model=draw["model"], energy_kev=draw["energy_kev"],
                        bone_density=draw["bone_density"])
     image, overlay = radiograph(view.line_integral, draw)
