@@ -70,6 +70,13 @@ class ViewEvidence:
         return not self.mask.any()
 
     @cached_property
+    def projection(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(3, 4) projection matrix and (3,) source (RAS mm) as float64 tensors, made once per view
+        (a shape model fit samples the view a few hundred times)."""
+        return (torch.tensor(self.geometry.projection_matrix(), dtype=torch.float64),
+                torch.tensor(self.geometry.source_ras_mm, dtype=torch.float64))
+
+    @cached_property
     def maps(self) -> torch.Tensor:
         """(3, H, W): front and back continued past the mask by their nearest value, and the
         signed distance to the silhouette in pixels (positive inside, 0 halfway between pixel
@@ -84,8 +91,7 @@ class ViewEvidence:
 def _view_signed_distance(points_ras: torch.Tensor, evidence: ViewEvidence) -> tuple[torch.Tensor, torch.Tensor]:
     """s_view (N,) in mm at (N, 3) points (+inf off the detector) and which constraint is tightest."""
     geometry = evidence.geometry
-    matrix = torch.tensor(geometry.projection_matrix(), dtype=torch.float64)
-    source = torch.tensor(geometry.source_ras_mm, dtype=torch.float64)
+    matrix, source = evidence.projection
     points = points_ras.double()
     homogeneous = points @ matrix[:, :3].T + matrix[:, 3]
     along_beam = homogeneous[:, 2]

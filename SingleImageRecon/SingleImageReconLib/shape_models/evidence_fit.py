@@ -32,6 +32,7 @@ import time
 import numpy as np
 from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
+from scipy.spatial.transform import Rotation
 
 from SyntheticDataGenLib.errors import XreconInputError
 
@@ -50,6 +51,7 @@ MODE_COUNT = 12
 _CUT_MM = 10.0
 STARTS_REFINED = 3  # of the candidate starts, the best this many after a few steps are solved
 QUICK_EVALUATIONS = 8
+_GRADIENT_STEP_MM = 0.25  # central differences of the signed distance: about a sixth of a pixel at the bone
 
 
 def face_points_ras(evidence: ViewEvidence, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -105,6 +107,41 @@ def _starts(model: ShapeModel, points: np.ndarray, beam: np.ndarray) -> list[np.
             for y in offsets[1] for z in offsets[2]]
 
 
+def cauchy_slope(error: np.ndarray) -> np.ndarray:
+    """d/dr of the 1-D Cauchy rescaling :func:`.landmark_fit.cauchy` with scale 1 (√2 at 0)."""
+    squared = error ** 2
+    root = np.sqrt(2.0 * np.log1p(squared))
+    return np.where(np.abs(error) > 1e-6, 2.0 * np.abs(error) / ((1.0 + squared) * np.maximum(root, 1e-300)),
+                    np.sqrt(2.0))
+
+
+def soft_l1_slope(error: np.ndarray) -> np.ndarray:
+    """d/dr of :func:`soft_l1` (1 at 0)."""
+    q = np.sqrt(1.0 + error ** 2)
+    root = np.sqrt(2.0 * (q - 1.0))
+    return np.where(np.abs(error) > 1e-6, np.abs(error) / (q * np.maximum(root, 1e-300)), 1.0)
+
+
+def vertex_jacobian(model: ShapeModel, parameters: np.ndarray) -> np.ndarray:
+    """(N, 3, P) derivatives of :func:`.landmark_fit.posed_instance`'s vertices by the parameters
+    [ω, t, z]: exact for t and z, central differences (on the rotation alone) for ω."""
+    k = len(parameters) - 6
+    shape = posed_instance(model, np.r_[np.zeros(6), parameters[6:]])  # R = I, t = 0: the shape itself
+    rotation = Rotation.from_rotvec(parameters[:3]).as_matrix()
+    jacobian = np.empty((model.vertex_count, 3, len(parameters)))
+    step = 1e-6
+    for axis in range(3):
+        turn = np.zeros(3)
+        turn[axis] = step
+        difference = (Rotation.from_rotvec(parameters[:3] + turn).as_matrix()
+                      - Rotation.from_rotvec(parameters[:3] - turn).as_matrix()) / (2 * step)
+        jacobian[:, :, axis] = shape @ difference.T
+    jacobian[:, :, 3:6] = np.eye(3)
+    modes = model.modes[:k] * model.standard_deviations_mm[:k, None, None]  # (k, N, 3) per SD
+    jacobian[:, :, 6:] = np.einsum("knd,ed->nek", modes, rotation)
+    return jacobian
+
+
 def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
                           landmark_views: list[LandmarkView] | None = None, *, mode_count: int = MODE_COUNT,
                           tolerance_mm: float = TOLERANCE_MM, evidence_weight: float = EVIDENCE_WEIGHT,
@@ -149,7 +186,36 @@ def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
             if reprojection is not None:
                 parts.append(reprojection(parameters))
             return np.concatenate(parts)
-        return residuals
+
+        def jacobian(parameters: np.ndarray) -> np.ndarray:
+            """The residuals' Jacobian: the chain rule through the posed vertices (the faces and
+            inside terms), the signed distance's spatial gradient by central differences, and
+            forward differences for the landmarks' few cheap rows."""
+            vertices, moved = posed_instance(model, parameters), vertex_jacobian(model, parameters)
+            gap = np.einsum("nd,nd->n", points - vertices[nearest], normals) / tolerance
+            face = -(face_scale / tolerance) * cauchy_slope(gap)[:, None] * np.einsum(
+                "nd,ndp->np", normals, moved[nearest])
+            here = vertices[sampled]
+            probes = np.concatenate([here] + [here + sign * _GRADIENT_STEP_MM * np.eye(3)[axis]
+                                              for axis in range(3) for sign in (1.0, -1.0)])
+            values = signed_distance(probes, evidence)[0].reshape(7, len(here))
+            inside = values[0]
+            pulled = np.isfinite(inside) & (inside < 0)
+            gradient = np.stack([values[1 + 2 * axis] - values[2 + 2 * axis] for axis in range(3)], axis=1)
+            gradient = np.where(np.isfinite(gradient), gradient, 0.0) / (2 * _GRADIENT_STEP_MM)
+            slope = np.where(pulled, soft_l1_slope(np.where(pulled, inside, 0.0) / tolerance) / tolerance, 0.0)
+            inside_rows = inside_scale * slope[:, None] * np.einsum("nd,ndp->np", gradient, moved[sampled])
+            count = len(parameters)
+            rotation_rows = np.zeros((3, count))
+            rotation_rows[:, :3] = np.eye(3) / np.radians(rotation_sd_deg)
+            parts = [face, inside_rows, rotation_rows, np.eye(count)[6:]]
+            if reprojection is not None:
+                base = reprojection(parameters)
+                steps = 1e-6 * np.maximum(1.0, np.abs(parameters))
+                parts.append(np.stack([(reprojection(parameters + step * np.eye(count)[index]) - base) / step
+                                       for index, step in enumerate(steps)], axis=1))
+            return np.concatenate(parts)
+        return residuals, jacobian
 
     def correspondences(parameters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         vertices = posed_instance(model, parameters)
@@ -160,8 +226,9 @@ def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
         scale = np.r_[0.1, 0.1, 0.1, 10.0, 10.0, 10.0, np.ones(len(parameters) - 6)]
         cost = np.inf
         for tolerance in tolerances:
-            result = least_squares(make_residuals(*correspondences(parameters), tolerance), parameters,
-                                   x_scale=scale, method="trf", max_nfev=evaluations)
+            residuals, jacobian = make_residuals(*correspondences(parameters), tolerance)
+            result = least_squares(residuals, parameters, jac=jacobian, x_scale=scale, method="trf",
+                                   max_nfev=evaluations)
             parameters, cost = result.x, float(result.cost)
         return parameters, cost
 
