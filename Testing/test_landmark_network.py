@@ -210,3 +210,36 @@ def test_calibrate_sigma_scales_sigma_to_a_gaussians_share_within_one_sigma():
     model.unet.forward = lambda x: maps.expand(x.shape[0], -1, -1, -1)
     assert model(torch.zeros(1, 1, 8, 8))["sigma_px"].item() == pytest.approx(2.0, rel=1e-4)
     assert calibrate_sigma(model, Samples(), torch.device("cpu")) == pytest.approx(5.0, rel=1e-3)
+
+
+def test_the_landmarks_of_bones_a_case_lacks_are_known_absent(tmp_path, capfd):
+    """A chest has no femur: its images teach presence 0 for the femur's landmarks, while a bone
+    the case has but a landmark it cannot place (outside the scan) stays unknown."""
+    from SingleImageReconLib.networks.landmark_training import LandmarkSamples
+    from SyntheticDataGenLib.dataset.torch_dataset import SyntheticXrayDataset
+
+    dataset = tmp_path / "set"
+    status, _, err = xrecon_in_process(capfd, "generate", "--case", "abdomen-pelvis", "--case", "chest", "--views", "2",
+                                       "--seed", "3", "--preset", "none", "--detector-size-px", "32", "32",
+                                       "--pixel-spacing-mm", "12", "12", "--progress", "none", "--out", dataset)
+    assert status == 0, err
+    data = SyntheticXrayDataset(dataset, "all")
+    labels = sorted({label for row in data.rows for label in row["landmark_labels"]})
+    samples = LandmarkSamples(data, labels)
+    femur = [i for i, label in enumerate(labels) if label.startswith("femur_left/")]
+    for item, row in enumerate(data.rows):
+        sample = samples[item]
+        placed = set(row["landmark_labels"])
+        for i in femur:
+            if row["case"] == "chest":
+                assert labels[i] not in placed and sample["known"][i] and not sample["visible"][i]
+            else:
+                assert labels[i] in placed
+        unplaced = [labels.index(label) for label, known in zip(row["landmark_labels"],
+                                                                data.arrays(item, ("landmarks_known",))["landmarks_known"])
+                    if not known]
+        assert not sample["known"][unplaced].any()
+    prediction = {"uv_px": torch.zeros(1, 1, 2), "sigma_px": torch.ones(1, 1), "presence_logits": torch.tensor([[4.0]]),
+                  "heatmap_logits": torch.zeros(1, 1, 4, 4)}
+    absent = landmark_loss(prediction, torch.zeros(1, 1, 2), torch.tensor([[False]]), torch.tensor([[True]]))
+    assert absent["presence"] > 3.0 and absent["nll"] == 0  # finding an absent bone costs; it has no position

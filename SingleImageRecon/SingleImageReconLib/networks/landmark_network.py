@@ -122,7 +122,7 @@ def landmark_loss(prediction: dict[str, torch.Tensor], uv_px: torch.Tensor, visi
     to mean 1 over the batch (β-NLL: a landmark's position gradient does not fade against the
     others' as its σ grows; σ's minimum stays at σ = |Δ|/√2).
     Presence is a binary cross-entropy against ``visible`` over the landmarks the sample
-    ``known`` to be defined (a case lacking a bone's landmarks says nothing about that bone).
+    ``known`` (placed by its case, or of a bone the case does not have: known absent).
     The heatmap term is :func:`heatmap_cross_entropy` of the visible landmarks (needs
     ``prediction["heat_log_p"]`` and the network's ``downsample``).
 

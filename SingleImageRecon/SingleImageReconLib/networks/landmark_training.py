@@ -2,8 +2,11 @@
 
 The landmarks are the union of the training samples' landmark labels (``<structure>/<name>``,
 from each case's ``landmarks.mrk.json``), in the bundle's fixed order. A sample's landmark is
-*known* when its case defines it (a case without a bone's landmarks says nothing about them),
-and *visible* when it projects onto the detector. Checkpoints every epoch; a run resumes.
+*known* when its case places it, and *visible* when it projects onto the detector. The
+landmarks of a bone its case has no label for are known too, and never visible: a chest CT
+holds no femur, so its images teach that no femur is there (the labels are taken as complete
+for the bones in the scan; a bone the scan cuts, whose landmarks outside it are unplaced, says
+nothing about those). Checkpoints every epoch; a run resumes.
 
 Validation figures (per epoch, on held-out views): median error in pixels of the visible
 landmarks the network finds, the calibration of σ (the fraction of true points within 1σ and
@@ -87,6 +90,7 @@ class LandmarkSamples(torch.utils.data.Dataset):
         self.dataset = dataset
         self.index = {label: i for i, label in enumerate(landmarks)}
         self.count = len(landmarks)
+        self.structures = [label.split("/")[0] for label in landmarks]
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -107,6 +111,8 @@ class LandmarkSamples(torch.utils.data.Dataset):
             uv[slots[keep]] = np.nan_to_num(arrays["landmarks_uv"][keep])
             visible[slots[keep]] = arrays["landmarks_visible"][keep]
             known[slots[keep]] = case_known[keep]
+            present = {label.split("/")[0] for label in labels}
+            known |= np.array([structure not in present for structure in self.structures])  # absent bones
         return {"image": self.dataset.network_image(item, arrays["image"]), "uv_px": torch.from_numpy(uv),
                 "visible": torch.from_numpy(visible), "known": torch.from_numpy(known)}
 
