@@ -146,6 +146,12 @@ def test_train_landmarks_on_a_tiny_set_and_load_the_bundle(tmp_path, capfd):
     assert (bundle / "models" / "model.safetensors").read_bytes() == before
     again = load_landmark_bundle(bundle)[1]["xrecon"]
     assert again["validation"] == metadata["xrecon"]["validation"] and again["sigma_calibration"] == calibration
+    # the benchmark reads the bundle twice on the held-out views: the second is 1.00 of the first
+    status, out, err = xrecon_in_process(capfd, "bench", "landmarks", "--bundle", bundle, "--bundle", bundle,
+                                         "--dataset", f"{dataset}:validation")
+    assert status == 0, err
+    pooled = [line for line in out.splitlines() if line.strip().startswith("all ")]
+    assert len(pooled) == 2 and "(1.00 of the first)" in pooled[1] and "presence precision" in pooled[0]
     # the landmark path of reconstruct: every bone either fitted (a closed surface) or said why not
     from SyntheticDataGenLib.cases.landmarks import read_markups_json
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from SyntheticDataGenLib.errors import XreconInputError
 
-BENCHMARKS = {"drr": "bench_drr.py", "generate": "bench_generate.py", "labels": "bench_labels.py", "model": "bench_model.py",
-              "recon": "bench_recon.py", "ssm": "bench_ssm.py"}
+BENCHMARKS = {"drr": "bench_drr.py", "generate": "bench_generate.py", "labels": "bench_labels.py",
+              "landmarks": "bench_landmarks.py", "model": "bench_model.py", "recon": "bench_recon.py",
+              "ssm": "bench_ssm.py"}
 
 
 def benchmarks_dir() -> Path:

@@ -117,7 +117,8 @@ class LandmarkSamples(torch.utils.data.Dataset):
                 "visible": torch.from_numpy(visible), "known": torch.from_numpy(known)}
 
 
-def _batch(samples: LandmarkSamples, indices, device) -> dict:
+def batch_of(samples: LandmarkSamples, indices, device) -> dict:
+    """The samples at ``indices`` stacked into tensors on ``device``."""
     items = [samples[int(i)] for i in indices]
     return {key: torch.stack([item[key] for item in items]).to(device) for key in items[0]}
 
@@ -129,7 +130,7 @@ def evaluate_landmarks(model: LandmarkNet, samples: LandmarkSamples, device: tor
     model.eval()
     errors, sigmas, true_pos, false_pos, false_neg = [], [], 0, 0, 0
     for start in range(0, len(samples), batch_size):
-        batch = _batch(samples, range(start, min(start + batch_size, len(samples))), device)
+        batch = batch_of(samples, range(start, min(start + batch_size, len(samples))), device)
         prediction = model(batch["image"])
         found = torch.sigmoid(prediction["presence_logits"]) >= presence_threshold
         visible, known = batch["visible"] & batch["known"], batch["known"]
@@ -164,7 +165,7 @@ def calibrate_sigma(model: LandmarkNet, samples: LandmarkSamples, device: torch.
     model.eval()
     ratios = []
     for start in range(0, len(samples), batch_size):
-        batch = _batch(samples, range(start, min(start + batch_size, len(samples))), device)
+        batch = batch_of(samples, range(start, min(start + batch_size, len(samples))), device)
         prediction = model(batch["image"])
         scored = batch["visible"] & batch["known"] & (torch.sigmoid(prediction["presence_logits"]) >= presence_threshold)
         error = torch.linalg.norm(prediction["uv_px"] - batch["uv_px"], dim=-1)
@@ -244,7 +245,7 @@ def train_landmarks(dataset_dir, out_dir, config: LandmarkTrainConfig, device: s
         losses = {"loss": [], "nll": [], "heatmap": []}
         for step in steps:
             indices = [order[(step * config.batch_size + i) % len(order)] for i in range(config.batch_size)]
-            batch = _batch(samples, indices, device)
+            batch = batch_of(samples, indices, device)
             parts = landmark_loss(model(batch["image"]), batch["uv_px"], batch["visible"], batch["known"],
                                   config.presence_weight, config.nll_beta, config.heatmap_weight,
                                   config.heatmap_sigma_px, config.downsample)

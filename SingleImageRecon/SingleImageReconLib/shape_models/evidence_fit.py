@@ -201,7 +201,8 @@ def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
             values = signed_distance(probes, evidence)[0].reshape(7, len(here))
             inside = values[0]
             pulled = np.isfinite(inside) & (inside < 0)
-            gradient = np.stack([values[1 + 2 * axis] - values[2 + 2 * axis] for axis in range(3)], axis=1)
+            with np.errstate(invalid="ignore"):  # off every detector on both sides: -inf - -inf, no gradient
+                gradient = np.stack([values[1 + 2 * axis] - values[2 + 2 * axis] for axis in range(3)], axis=1)
             gradient = np.where(np.isfinite(gradient), gradient, 0.0) / (2 * _GRADIENT_STEP_MM)
             slope = np.where(pulled, soft_l1_slope(np.where(pulled, inside, 0.0) / tolerance) / tolerance, 0.0)
             inside_rows = inside_scale * slope[:, None] * np.einsum("nd,ndp->np", gradient, moved[sampled])
