@@ -1,6 +1,6 @@
 """Landmark model benchmark: localisation, σ calibration and presence on datasets, bundles side by side.
 
-    xrecon bench landmarks --bundle NEW [--bundle OLD ...] --dataset DIR[:SPLIT] [--dataset ...]
+    xrecon bench landmarks --bundle NEW [--bundle OLD ...] --dataset DIR[:SPLIT] [--radiograph PNG ...]
 
 For each dataset (and split: train, validation or all) and each bundle, per bone type
 (vertebra, sacrum, hip, femur) and pooled: how many visible landmarks the network found, their
@@ -10,6 +10,10 @@ landmarks the case places or lacks (a bone the case has no label for is absent f
 finding it is a false positive, an invented bone). With several bundles, each later bundle's
 median error is also given as a ratio to the first's, measured on the same images in this run.
 Make the datasets with ``xrecon generate --landmarks-dir`` on patients the bundles never saw.
+
+Real radiographs (``--radiograph``, no 3D truth; AP, 430 mm across the larger side) say which
+bones each bundle finds (at least half of a bone's landmarks present): a chest radiograph must
+show no pelvis or femur.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import torch
 from SingleImageReconLib.networks.landmark_bundle import load_landmark_bundle
 from SingleImageReconLib.networks.landmark_training import LandmarkSamples, batch_of
 from SyntheticDataGenLib.dataset.torch_dataset import SyntheticXrayDataset
+
+LOWER_LIMB = ("femur", "hip", "sacrum")
 
 
 def bone_type(label: str) -> str:
@@ -66,11 +72,30 @@ def figures(model, labels: list[str], samples: LandmarkSamples, threshold: float
     return result
 
 
+def bones_found(model, metadata: dict, path: str, threshold: float = 0.5) -> list[str]:
+    """The bones of which at least half the landmarks are present in a real radiograph."""
+    from SingleImageReconLib.radiographs.radiograph_io import read_radiograph
+    from SingleImageReconLib.shape_models.ssm_reconstruction import predict_landmarks
+    from SyntheticDataGenLib.projection.dicom_geometry import DEFAULT_FIELD_OF_VIEW_MM, spacing_from_field_of_view
+    from SyntheticDataGenLib.projection.geometry import preset_geometry
+
+    image = read_radiograph(path).image
+    height, width = image.shape
+    geometry = preset_geometry("ap", isocenter_ras_mm=(0, 0, 0), size_px=(width, height),
+                               pixel_spacing_mm=spacing_from_field_of_view(DEFAULT_FIELD_OF_VIEW_MM, (width, height)))
+    prediction = predict_landmarks(model, metadata, [image], [geometry])[0]
+    votes = collections.defaultdict(list)
+    for label, presence in zip(prediction.labels, prediction.presence):
+        votes[label.split("/")[0]].append(presence >= threshold)
+    return [structure for structure, present in votes.items() if np.mean(present) >= 0.5]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="xrecon bench landmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", action="append", required=True, help="a landmark bundle (repeat to compare)")
-    parser.add_argument("--dataset", action="append", required=True, metavar="DIR[:SPLIT]")
+    parser.add_argument("--dataset", action="append", default=[], metavar="DIR[:SPLIT]")
+    parser.add_argument("--radiograph", action="append", default=[], metavar="FILE", help="a real radiograph")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -91,4 +116,10 @@ def main(argv: list[str] | None = None) -> int:
                       + (f" ({ratio:.2f} of the first)" if table is not first else "")
                       + f"  within 1σ {row['within_1_sigma']:.2f} 2σ {row['within_2_sigma']:.2f}"
                       f"  presence precision {row['precision']:.2f} recall {row['recall']:.2f}")
+    for path in args.radiograph:
+        print(f"{path} (real; no 3D truth)")
+        for bundle, (model, metadata) in zip(args.bundle, bundles):
+            found = bones_found(model, metadata, path)
+            lower = [name for name in found if name.startswith(LOWER_LIMB)]
+            print(f"  {bundle}: found {', '.join(found) or 'nothing'}; pelvis or femur: {', '.join(lower) or 'none'}")
     return 0
