@@ -49,3 +49,29 @@ def xrecon_in_process(capfd, *args) -> tuple[int, str, str]:
         status = error.code
     out, err = capfd.readouterr()
     return status, out, err
+
+
+def sample_bone_ap_view(structure: str):
+    """Exact AP evidence of one bone of the sample case abdomen-pelvis (its mask and depth maps
+    rendered from the reference labels, 256 px of 1.6 mm, about the bone's centre): (ViewEvidence,
+    the bone's mask (K, J, I), the labels' ijk-to-RAS matrix)."""
+    import numpy as np
+
+    from SingleImageReconLib.reconstruction.surface import ViewEvidence
+    from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
+    from SyntheticDataGenLib.cases.labels import read_segmentation
+    from SyntheticDataGenLib.cases.sample_data import sample_case
+    from SyntheticDataGenLib.projection.depth import render_depth
+    from SyntheticDataGenLib.projection.geometry import preset_geometry
+
+    case = sample_case("abdomen-pelvis")
+    segmentation = read_segmentation(case.labels_path, case.table_path)
+    matrix = ijk_to_ras(segmentation.reference)
+    mask = segmentation.mask_array(structure)
+    k, j, i = np.nonzero(mask)
+    centre = matrix[:3, :3] @ [i.mean(), j.mean(), k.mean()] + matrix[:3, 3]
+    geometry = preset_geometry("ap", isocenter_ras_mm=centre, size_px=(256, 256), pixel_spacing_mm=(1.6, 1.6))
+    depth = render_depth(mask, matrix, geometry)
+    evidence = ViewEvidence(geometry, depth.mask.numpy(), depth.front_mm.numpy().astype(np.float64),
+                            depth.back_mm.numpy().astype(np.float64))
+    return evidence, mask, matrix

@@ -5,17 +5,12 @@ import pytest
 from scipy.optimize._numdiff import approx_derivative
 from scipy.spatial import cKDTree
 
-from SingleImageReconLib.reconstruction.surface import ViewEvidence
+from conftest import sample_bone_ap_view
 from SingleImageReconLib.shape_models.bone_surface import bone_surface
 from SingleImageReconLib.shape_models.evidence_fit import (cauchy_slope, fit_shape_to_evidence, soft_l1, soft_l1_slope,
                                                            vertex_jacobian)
 from SingleImageReconLib.shape_models.landmark_fit import cauchy, posed_instance
 from SingleImageReconLib.shape_models.model_files import load_models
-from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
-from SyntheticDataGenLib.cases.labels import read_segmentation
-from SyntheticDataGenLib.cases.sample_data import sample_case
-from SyntheticDataGenLib.projection.depth import render_depth
-from SyntheticDataGenLib.projection.geometry import preset_geometry
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +40,7 @@ def test_a_vertebra_is_recovered_from_its_exact_evidence_better_than_the_mean_sh
     """The sample case's L4 in one AP view, its mask and depth maps rendered from the reference
     labels: the fit lands within a voxel or so of the labelled surface, closer than the mean shape
     placed on it."""
-    case = sample_case("abdomen-pelvis")
-    segmentation = read_segmentation(case.labels_path, case.table_path)
-    matrix = ijk_to_ras(segmentation.reference)
-    mask = segmentation.mask_array("vertebrae_L4")
-    k, j, i = np.nonzero(mask)
-    centre = matrix[:3, :3] @ [i.mean(), j.mean(), k.mean()] + matrix[:3, 3]
-    geometry = preset_geometry("ap", isocenter_ras_mm=centre, size_px=(256, 256), pixel_spacing_mm=(1.6, 1.6))
-    depth = render_depth(mask, matrix, geometry)
-    evidence = ViewEvidence(geometry, depth.mask.numpy(), depth.front_mm.numpy().astype(float),
-                            depth.back_mm.numpy().astype(float))
+    evidence, mask, matrix = sample_bone_ap_view("vertebrae_L4")
     surface = bone_surface(mask, matrix, "vertebrae_L4")[1]
 
     def assd(vertices):

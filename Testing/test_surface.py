@@ -14,6 +14,7 @@ import vtk
 from scipy import ndimage
 from vtk.util import numpy_support
 
+from conftest import sample_bone_ap_view
 from SingleImageReconLib.reconstruction.evidence_cleanup import clean_evidence
 from SingleImageReconLib.evaluation.metrics import mask_surface, surface_metrics
 from SingleImageReconLib.reconstruction.reconstruct import surfaces_from_evidence
@@ -317,20 +318,7 @@ def test_view_and_constraint_arrays_have_a_value_per_point_and_name_both_views(e
 @pytest.fixture(scope="module")
 def sacrum_ap():
     """Exact AP evidence of the sample case's sacrum (a bone with holes and thin parts)."""
-    from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
-    from SyntheticDataGenLib.cases.labels import read_segmentation
-    from SyntheticDataGenLib.cases.sample_data import sample_case
-
-    case = sample_case("abdomen-pelvis")
-    segmentation = read_segmentation(case.labels_path, case.table_path)
-    matrix = ijk_to_ras(segmentation.reference)
-    mask = segmentation.mask_array("sacrum")
-    k, j, i = np.nonzero(mask)
-    centre = matrix[:3, :3] @ [i.mean(), j.mean(), k.mean()] + matrix[:3, 3]
-    geometry = preset_geometry("ap", isocenter_ras_mm=centre, size_px=(256, 256), pixel_spacing_mm=(1.6, 1.6))
-    depth = render_depth(mask, matrix, geometry)
-    return ViewEvidence(geometry, depth.mask.numpy(), depth.front_mm.numpy().astype(np.float64),
-                        depth.back_mm.numpy().astype(np.float64))
+    return sample_bone_ap_view("sacrum")[0]
 
 
 def test_a_real_bone_surface_is_closed_and_manifold_before_decimation(sacrum_ap):
