@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from SingleImageReconLib.networks.landmark_bundle import load_landmark_bundle
-from SingleImageReconLib.networks.landmark_training import LandmarkSamples, batch_of
+from SingleImageReconLib.networks.landmark_training import LandmarkSamples, landmark_outcomes, outcome_figures
 from SyntheticDataGenLib.dataset.torch_dataset import SyntheticXrayDataset
 
 LOWER_LIMB = ("femur", "hip", "sacrum")
@@ -36,40 +36,12 @@ def bone_type(label: str) -> str:
     return "vertebra" if structure.startswith("vertebrae_") else structure.replace("_left", "").replace("_right", "")
 
 
-@torch.no_grad()
-def figures(model, labels: list[str], samples: LandmarkSamples, threshold: float = 0.5) -> dict[str, dict]:
-    """{bone type or "all": {found, median_px, within_1_sigma, within_2_sigma, precision, recall}}."""
+def figures(model, labels: list[str], samples: LandmarkSamples) -> dict[str, dict]:
+    """{bone type or "all": ``outcome_figures``} from one pass over the samples."""
+    outcomes = landmark_outcomes(model, samples, torch.device("cpu"))
     kinds = np.array([bone_type(label) for label in labels])
-    errors, sigmas = collections.defaultdict(list), collections.defaultdict(list)
-    counts = collections.defaultdict(lambda: np.zeros(3, int))  # true positives, false positives, false negatives
-    model.eval()
-    for start in range(0, len(samples), 8):
-        batch = batch_of(samples, range(start, min(start + 8, len(samples))), "cpu")
-        prediction = model(batch["image"])
-        found = (torch.sigmoid(prediction["presence_logits"]) >= threshold).numpy()
-        visible = (batch["visible"] & batch["known"]).numpy()
-        known = batch["known"].numpy()
-        error = torch.linalg.norm(prediction["uv_px"] - batch["uv_px"], dim=-1).numpy()
-        sigma = prediction["sigma_px"].numpy()
-        for kind in set(kinds):
-            columns = kinds == kind
-            scored = (visible & found)[:, columns]
-            errors[kind] += list(error[:, columns][scored])
-            sigmas[kind] += list(sigma[:, columns][scored])
-            counts[kind] += [(found & visible)[:, columns].sum(), (found & ~visible & known)[:, columns].sum(),
-                             (~found & visible)[:, columns].sum()]
-    result = {}
-    for kind in sorted(counts) + ["all"]:
-        kind_errors = np.concatenate([errors[k] for k in counts] if kind == "all" else [errors[kind]])
-        kind_sigmas = np.concatenate([sigmas[k] for k in counts] if kind == "all" else [sigmas[kind]])
-        tp, fp, fn = sum(counts.values()) if kind == "all" else counts[kind]
-        result[kind] = {"found": len(kind_errors),
-                        "median_px": float(np.median(kind_errors)) if len(kind_errors) else float("nan"),
-                        "within_1_sigma": float(np.mean(kind_errors <= kind_sigmas)) if len(kind_errors) else float("nan"),
-                        "within_2_sigma": float(np.mean(kind_errors <= 2 * kind_sigmas)) if len(kind_errors) else float("nan"),
-                        "precision": tp / (tp + fp) if tp + fp else float("nan"),
-                        "recall": tp / (tp + fn) if tp + fn else float("nan")}
-    return result
+    return {kind: outcome_figures(outcomes, None if kind == "all" else kinds == kind)
+            for kind in [*sorted(set(kinds)), "all"]}
 
 
 def bones_found(model, metadata: dict, path: str, threshold: float = 0.5) -> list[str]:
@@ -111,11 +83,12 @@ def main(argv: list[str] | None = None) -> int:
             first = first or table
             print(f"  {path}")
             for kind, row in table.items():
-                ratio = row["median_px"] / first[kind]["median_px"] if kind in first and first[kind]["median_px"] else float("nan")
-                print(f"    {kind:9s} found {row['found']:5d}  median {row['median_px']:6.1f} px"
+                ratio = (row["median_error_px"] / first[kind]["median_error_px"]
+                         if kind in first and first[kind]["median_error_px"] else float("nan"))
+                print(f"    {kind:9s} found {row['landmarks_scored']:5d}  median {row['median_error_px']:6.1f} px"
                       + (f" ({ratio:.2f} of the first)" if table is not first else "")
                       + f"  within 1σ {row['within_1_sigma']:.2f} 2σ {row['within_2_sigma']:.2f}"
-                      f"  presence precision {row['precision']:.2f} recall {row['recall']:.2f}")
+                      f"  presence precision {row['presence_precision']:.2f} recall {row['presence_recall']:.2f}")
     for path in args.radiograph:
         print(f"{path} (real; no 3D truth)")
         for bundle, (model, metadata) in zip(args.bundle, bundles):

@@ -123,25 +123,52 @@ def batch_of(samples: LandmarkSamples, indices, device) -> dict:
     return {key: torch.stack([item[key] for item in items]).to(device) for key in items[0]}
 
 
+@dataclass(frozen=True)
+class LandmarkOutcomes:
+    """What a network did on a set of views, per landmark slot (L) and per scored landmark (M:
+    visible, known and found): each scored landmark's slot, error and σ (px), and per slot the
+    presence decisions' true positives, false positives (found, not visible, known: in the image
+    elsewhere, or of a bone the case lacks) and false negatives."""
+
+    slot: np.ndarray
+    error_px: np.ndarray
+    sigma_px: np.ndarray
+    true_positives: np.ndarray
+    false_positives: np.ndarray
+    false_negatives: np.ndarray
+
+
 @torch.no_grad()
-def evaluate_landmarks(model: LandmarkNet, samples: LandmarkSamples, device: torch.device, batch_size: int = 8,
-                       presence_threshold: float = 0.5) -> dict:
-    """Pooled validation figures: error (px), σ calibration, presence precision and recall."""
+def landmark_outcomes(model: LandmarkNet, samples: LandmarkSamples, device: torch.device, batch_size: int = 8,
+                      presence_threshold: float = 0.5) -> LandmarkOutcomes:
+    """Run ``model`` over ``samples`` once and keep what every figure needs (:func:`outcome_figures`)."""
     model.eval()
-    errors, sigmas, true_pos, false_pos, false_neg = [], [], 0, 0, 0
+    slots, errors, sigmas = [], [], []
+    counts = np.zeros((3, model.landmark_count), int)
     for start in range(0, len(samples), batch_size):
         batch = batch_of(samples, range(start, min(start + batch_size, len(samples))), device)
         prediction = model(batch["image"])
         found = torch.sigmoid(prediction["presence_logits"]) >= presence_threshold
         visible, known = batch["visible"] & batch["known"], batch["known"]
-        true_pos += int((found & visible).sum())
-        false_pos += int((found & ~visible & known).sum())
-        false_neg += int((~found & visible).sum())
+        for row, decided in enumerate((found & visible, found & ~visible & known, ~found & visible)):
+            counts[row] += decided.sum(dim=0).cpu().numpy()
         scored = visible & found
+        slots.append(scored.nonzero()[:, 1].cpu())
         errors.append(torch.linalg.norm(prediction["uv_px"] - batch["uv_px"], dim=-1)[scored].cpu())
         sigmas.append(prediction["sigma_px"][scored].cpu())
     model.train()
-    error, sigma = torch.cat(errors).numpy(), torch.cat(sigmas).numpy()
+    joined = [torch.cat(parts).numpy() if parts else np.zeros(0) for parts in (slots, errors, sigmas)]
+    return LandmarkOutcomes(*joined, *counts)
+
+
+def outcome_figures(outcomes: LandmarkOutcomes, slots: np.ndarray | None = None) -> dict:
+    """Error (px), σ calibration, presence precision and recall, pooled over the landmark slots
+    ``slots`` selects (bool (L,); None: all)."""
+    chosen = np.ones(len(outcomes.true_positives), bool) if slots is None else np.asarray(slots, bool)
+    scored = chosen[outcomes.slot.astype(int)] if len(outcomes.slot) else np.zeros(0, bool)
+    error, sigma = outcomes.error_px[scored], outcomes.sigma_px[scored]
+    true_pos, false_pos, false_neg = (int(counts[chosen].sum()) for counts in (
+        outcomes.true_positives, outcomes.false_positives, outcomes.false_negatives))
     ratio = lambda a, b: float(a / b) if b else math.nan  # noqa: E731
     return {"landmarks_scored": int(len(error)),
             "median_error_px": float(np.median(error)) if len(error) else math.nan,
@@ -154,7 +181,12 @@ def evaluate_landmarks(model: LandmarkNet, samples: LandmarkSamples, device: tor
             "presence_recall": ratio(true_pos, true_pos + false_neg)}
 
 
-@torch.no_grad()
+def evaluate_landmarks(model: LandmarkNet, samples: LandmarkSamples, device: torch.device, batch_size: int = 8,
+                       presence_threshold: float = 0.5) -> dict:
+    """Pooled validation figures (:func:`outcome_figures` of every landmark)."""
+    return outcome_figures(landmark_outcomes(model, samples, device, batch_size, presence_threshold))
+
+
 def calibrate_sigma(model: LandmarkNet, samples: LandmarkSamples, device: torch.device, batch_size: int = 8,
                     presence_threshold: float = 0.5) -> float:
     """The factor that makes σ calibrated on ``samples`` (views of patients the network never saw):
@@ -162,16 +194,8 @@ def calibrate_sigma(model: LandmarkNet, samples: LandmarkSamples, device: torch.
     of the true points lies within 1σ. Why: trained σ follows the training views' errors, and on
     new patients the errors are larger. A quantile, not the maximum-likelihood scale, so that a
     few landmarks put on the wrong vertebra do not widen every σ. 1.0 without such landmarks."""
-    model.eval()
-    ratios = []
-    for start in range(0, len(samples), batch_size):
-        batch = batch_of(samples, range(start, min(start + batch_size, len(samples))), device)
-        prediction = model(batch["image"])
-        scored = batch["visible"] & batch["known"] & (torch.sigmoid(prediction["presence_logits"]) >= presence_threshold)
-        error = torch.linalg.norm(prediction["uv_px"] - batch["uv_px"], dim=-1)
-        ratios.append((error / prediction["sigma_px"])[scored].cpu())
-    model.train()
-    ratios = torch.cat(ratios).numpy() if ratios else np.zeros(0)
+    outcomes = landmark_outcomes(model, samples, device, batch_size, presence_threshold)
+    ratios = outcomes.error_px / outcomes.sigma_px
     return float(np.quantile(ratios, WITHIN_1_SIGMA)) if len(ratios) else 1.0
 
 
