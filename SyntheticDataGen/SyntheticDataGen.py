@@ -394,10 +394,6 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         return list(list_sample_cases())
 
     @staticmethod
-    def segmentNames(segmentationNode) -> list:
-        return segmentNames(segmentationNode)
-
-    @staticmethod
     def describe(volumeNode, segmentationNode) -> dict:
         """The CT and every segment measured on its grid: ``prepared_case.describe_nodes``."""
         from SyntheticDataGenLib.prepared_case import describe_nodes
@@ -528,7 +524,7 @@ class SyntheticDataGenTest(ScriptedLoadableModuleTest):
         """The Logic's preview (the Lib's, checked by ``self_test.preview_checks``) in the Red view."""
         logic = SyntheticDataGenLogic()
         volumeNode, segmentationNode = logic.loadSampleCase(logic.sampleCaseNames()[0])
-        structures = logic.segmentNames(segmentationNode)[:3]
+        structures = segmentNames(segmentationNode)[:3]
         parameterNode = logic.getParameterNode()
         parameterNode.detectorSizePx, parameterNode.pixelSpacingMm = 64, 6.0
         result = logic.preview(volumeNode, segmentationNode, structures,
