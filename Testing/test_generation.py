@@ -12,7 +12,7 @@ import torch
 
 from conftest import HANG_TIMEOUT_S, run_xrecon
 from SyntheticDataGenLib.augmentation.detector import collimation_weight
-from SyntheticDataGenLib.augmentation.ladder import PRESETS, sample_augmentation
+from SyntheticDataGenLib.augmentation.ladder import PRESETS, sample_anatomy, sample_augmentation
 from SyntheticDataGenLib.dataset.torch_dataset import SyntheticXrayDataset, load_sample
 from SyntheticDataGenLib.errors import XreconInputError
 from SyntheticDataGenLib.dataset.generation import (BaseView, CaseLoader, CaseSource, GenerationSettings, dataset_plan,
@@ -166,6 +166,61 @@ def test_a_closeup_centres_its_bone_and_zooms_in(tmp_path):
     assert 0.15 < np.mean([d["closeup"] is not None for d in heavy]) < 0.45
     off = PRESETS["heavy"].scaled(geometric=0)
     assert all(sample_augmentation(off, sample_rng(0, "x", v, 0))["closeup"] is None for v in range(50))
+
+
+def test_a_smaller_scan_keeps_a_field_around_one_bone_and_cuts_labels_and_landmarks_with_it(tmp_path):
+    """The scan-field rung: air outside an axial disc or square about one bone, the labels cut
+    with it (targets stay exact), and landmarks cut away are known but not in the image."""
+    import dataclasses
+
+    from SyntheticDataGenLib.anatomy.scan_field import AIR_HU, cut_to_field, scan_field
+    from SyntheticDataGenLib.cases.landmarks import project_landmarks, write_markups_json
+
+    source = case()
+    loader = CaseLoader(STRUCTURES, extend_body_mm=settings().extend_body_mm)
+    raw = loader.raw(source)
+    centres = raw.bone_centres_ras_mm
+    points = np.array([centres["femur_left"], centres["femur_right"], centres["vertebrae_L3"]])
+    write_markups_json(tmp_path / "landmarks.mrk.json", ["femur_left/c", "femur_right/c", "vertebrae_L3/c"], points)
+    with_landmarks = dataclasses.replace(source, landmarks_path=tmp_path / "landmarks.mrk.json")
+    config = dataclasses.replace(PRESETS["none"], scan_field_probability=1.0, scan_field_half_width_mm=(70.0, 70.0),
+                                 scan_field_length_mm=(120.0, 120.0))
+    run = GenerationSettings(STRUCTURES, 8, 5, SMALL, config, "field", views_per_anatomy=1)
+    generate_dataset(tmp_path / "set", [with_landmarks], run)
+    kept_bones = set()
+    for row in read_manifests(tmp_path / "set"):
+        field = scan_field(row["anatomy"]["scan_field"], centres)
+        inside = field.contains(points)
+        assert inside.sum() == 1, "each bone's field holds that bone's centre and no other"
+        stored = load_sample(tmp_path / "set" / row["file"])
+        _, on_detector = project_landmarks(points, ProjectionGeometry.from_dict(row["geometry"]))
+        np.testing.assert_array_equal(stored["landmarks_visible"], on_detector & inside)
+        assert stored["landmarks_known"].all()
+        assert stored["present"].tolist() == inside.tolist()
+        view = render_view(loader.prepare(source, row["anatomy"]).volume, ProjectionGeometry.from_dict(row["geometry"]))
+        np.testing.assert_array_equal(stored["line_integral"], view.line_integral.numpy())
+        kept_bones.add(STRUCTURES[int(np.flatnonzero(inside)[0])])
+    assert len(kept_bones) >= 2
+
+    cut, labels = cut_to_field(raw.ct, raw.segmentation, field)
+    values, before = sitk_array(cut), sitk_array(raw.ct)
+    from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
+    kji = np.argwhere(np.ones(values.shape, bool))[::97]
+    ras = (ijk_to_ras(raw.ct)[:3, :3] @ kji[:, ::-1].T).T + ijk_to_ras(raw.ct)[:3, 3]
+    keep = field.contains(ras)
+    assert keep.any() and (~keep).any()
+    np.testing.assert_array_equal(values[tuple(kji[keep].T)], before[tuple(kji[keep].T)])
+    assert (values[tuple(kji[~keep].T)] == AIR_HU).all()
+    assert sum(labels.voxel_counts().values()) < sum(raw.segmentation.voxel_counts().values())
+    assert not any(labels.mask_array(name)[tuple(kji[~keep].T)].any() for name in raw.names)
+    off = PRESETS["heavy"].scaled(anatomy=0)
+    assert all(sample_anatomy(off, sample_rng(0, "x", g, 1), [])["scan_field"] is None for g in range(30))
+
+
+def sitk_array(image):
+    import SimpleITK as sitk
+
+    return sitk.GetArrayFromImage(image)
 
 
 def test_existing_dataset_with_other_settings_or_schema_is_refused(tmp_path):

@@ -14,7 +14,9 @@ Five groups, each switchable with a strength (0 = off, 1 = as the preset says):
   radiographs carry (tone curves, burned-in text, markers, grid lines), aimed at the gap
   between DRRs and real images.
 * anatomy: smooth random deformations of CT and labels together, and deformations towards
-  other training cases found by registration (new plausible patients).
+  other training cases found by registration (new plausible patients); and smaller scans: the
+  CT cut to an axial disc or square around one bone over part of its length
+  (:mod:`..anatomy.scan_field`), as clinical CTs reconstructed on a small field are.
 * shape: bones given new shapes drawn from the statistical shape models, a fraction of the
   models' standard deviations away from the case's own (:mod:`..anatomy.point_deformation`); it needs a
   shape sampler (``xrecon generate`` has one), and instead of a deformation towards another case.
@@ -81,6 +83,9 @@ class AugmentationConfig:
     deformation_probability: float = 0.0
     deformation_magnitude_mm: Interval = (0.0, 0.0)
     registration_probability: float = 0.0
+    scan_field_probability: float = 0.0  # cut the CT to a smaller scan around one bone
+    scan_field_half_width_mm: Interval = (250.0, 250.0)  # radius of the axial disc, or half the square's side
+    scan_field_length_mm: Interval = (400.0, 400.0)  # head-foot extent
     # shape: how far each bone's mode coefficients move, in model standard deviations
     shape_model_probability: float = 0.0
     shape_model_sd: Interval = (0.0, 0.0)
@@ -109,7 +114,8 @@ _GROUP = {name: group for group, names in {
     "style": ["noise_probability", "photons_per_pixel", "scatter_fraction", "scatter_sigma_px", "blur_sigma_px",
               "gamma", "invert_probability", "collimation_probability", "collimation_max_fraction",
               "tone_strength", "max_text_count", "max_marker_count", "grid_strength"],
-    "anatomy": ["deformation_probability", "deformation_magnitude_mm", "registration_probability"],
+    "anatomy": ["deformation_probability", "deformation_magnitude_mm", "registration_probability",
+                "scan_field_probability", "scan_field_half_width_mm", "scan_field_length_mm"],
     "shape": ["shape_model_probability", "shape_model_sd"],
 }.items() for name in names}
 
@@ -153,6 +159,7 @@ PRESETS: dict[str, AugmentationConfig] = {
         gamma=(0.6, 1.6), invert_probability=0.1, collimation_probability=0.5, collimation_max_fraction=0.2,
         tone_strength=(0.0, 1.0), max_text_count=6, max_marker_count=4, grid_strength=(0.0, 0.5),
         deformation_probability=1.0, deformation_magnitude_mm=(2.0, 5.0), registration_probability=0.3,
+        scan_field_probability=0.35, scan_field_half_width_mm=(70.0, 160.0), scan_field_length_mm=(120.0, 360.0),
         shape_model_probability=0.5, shape_model_sd=(0.3, 1.0)),
 }
 
@@ -231,6 +238,11 @@ def sample_anatomy(config: AugmentationConfig, rng: np.random.Generator, partner
     shape_sd = _uniform(rng, config.shape_model_sd)
     shape = shape and shape_sd > 0
     register = register and not shape
+    # drawn last, for the same reason: a smaller scan about one bone (:func:`..anatomy.scan_field.scan_field`)
+    field = {"bone_fraction": float(rng.random()), "offset": [float(x) for x in rng.uniform(-0.5, 0.5, 3)],
+             "half_width_mm": _uniform(rng, config.scan_field_half_width_mm),
+             "length_mm": _uniform(rng, config.scan_field_length_mm), "disc": bool(rng.random() < 0.5)}
+    cut = bool(rng.random() < config.scan_field_probability)
     return {"deformation_mm": magnitude if deform and magnitude > 0 else 0.0,
             "towards_case": partner if register else None, "towards_fraction": fraction if register else 0.0,
-            "seed": seed, "shape_sd": shape_sd if shape else 0.0}
+            "seed": seed, "shape_sd": shape_sd if shape else 0.0, "scan_field": field if cut else None}

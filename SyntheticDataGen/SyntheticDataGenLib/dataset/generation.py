@@ -43,6 +43,7 @@ from ..projection.geometry import ProjectionGeometry, mirror_detector, preset_ge
 from ..cases.labels import Segmentation, read_segmentation
 from ..cases.landmarks import project_landmarks, read_markups_json
 from ..anatomy.point_deformation import ShapeSampler
+from ..anatomy.scan_field import cut_to_field, scan_field
 from ..augmentation.style import StyleAugmentation
 from ..projection.view import CaseVolume, View, render_view
 
@@ -273,6 +274,7 @@ class PreparedCase:
     head_foot_range_mm: tuple[float, float]
     applied: dict = field(default_factory=dict)
     bone_centres_ras_mm: dict[str, np.ndarray] = field(default_factory=dict)  # where close-ups aim (undeformed)
+    landmarks_in_scan: np.ndarray | None = None  # (L,) bool: False where a smaller scan cut the landmark away
 
 
 class CaseLoader:
@@ -347,7 +349,8 @@ class CaseLoader:
         raw = self.raw(source)
         ct, segmentation, names, landmarks = raw.ct, raw.segmentation, raw.names, raw.landmarks
         shape_sd = anatomy.get("shape_sd", 0.0) if self.shape_sampler and segmentation else 0.0
-        if not anatomy["deformation_mm"] and not anatomy["towards_case"] and not shape_sd:
+        scan = scan_field(anatomy.get("scan_field"), raw.bone_centres_ras_mm)
+        if not anatomy["deformation_mm"] and not anatomy["towards_case"] and not shape_sd and scan is None:
             if source.name not in self._undeformed:
                 self._undeformed[source.name] = PreparedCase(
                     source, CaseVolume.from_ct(ct, segmentation, names, extend_body_mm=self.extend_body_mm,
@@ -362,23 +365,34 @@ class CaseLoader:
         jitter = random_bspline_transform(ct, rng, anatomy["deformation_mm"]) if anatomy["deformation_mm"] else None
         transform, applied = jitter, {}
         if anatomy["towards_case"]:
-            field = self.registration(source, self.cases[anatomy["towards_case"]])
-            transform = interpolate_displacement(field, anatomy["towards_fraction"], jitter)
+            towards = self.registration(source, self.cases[anatomy["towards_case"]])
+            transform = interpolate_displacement(towards, anatomy["towards_fraction"], jitter)
         elif shape_sd:
             transform, applied = self._new_shapes(source, raw, shape_sd, rng, jitter)
-        if transform is None:  # the case has no bone a shape model describes
-            return dataclasses.replace(self.prepare(source, {**anatomy, "shape_sd": 0.0}), applied=applied)
-        warped_ct, warped_segmentation = warp_case(ct, segmentation, transform)
-        # a small structure at the scan's edge can be pushed out of it: absent from these views
-        counts = warped_segmentation.voxel_counts()
+            if transform is None:  # the case has no bone a shape model describes
+                return dataclasses.replace(self.prepare(source, {**anatomy, "shape_sd": 0.0}), applied=applied)
+        if transform is not None:
+            ct, segmentation = warp_case(ct, segmentation, transform)
+            if landmarks is not None:  # a point of the input anatomy moves to where the warp pulls it from
+                # a point the warp cannot carry (the edge of its field) is unknown in this anatomy
+                landmarks = (landmarks[0], inverse_transform_points(transform, landmarks[1], unresolved="nan"))
+        head_foot, in_scan, centre = raw.head_foot_range_mm, None, raw.centre_ras_mm
+        if scan is not None:
+            centre = np.array([scan.centre_ras_mm[0], *raw.centre_ras_mm[1:]])  # views look at the scan, at the body's depth
+            ct, segmentation = cut_to_field(ct, segmentation, scan)
+            low, high = scan.head_foot_range_mm()
+            head_foot = (max(head_foot[0], low), min(head_foot[1], high))
+            if head_foot[0] > head_foot[1]:  # the bones moved out of the range: frame the field
+                head_foot = (low, high)
+            in_scan = scan.contains(landmarks[1]) if landmarks is not None else None
+        # a small structure at the scan's edge can be pushed out of it (or cut away): absent from these views
+        counts = segmentation.voxel_counts() if segmentation is not None else {}
         names = [name for name in names if counts.get(name, 0) > 0]
-        if landmarks is not None:  # a point of the input anatomy moves to where the warp pulls it from
-            # a point the warp cannot carry (the edge of its field) is unknown in this anatomy
-            landmarks = (landmarks[0], inverse_transform_points(transform, landmarks[1], unresolved="nan"))
-        return PreparedCase(source, CaseVolume.from_ct(warped_ct, warped_segmentation, names,
+        return PreparedCase(source, CaseVolume.from_ct(ct, segmentation, names,
                                                        extend_body_mm=self.extend_body_mm, device=self.device),
-                            raw.centre_ras_mm, landmarks, raw.head_foot_range_mm, applied,
-                            {name: centre for name, centre in raw.bone_centres_ras_mm.items() if name in names})
+                            centre, landmarks, head_foot, applied,
+                            {name: centre for name, centre in raw.bone_centres_ras_mm.items() if name in names},
+                            in_scan)
 
     def _new_shapes(self, source: CaseSource, raw: RawCase, shape_sd: float, rng: np.random.Generator,
                     jitter: sitk.Transform | None) -> tuple[sitk.Transform | None, dict]:
@@ -629,6 +643,8 @@ def _make_sample(dataset_dir: Path, prepared: PreparedCase, settings: Generation
             inside = (pixel >= 0).all(axis=1) & (pixel[:, 0] < field.shape[1]) & (pixel[:, 1] < field.shape[0])
             visible = visible & inside
             visible[inside] &= field[pixel[inside, 1], pixel[inside, 0]]
+        if prepared.landmarks_in_scan is not None:  # where the scan holds air, the image shows no landmark
+            visible = visible & prepared.landmarks_in_scan
         arrays["landmarks_uv"] = np.where(visible[:, None], uv, np.nan).astype(np.float32)
         arrays["landmarks_visible"] = visible
         arrays["landmarks_known"] = np.isfinite(prepared.landmarks[1]).all(axis=1)
