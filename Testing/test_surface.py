@@ -488,3 +488,37 @@ def test_surfaces_from_noisy_evidence_are_cleaned_first(ellipsoid_truth):
     result = surfaces_from_evidence({"ellipsoid": [noisy]}, clean=True)["ellipsoid"]
     assert result.views_used == [0]
     assert assd(result.surface, ellipsoid_truth) < 0.25
+
+
+def test_few_and_many_points_read_a_view_alike(ellipsoid_views, monkeypatch):
+    """A fit's few points are read in numpy, a surface grid's many through torch: same values,
+    also at the border (clamped) and off the detector (+inf)."""
+    from SingleImageReconLib.reconstruction import surface
+
+    rng = np.random.default_rng(4)
+    points = np.concatenate([rng.normal(0.0, 40.0, (3000, 3)), rng.normal(0.0, 400.0, (300, 3))])
+    few = signed_distance(points, ellipsoid_views)
+    monkeypatch.setattr(surface, "_NUMPY_POINTS", 0)
+    many = signed_distance(points, ellipsoid_views)
+    assert np.isinf(few[0]).any() and (few[0] > 0).any() and (few[0] < 0).any()
+    np.testing.assert_allclose(few[0], many[0], atol=1e-3)
+    np.testing.assert_array_equal(few[1], many[1])
+
+
+def test_the_signed_distance_gradient_is_its_derivative(ellipsoid_views):
+    """The combined fit's Jacobian reads ∇s instead of probing s six times a point."""
+    from SingleImageReconLib.reconstruction.surface import signed_distance_gradient
+
+    rng = np.random.default_rng(5)
+    points = np.asarray(ELLIPSOID_CENTRE) + rng.normal(0.0, 25.0, (500, 3))
+    distance, gradient = signed_distance_gradient(points, ellipsoid_views)
+    np.testing.assert_array_equal(distance, signed_distance(points, ellipsoid_views)[0])
+    step = 1e-5
+    with np.errstate(invalid="ignore"):  # off every detector: -inf - -inf
+        numeric = np.stack([(signed_distance(points + step * axis, ellipsoid_views)[0]
+                             - signed_distance(points - step * axis, ellipsoid_views)[0]) / (2 * step)
+                            for axis in np.eye(3)], axis=1)
+    smooth = np.isfinite(numeric).all(axis=1) & (np.abs(numeric).max(axis=1) < 1e3)
+    assert smooth.mean() > 0.9 and (distance > 0).any() and (distance < 0).any()
+    np.testing.assert_allclose(gradient[smooth], numeric[smooth], atol=1e-4)
+    assert 0.5 < np.median(np.linalg.norm(gradient[smooth], axis=1)) < 2.0  # about mm per mm

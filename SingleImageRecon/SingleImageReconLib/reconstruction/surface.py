@@ -38,6 +38,7 @@ from ..meshes.triangle_mesh import polydata_from_arrays
 FRONT, BACK, SILHOUETTE = 0, 1, 2  # which constraint of a view shapes the surface at a point
 _OUTSIDE_MM = 1e3  # the value of s where a view says "not bone" beyond any doubt
 _CHUNK_POINTS = 1 << 21
+_NUMPY_POINTS = 50_000  # up to this many points a view is read in numpy (:func:`_bilinear`)
 _COARSE_FACTOR = 4  # the field is first sampled every 4th grid point ...
 _BAND_CELLS = 1.5  # ... and then exactly within 1.5 coarse-cell diagonals of its 0 level
 
@@ -70,11 +71,10 @@ class ViewEvidence:
         return not self.mask.any()
 
     @cached_property
-    def projection(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(3, 4) projection matrix and (3,) source (RAS mm) as float64 tensors, made once per view
-        (a shape model fit samples the view a few hundred times)."""
-        return (torch.tensor(self.geometry.projection_matrix(), dtype=torch.float64),
-                torch.tensor(self.geometry.source_ras_mm, dtype=torch.float64))
+    def projection(self) -> tuple[np.ndarray, np.ndarray]:
+        """(3, 4) projection matrix and (3,) source (RAS mm), made once per view (a shape model
+        fit samples the view a few hundred times)."""
+        return self.geometry.projection_matrix(), np.asarray(self.geometry.source_ras_mm, dtype=np.float64)
 
     @cached_property
     def maps(self) -> torch.Tensor:
@@ -88,26 +88,91 @@ class ViewEvidence:
         return torch.from_numpy(np.stack([front, back, silhouette]).astype(np.float32))
 
 
-def _view_signed_distance(points_ras: torch.Tensor, evidence: ViewEvidence) -> tuple[torch.Tensor, torch.Tensor]:
-    """s_view (N,) in mm at (N, 3) points (+inf off the detector) and which constraint is tightest."""
+def _bilinear(maps: torch.Tensor, u: np.ndarray, v: np.ndarray, derivatives: bool = False
+              ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(C, N) values of (C, H, W) ``maps`` interpolated at pixel coordinates (u, v), clamped at the
+    border, and with ``derivatives`` their (C, N) slopes along u and along v (0 where clamped).
+
+    Few points (a shape model fit asks for a few hundred, a few hundred times) are read in numpy,
+    where torch's per-call overhead would be most of the cost; many (a surface's grid) through
+    ``grid_sample``, which is faster there."""
+    height, width = maps.shape[-2:]
+    if len(u) > _NUMPY_POINTS and not derivatives:
+        grid = np.stack([2 * u / max(width - 1, 1) - 1, 2 * v / max(height - 1, 1) - 1], axis=1)
+        grid = torch.from_numpy(np.nan_to_num(grid).astype(np.float32))
+        values = F.grid_sample(maps[None], grid[None, None], mode="bilinear", padding_mode="border",
+                               align_corners=True)[0, :, 0].double().numpy()
+        return values, None, None
+    u, v = np.nan_to_num(u), np.nan_to_num(v)
+    clamped_u, clamped_v = np.clip(u, 0.0, width - 1.0), np.clip(v, 0.0, height - 1.0)
+    column = np.minimum(clamped_u.astype(np.intp), max(width - 2, 0))
+    row = np.minimum(clamped_v.astype(np.intp), max(height - 2, 0))
+    across, down = clamped_u - column, clamped_v - row
+    flat = maps.numpy().reshape(len(maps), -1)
+    top = row * width + column
+    bottom = top + (width if height > 1 else 0)
+    step = 1 if width > 1 else 0
+    top_left, top_right, bottom_left, bottom_right = flat[:, top], flat[:, top + step], flat[:, bottom], flat[:, bottom + step]
+    upper = top_left + (top_right - top_left) * across
+    lower = bottom_left + (bottom_right - bottom_left) * across
+    values = upper + (lower - upper) * down
+    if not derivatives:
+        return values, None, None
+    along_u = ((top_right - top_left) * (1 - down) + (bottom_right - bottom_left) * down) * ((u >= 0) & (u <= width - 1))
+    along_v = (lower - upper) * ((v >= 0) & (v <= height - 1))
+    return values, along_u, along_v
+
+
+def _view_signed_distance(points_ras: np.ndarray, evidence: ViewEvidence, gradient: bool = False
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """s_view (N,) in mm at (N, 3) points (+inf off the detector), which constraint is tightest,
+    and with ``gradient`` the (N, 3) gradient of s_view (of the interpolated maps; 0 off the detector)."""
     geometry = evidence.geometry
     matrix, source = evidence.projection
-    points = points_ras.double()
-    homogeneous = points @ matrix[:, :3].T + matrix[:, 3]
+    homogeneous = points_ras @ matrix[:, :3].T + matrix[:, 3]
     along_beam = homogeneous[:, 2]
-    u = homogeneous[:, 0] / along_beam
-    v = homogeneous[:, 1] / along_beam
-    t = torch.linalg.norm(points - source, dim=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = homogeneous[:, 0] / along_beam
+        v = homogeneous[:, 1] / along_beam
+    from_source = points_ras - source
+    t = np.linalg.norm(from_source, axis=1)
     maps = evidence.maps
     height, width = maps.shape[-2:]
-    grid = torch.stack([2 * u / max(width - 1, 1) - 1, 2 * v / max(height - 1, 1) - 1], dim=1).float()
-    front, back, silhouette_px = F.grid_sample(maps[None], grid[None, None], mode="bilinear",
-                                               padding_mode="border", align_corners=True)[0, :, 0].double()
-    mm_per_px = float(np.mean(geometry.pixel_spacing_mm)) * along_beam / geometry.source_to_detector_mm
-    candidates = torch.stack([t - front, back - t, silhouette_px * mm_per_px])
-    distance, constraint = candidates.min(dim=0)
-    seen = (u >= -0.5) & (u <= width - 0.5) & (v >= -0.5) & (v <= height - 0.5) & (along_beam > 0)
-    return torch.where(seen, distance, torch.full_like(distance, np.inf)), constraint
+    (front, back, silhouette_px), along_u, along_v = _bilinear(maps, u, v, gradient)
+    mm_per_px_per_mm = float(np.mean(geometry.pixel_spacing_mm)) / geometry.source_to_detector_mm
+    candidates = np.stack([t - front, back - t, silhouette_px * mm_per_px_per_mm * along_beam])
+    constraint = candidates.argmin(axis=0)
+    distance = np.take_along_axis(candidates, constraint[None], axis=0)[0]
+    with np.errstate(invalid="ignore"):
+        seen = (u >= -0.5) & (u <= width - 0.5) & (v >= -0.5) & (v <= height - 0.5) & (along_beam > 0)
+    if not gradient:
+        return np.where(seen, distance, np.inf), constraint, None
+    # chain rule: u = h0/h2, v = h1/h2 with h = P·x, so ∇u = (P0 − u·P2)/h2; t = |x − source|
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grad_u = (matrix[0, :3] - u[:, None] * matrix[2, :3]) / along_beam[:, None]
+        grad_v = (matrix[1, :3] - v[:, None] * matrix[2, :3]) / along_beam[:, None]
+        grad_t = from_source / t[:, None]
+    slopes = along_u[:, :, None] * grad_u + along_v[:, :, None] * grad_v  # (3 maps, N, 3)
+    gradients = np.stack([grad_t - slopes[0], slopes[1] - grad_t,
+                          mm_per_px_per_mm * (along_beam[:, None] * slopes[2] + silhouette_px[:, None] * matrix[2, :3])])
+    chosen = np.take_along_axis(gradients, constraint[None, :, None], axis=0)[0]
+    return np.where(seen, distance, np.inf), constraint, np.where(seen[:, None] & np.isfinite(chosen), chosen, 0.0)
+
+
+def signed_distance_gradient(points_ras: np.ndarray, views: list[ViewEvidence]) -> tuple[np.ndarray, np.ndarray]:
+    """The intersection's s (N,) as :func:`signed_distance` gives it, and its (N, 3) gradient (mm
+    per mm; 0 where no view sees the point): a fit's Jacobian, without probing s around each point."""
+    views = [view for view in views if not view.empty]
+    points = np.asarray(points_ras, dtype=np.float64).reshape(-1, 3)
+    if not views:
+        return np.full(len(points), -np.inf), np.zeros((len(points), 3))
+    per_view = [_view_signed_distance(points, view, gradient=True) for view in views]
+    distances = np.stack([d for d, _, _ in per_view])
+    index = np.argmin(distances, axis=0)
+    best = np.take_along_axis(distances, index[None], axis=0)[0]
+    gradient = np.take_along_axis(np.stack([g for _, _, g in per_view]), index[None, :, None], axis=0)[0]
+    seen = np.isfinite(best)
+    return np.where(seen, best, -np.inf), np.where(seen[:, None], gradient, 0.0)
 
 
 FUSIONS = ("intersection", "vote")
@@ -128,27 +193,30 @@ def signed_distance(points_ras: np.ndarray, views: list[ViewEvidence], fusion: s
     if fusion not in FUSIONS:
         raise ValueError(f"fusion must be one of {FUSIONS}, not {fusion!r}")
     views = [view for view in views if not view.empty]
-    points = torch.as_tensor(np.asarray(points_ras, dtype=np.float64).reshape(-1, 3))
+    points = np.asarray(points_ras, dtype=np.float64).reshape(-1, 3)
     fused, which, constraint = [], [], []
-    for chunk in points.split(_CHUNK_POINTS):
+    for start in range(0, len(points), _CHUNK_POINTS):
+        chunk = points[start:start + _CHUNK_POINTS]
         if not views:
-            fused.append(torch.full((len(chunk),), -np.inf, dtype=torch.float64))
-            which.append(torch.full((len(chunk),), -1))
-            constraint.append(torch.full((len(chunk),), -1))
+            fused.append(np.full(len(chunk), -np.inf))
+            which.append(np.full(len(chunk), -1))
+            constraint.append(np.full(len(chunk), -1))
             continue
         per_view = [_view_signed_distance(chunk, view) for view in views]
-        distances = torch.stack([d for d, _ in per_view])
-        ordered, order = distances.sort(dim=0)
-        rank = torch.zeros(len(chunk), dtype=torch.long)
+        distances = np.stack([d for d, _, _ in per_view])
+        order = np.argsort(distances, axis=0, kind="stable")
+        rank = np.zeros(len(chunk), dtype=np.intp)
         if fusion == "vote":
-            rank = ((torch.isfinite(distances).sum(dim=0) - 1) // 2).clamp(min=0)
-        best = ordered.gather(0, rank[None])[0]
-        index = order.gather(0, rank[None])[0]
-        seen = torch.isfinite(best)
-        fused.append(torch.where(seen, best, torch.full_like(best, -np.inf)))
-        which.append(torch.where(seen, index, torch.full_like(index, -1)))
-        constraint.append(torch.stack([c for _, c in per_view]).gather(0, index[None])[0])
-    return (torch.cat(fused).numpy(), torch.cat(which).numpy(), torch.cat(constraint).numpy())
+            rank = np.maximum((np.isfinite(distances).sum(axis=0) - 1) // 2, 0)
+        index = np.take_along_axis(order, rank[None], axis=0)[0]
+        best = np.take_along_axis(distances, index[None], axis=0)[0]
+        seen = np.isfinite(best)
+        fused.append(np.where(seen, best, -np.inf))
+        which.append(np.where(seen, index, -1))
+        constraint.append(np.take_along_axis(np.stack([c for _, c, _ in per_view]), index[None], axis=0)[0])
+    if not fused:
+        return np.zeros(0), np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    return np.concatenate(fused), np.concatenate(which), np.concatenate(constraint)
 
 
 def evidence_bounds_ras(evidence: ViewEvidence, margin_mm: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
