@@ -127,3 +127,16 @@ def test_same_image_sees_every_difference(tmp_path, change):
     ("", "case_ct"), ("  ", "case_ct"), ("über/../x", "ber_x"), ("inputs", "case_inputs")])
 def test_input_file_stem(name, stem):
     assert input_file_stem(name) == stem
+
+
+def test_a_case_is_named_after_its_file_or_the_folder_of_a_generic_one(tmp_path):
+    """A case's name keys its samples and its --landmarks-dir file: thorax-dicom-totalseg/dicom is
+    the thorax case, not "dicom"."""
+    from SingleImageReconLib.commands.case_arguments import case_name
+
+    (tmp_path / "thorax-dicom-totalseg" / "dicom").mkdir(parents=True)
+    (tmp_path / "lumbar" / "series_3").mkdir(parents=True)
+    assert case_name(tmp_path / "thorax-dicom-totalseg" / "dicom") == "thorax-dicom-totalseg"
+    assert case_name(tmp_path / "lumbar" / "series_3") == "series_3"
+    assert case_name(tmp_path / "abdomen-pelvis" / "ct.nii.gz") == "abdomen-pelvis"
+    assert case_name(tmp_path / "abdomen-pelvis" / "patient7.nii.gz") == "patient7"

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from SyntheticDataGenLib.dataset.generation_inputs import GENERIC_CASE_NAMES
 from SyntheticDataGenLib.errors import XreconInputError
 from SyntheticDataGenLib.cases.sample_data import list_sample_cases, sample_case
 
@@ -37,11 +38,12 @@ def add_case_arguments(parser: argparse.ArgumentParser, default_case: str | None
 
 
 def case_name(ct_path: str | Path) -> str:
-    """A --ct case's name: a DICOM folder's name, or the file name without extensions, or for a
-    generic file name (ct, image, volume) the name of the folder holding it."""
-    path = Path(ct_path)
-    stem = path.name.split(".")[0]
-    return path.name if path.is_dir() else path.parent.name if stem in ("ct", "image", "volume") else stem
+    """A --ct case's name: a DICOM folder's name or the file name without extensions, or for a
+    generic one (``ct.nii.gz``, a folder ``dicom``: :data:`GENERIC_CASE_NAMES`) the name of the
+    folder holding it."""
+    path = Path(ct_path).absolute()
+    stem = path.name if path.is_dir() else path.name.split(".")[0]
+    return path.parent.name if stem.lower() in GENERIC_CASE_NAMES and path.parent.name else stem
 
 
 def case_files(args: argparse.Namespace) -> tuple[str, str, str | None, str | None]:

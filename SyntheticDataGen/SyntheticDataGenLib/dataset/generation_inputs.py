@@ -20,8 +20,9 @@ from ..cases.ct_io import write_image
 from ..cases.label_map import label_table_text
 from ..errors import XreconInputError
 
-#: Stems that ``xrecon generate`` would not name the case after (it takes the folder's name instead).
-_GENERIC_STEMS = ("ct", "image", "volume", "inputs")
+#: File and folder names that ``xrecon generate`` would not name a case after (it takes the
+#: name of the folder holding them instead): thorax-dicom-totalseg/dicom is the thorax case.
+GENERIC_CASE_NAMES = ("ct", "image", "images", "volume", "inputs", "dicom", "series")
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def input_file_stem(name: str) -> str:
     gets a ``case_`` prefix.
     """
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", name or "").strip("_")
-    return stem if stem and stem.lower() not in _GENERIC_STEMS else f"case_{stem or 'ct'}"
+    return stem if stem and stem.lower() not in GENERIC_CASE_NAMES else f"case_{stem or 'ct'}"
 
 
 def same_image(path: str | os.PathLike, image: sitk.Image) -> bool:
