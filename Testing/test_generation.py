@@ -217,6 +217,19 @@ def test_a_smaller_scan_keeps_a_field_around_one_bone_and_cuts_labels_and_landma
     assert all(sample_anatomy(off, sample_rng(0, "x", g, 1), [])["scan_field"] is None for g in range(30))
 
 
+def test_a_contact_sheet_draws_the_samples_a_filter_accepts(tmp_path):
+    from PIL import Image
+
+    from SyntheticDataGenLib.dataset.preview import contact_sheet
+
+    generate_dataset(tmp_path / "set", [case()], settings("light", views=3))
+    sheet = contact_sheet(tmp_path / "set", tmp_path / "sheet.png", count=2, columns=2,
+                          where=lambda row: row["view"] > 0)
+    assert Image.open(sheet).size[0] > 200
+    with pytest.raises(XreconInputError, match="filter"):
+        contact_sheet(tmp_path / "set", tmp_path / "none.png", where=lambda row: False)
+
+
 def sitk_array(image):
     import SimpleITK as sitk
 
