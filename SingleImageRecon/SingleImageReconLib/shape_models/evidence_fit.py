@@ -49,7 +49,7 @@ COARSE_FACTOR = 5.0  # the first round's tolerance, in τ
 MODE_COUNT = 12
 _CUT_MM = 10.0
 STARTS_REFINED = 3  # of the candidate starts, the best this many after a few steps are solved
-QUICK_EVALUATIONS = 4
+QUICK_EVALUATIONS = 8
 # each round's correspondences are fixed: solving them to scipy's default 1e-8 is wasted work;
 # the next round renews them (the same figures on exact evidence, a third of the evaluations)
 RELATIVE_COST_TOLERANCE = 1e-3
