@@ -497,6 +497,7 @@ def test_few_and_many_points_read_a_view_alike(ellipsoid_views, monkeypatch):
 
     rng = np.random.default_rng(4)
     points = np.concatenate([rng.normal(0.0, 40.0, (3000, 3)), rng.normal(0.0, 400.0, (300, 3))])
+    monkeypatch.setattr(surface, "_NUMPY_POINTS", len(points))
     few = signed_distance(points, ellipsoid_views)
     monkeypatch.setattr(surface, "_NUMPY_POINTS", 0)
     many = signed_distance(points, ellipsoid_views)
