@@ -376,9 +376,9 @@ class CaseLoader:
             if landmarks is not None:  # a point of the input anatomy moves to where the warp pulls it from
                 # a point the warp cannot carry (the edge of its field) is unknown in this anatomy
                 landmarks = (landmarks[0], inverse_transform_points(transform, landmarks[1], unresolved="nan"))
-        head_foot, in_scan, centre = raw.head_foot_range_mm, None, raw.centre_ras_mm
+        head_foot, in_scan, isocentre = raw.head_foot_range_mm, None, raw.centre_ras_mm
         if scan is not None:
-            centre = np.array([scan.centre_ras_mm[0], *raw.centre_ras_mm[1:]])  # views look at the scan, at the body's depth
+            isocentre = np.array([scan.centre_ras_mm[0], *raw.centre_ras_mm[1:]])  # views look at the scan, at the body's depth
             ct, segmentation = cut_to_field(ct, segmentation, scan)
             low, high = scan.head_foot_range_mm()
             head_foot = (max(head_foot[0], low), min(head_foot[1], high))
@@ -390,7 +390,7 @@ class CaseLoader:
         names = [name for name in names if counts.get(name, 0) > 0]
         return PreparedCase(source, CaseVolume.from_ct(ct, segmentation, names,
                                                        extend_body_mm=self.extend_body_mm, device=self.device),
-                            centre, landmarks, head_foot, applied,
+                            isocentre, landmarks, head_foot, applied,
                             {name: centre for name, centre in raw.bone_centres_ras_mm.items() if name in names},
                             in_scan)
 
