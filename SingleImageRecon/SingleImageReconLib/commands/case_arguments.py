@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from SyntheticDataGenLib.dataset.generation_inputs import GENERIC_CASE_NAMES
+from SyntheticDataGenLib.cases.case_names import GENERIC_CASE_NAMES
 from SyntheticDataGenLib.errors import XreconInputError
 from SyntheticDataGenLib.cases.sample_data import list_sample_cases, sample_case
 

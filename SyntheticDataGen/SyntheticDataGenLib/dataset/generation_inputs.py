@@ -16,13 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from ..cases.case_names import GENERIC_CASE_NAMES
 from ..cases.ct_io import write_image
 from ..cases.label_map import label_table_text
 from ..errors import XreconInputError
-
-#: File and folder names that ``xrecon generate`` would not name a case after (it takes the
-#: name of the folder holding them instead): thorax-dicom-totalseg/dicom is the thorax case.
-GENERIC_CASE_NAMES = ("ct", "image", "images", "volume", "inputs", "dicom", "series")
 
 
 @dataclass(frozen=True)
