@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 from scipy.optimize._numdiff import approx_derivative
 from scipy.spatial import cKDTree
+from scipy.spatial.transform import Rotation
 
 from conftest import sample_bone_ap_view
 from SingleImageReconLib.shape_models.bone_surface import bone_surface
 from SingleImageReconLib.shape_models.evidence_fit import (cauchy_slope, fit_shape_to_evidence, soft_l1, soft_l1_slope,
                                                            vertex_jacobian)
-from SingleImageReconLib.shape_models.landmark_fit import cauchy, posed_instance
+from SingleImageReconLib.shape_models.landmark_fit import cauchy, posed_instance, rotation_matrix
 from SingleImageReconLib.shape_models.model_files import load_models
 
 
@@ -49,3 +50,9 @@ def test_a_vertebra_is_recovered_from_its_exact_evidence_better_than_the_mean_sh
     fit = fit_shape_to_evidence(vertebra, [evidence])
     mean_on_bone = vertebra.mean_mm - vertebra.mean_mm.mean(axis=0) + surface.mean(axis=0)
     assert assd(fit.vertices_mm) < 1.5 < assd(mean_on_bone)
+
+
+@pytest.mark.parametrize("scale", [0.0, 1e-9, 1e-5, 0.3, 3.0])
+def test_rodrigues_rotation_is_scipys(scale):
+    vector = scale * np.array([0.6, -0.48, 0.64])
+    np.testing.assert_allclose(rotation_matrix(vector), Rotation.from_rotvec(vector).as_matrix(), atol=1e-14)
