@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 import torch
 
 from conftest import HANG_TIMEOUT_S, run_xrecon
@@ -19,6 +20,7 @@ from SyntheticDataGenLib.dataset.generation import (BaseView, CaseLoader, CaseSo
                                             generate_dataset, mirrored_name, plan_tasks, read_manifests, sample_rng,
                                             shard_sample_count, shard_tasks)
 from SyntheticDataGenLib.projection.geometry import ProjectionGeometry
+from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
 from SyntheticDataGenLib.cases.sample_data import sample_case
 from SyntheticDataGenLib.projection.view import render_view
 
@@ -203,10 +205,10 @@ def test_a_smaller_scan_keeps_a_field_around_one_bone_and_cuts_labels_and_landma
     assert len(kept_bones) >= 2
 
     cut, labels = cut_to_field(raw.ct, raw.segmentation, field)
-    values, before = sitk_array(cut), sitk_array(raw.ct)
-    from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
+    values, before = sitk.GetArrayFromImage(cut), sitk.GetArrayFromImage(raw.ct)
+    matrix = ijk_to_ras(raw.ct)
     kji = np.argwhere(np.ones(values.shape, bool))[::97]
-    ras = (ijk_to_ras(raw.ct)[:3, :3] @ kji[:, ::-1].T).T + ijk_to_ras(raw.ct)[:3, 3]
+    ras = kji[:, ::-1] @ matrix[:3, :3].T + matrix[:3, 3]
     keep = field.contains(ras)
     assert keep.any() and (~keep).any()
     np.testing.assert_array_equal(values[tuple(kji[keep].T)], before[tuple(kji[keep].T)])
@@ -228,12 +230,6 @@ def test_a_contact_sheet_draws_the_samples_a_filter_accepts(tmp_path):
     assert Image.open(sheet).size[0] > 200
     with pytest.raises(XreconInputError, match="filter"):
         contact_sheet(tmp_path / "set", tmp_path / "none.png", where=lambda row: False)
-
-
-def sitk_array(image):
-    import SimpleITK as sitk
-
-    return sitk.GetArrayFromImage(image)
 
 
 def test_existing_dataset_with_other_settings_or_schema_is_refused(tmp_path):
