@@ -270,6 +270,29 @@ def test_case_landmarks_land_on_the_sample_case_bones(tmp_path, capfd):
     assert np.isnan(points[labels.index("femur_left/medial_condyle_distal")]).all()  # the knee is not in the scan
 
 
+def test_unplaced_bones_are_written_with_every_landmark_undefined(tmp_path, capfd):
+    """A thigh's femur shaft and a hip fragment: not registered, every landmark undefined (present,
+    unplaced), and a name no model describes is refused before anything is written."""
+    import SimpleITK as sitk
+
+    labels = np.zeros((12, 20, 20), np.uint8)
+    labels[2:10, 5:15, 5:15] = 1
+    image = sitk.GetImageFromArray(labels)
+    sitk.WriteImage(image, str(tmp_path / "labels.nii.gz"))
+    (tmp_path / "labels.csv").write_text("id,structure\n1,femur_left\n")
+    arguments = ["ssm", "landmarks", "--labels", tmp_path / "labels.nii.gz", "--labels-table", tmp_path / "labels.csv"]
+    out = tmp_path / "thigh.mrk.json"
+    status, report, _ = xrecon_in_process(capfd, *arguments, "--unplaced", "femur_left", "--unplaced", "sacrum",
+                                          "--out", out)
+    assert status == 0 and json.loads(report)["unplaced"] == ["femur_left", "sacrum"]
+    names, points = read_markups_json(out)
+    assert names == ([f"femur_left/{name}" for name in MODELS["femur"].landmark_names]
+                     + [f"sacrum/{name}" for name in MODELS["sacrum"].landmark_names])
+    assert np.isnan(points).all()
+    status, _, err = xrecon_in_process(capfd, *arguments, "--unplaced", "ulna_left", "--out", tmp_path / "u.mrk.json")
+    assert status == 2 and "no model describes ulna_left" in err and not (tmp_path / "u.mrk.json").exists()
+
+
 def test_a_reconstruction_past_the_scan_is_measured_inside_it_only():
     """A whole sphere against a label the scan cuts in half: clipped and capped where the scan ends."""
     import vtk

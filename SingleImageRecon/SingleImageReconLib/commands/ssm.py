@@ -65,6 +65,11 @@ def add_parser(subparsers) -> None:
     landmarks.add_argument("--labels", required=True, metavar="FILE", help="label map or .seg.nrrd")
     landmarks.add_argument("--labels-table", metavar="CSV", help="id,structure table of a label map")
     landmarks.add_argument("--models", metavar="DIR", help="folder of models (default: the bundled ones)")
+    landmarks.add_argument("--unplaced", action="append", default=[], metavar="STRUCTURE",
+                           help="a bone in the field that registration cannot place (a fragment, a shaft "
+                                "without its ends, or one the labels may lack): written with every landmark "
+                                "undefined, so that training counts it present but teaches no position, "
+                                "where leaving it out would call it absent (repeatable)")
     landmarks.add_argument("--out", required=True, metavar="FILE.mrk.json")
     landmarks.set_defaults(run=run_landmarks)
 
@@ -198,11 +203,12 @@ def run_landmarks(args: argparse.Namespace) -> int:
             bar.set_postfix_str(name)
             bar.update(done - bar.n)
 
-        result = case_landmarks(segmentation, ijk_to_ras(segmentation.reference), models, progress)
+        result = case_landmarks(segmentation, ijk_to_ras(segmentation.reference), models, progress,
+                                unplaced=tuple(args.unplaced))
     write_markups_json(out, result.labels, result.points_ras_mm)
     print(json.dumps({"landmarks": len(result.labels), "residual_mm": {k: round(v, 3) for k, v in
                                                                        result.residual_mm.items()},
                       "cut_by_the_scan": {name: f"{count} landmarks outside the scan" for name, count in
                                           result.cut.items()},
-                      "left_out": result.left_out}, indent=2))
+                      "left_out": result.left_out, "unplaced": args.unplaced}, indent=2))
     return 0

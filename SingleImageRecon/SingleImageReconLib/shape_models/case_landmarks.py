@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from SyntheticDataGenLib.errors import XreconInputError
+
 from .bone_surface import bone_surface, touches_volume_edge
 from .correspondence import register_template
 from .model_files import structure_bone_type
@@ -93,11 +95,30 @@ def register_bones(segmentation, ijk_to_ras: np.ndarray, models: dict[str, Shape
     return registered, left_out
 
 
-def case_landmarks(segmentation, ijk_to_ras: np.ndarray, models: dict[str, ShapeModel], progress=None
-                   ) -> CaseLandmarks:
-    """Landmarks of every bone in ``segmentation`` that one of ``models`` describes."""
-    bones, left_out = register_bones(segmentation, ijk_to_ras, models, progress)
+def case_landmarks(segmentation, ijk_to_ras: np.ndarray, models: dict[str, ShapeModel], progress=None,
+                   unplaced: tuple[str, ...] = ()) -> CaseLandmarks:
+    """Landmarks of every bone in ``segmentation`` that one of ``models`` describes.
+
+    ``unplaced`` names bones that the scan shows but that no registration can place: a fragment,
+    or a shaft whose ends lie outside the scan, or a bone the labels do not hold although it may
+    be in the field. They are not registered and all their landmarks are undefined (NaN), so
+    that training counts them as present without teaching a position, instead of known absent.
+
+    Raises:
+        XreconInputError: an unplaced name that no model describes.
+    """
+    kinds = {name: structure_bone_type(name) for name in unplaced}
+    unknown = [name for name, kind in kinds.items() if kind is None or kind[0] not in models]
+    if unknown:
+        raise XreconInputError(f"landmarks: no model describes {', '.join(unknown)} (--unplaced takes bone "
+                               f"structures such as femur_left or vertebrae_L5)")
+    placed = [name for name in segmentation.names if name not in unplaced]
+    bones, left_out = register_bones(segmentation, ijk_to_ras, models, progress, structures=placed)
     labels, points, partly = [], [], {}
+    for name, (bone, side) in kinds.items():
+        names = models[bone].landmark_names
+        labels += [f"{name}/{landmark}" for landmark in names]
+        points.append(np.full((len(names), 3), np.nan))
     shape = segmentation.reference.GetSize()[::-1]
     for bone in bones:
         found = bone.model.landmarks(bone.vertices_mm)
