@@ -44,6 +44,28 @@ def test_refinement_follows_the_cortex_and_fills_the_marrow():
     assert (refined[10, 20, 20] == 1) and (refined[26, 20, 20] == 2), "marrow belongs to its bone"
 
 
+def test_threshold_labels_close_a_broken_cortex_and_fill_the_marrow_slice_by_slice(tmp_path):
+    from SyntheticDataGenLib.cases.threshold_labels import fill_marrow, write_threshold_labels
+
+    ring = np.zeros((3, 30, 30), bool)
+    j, i = np.mgrid[:30, :30]
+    radius = np.hypot(j - 15, i - 15)
+    ring[:] = (radius >= 7) & (radius <= 11)
+    ring[1, 13:17, 22:] = False  # a 4-voxel gap in the cortex of the middle slice (cancellous bone below the threshold)
+    assert not fill_marrow(ring, 2)[1, 15, 15], "a disc narrower than the gap does not close it"
+    filled = fill_marrow(ring, 3)
+    assert filled[:, 15, 15].all() and not filled[:, 15, 27:].any() and not filled[:, 0, 0].any()
+    assert np.array_equal(filled[1:2], fill_marrow(ring[1:2], 3)), "each slice is filled on its own"
+    ct = sitk.GetImageFromArray(np.where(filled, 700, -1000).astype(np.int16))
+    voxels = write_threshold_labels(tmp_path, ct, filled.astype(np.uint8), ["femur_left"], {"kind": "threshold labels"},
+                                    "python make_labels.py", "test")
+    assert voxels == {"femur_left": int(filled.sum())}
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "labels.nii.gz"))), filled)
+    assert json.loads((tmp_path / "propagation.json").read_text())["command"] == "python make_labels.py"
+    assert (tmp_path / "labels.csv").read_text() == "id,structure\n1,femur_left\n"
+    assert (tmp_path / "contact_sheet.png").stat().st_size > 0
+
+
 def test_xrecon_labels_carries_an_atlas_onto_a_moved_copy(tmp_path):
     target, truth = _phantom(offset_mm=6.0)
     atlas, atlas_labels = _phantom()

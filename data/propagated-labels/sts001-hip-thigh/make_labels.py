@@ -11,7 +11,6 @@ threshold, which leaves C-shaped sections) and filled slice by slice, and the pi
     python data/propagated-labels/sts001-hip-thigh/make_labels.py
 """
 
-import json
 import sys
 from pathlib import Path
 
@@ -19,8 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from SyntheticDataGenLib.cases.label_map import label_table_text
-from SyntheticDataGenLib.cases.label_sheet import contact_sheet
+from SyntheticDataGenLib.cases.threshold_labels import fill_marrow, write_threshold_labels
 
 CT = Path("../shared/data/unlabelled/sts001-hip-thigh/ct.nii.gz")
 OUT = Path(__file__).resolve().parent
@@ -59,28 +57,17 @@ def main() -> None:
             sys.exit(f"two pieces on the {piece_side}: check the erosion")
         names[piece] = f"hip_{piece_side}"
     order = sorted(names, key=lambda piece: names[piece])
-    for value, piece in enumerate(order, start=1):
-        mask, radius = grown == piece, CLOSE_PX[names[piece].split("_")[0]]
-        disk = np.hypot(*np.mgrid[-radius:radius + 1, -radius:radius + 1]) <= radius
-        for k in range(mask.shape[0]):  # marrow: close the cortex, then fill each axial slice's holes
-            closed = ndimage.binary_closing(np.pad(mask[k], radius), disk)[radius:-radius, radius:-radius]
-            mask[k] = ndimage.binary_fill_holes(closed) | mask[k]
+    for value, piece in enumerate(order, start=1):  # marrow: each axial slice's cortex closed and filled
+        mask = fill_marrow(grown == piece, CLOSE_PX[names[piece].split("_")[0]])
         label[mask & (label == 0)] = value
     structures = [names[piece] for piece in order]
-
-    image = sitk.GetImageFromArray(label)
-    image.CopyInformation(ct)
-    sitk.WriteImage(image, str(OUT / "labels.nii.gz"), useCompression=True)
-    (OUT / "labels.csv").write_text(label_table_text(structures))
-    voxels = {name: int((label == value).sum()) for value, name in enumerate(structures, start=1)}
-    (OUT / "propagation.json").write_text(json.dumps({
+    voxels = write_threshold_labels(OUT, ct, label, structures, {
         "kind": "threshold labels", "target_ct": str(CT),
         "method": "bone threshold, in-plane erosion into pieces, nearest piece, cortex closed and filled "
                   "slice by slice; named by position",
         "settings": {"bone_hu": BONE_HU, "erode_voxels_xyz": ERODE_PX, "min_piece_voxels": MIN_PIECE_VOXELS,
-                     "close_voxels_in_plane": CLOSE_PX},
-        "voxels": voxels, "command": "python data/propagated-labels/sts001-hip-thigh/make_labels.py"}, indent=2) + "\n")
-    contact_sheet(OUT / "contact_sheet.png", ct, label, structures, "sts001-hip-thigh: threshold labels")
+                     "close_voxels_in_plane": CLOSE_PX}},
+        "python data/propagated-labels/sts001-hip-thigh/make_labels.py", "sts001-hip-thigh: threshold labels")
     print(voxels)
 
 

@@ -12,15 +12,13 @@ contact_sheet.png. Run from the repository root:
     python data/propagated-labels/sts002-thigh/make_labels.py
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from SyntheticDataGenLib.cases.label_map import label_table_text
-from SyntheticDataGenLib.cases.label_sheet import contact_sheet
+from SyntheticDataGenLib.cases.threshold_labels import fill_marrow, write_threshold_labels
 
 CT = Path("../shared/data/unlabelled/sts002-thigh/ct.nii.gz")
 OUT = Path(__file__).resolve().parent
@@ -48,28 +46,16 @@ def main() -> None:
     femur = max(x_mean, key=x_mean.get)  # the most lateral piece (+x is the patient's left)
     structures = ["femur_left", "hip_left"]
     label = np.zeros_like(grown, dtype=np.uint8)
-    for value, name in enumerate(structures, start=1):
+    for value, name in enumerate(structures, start=1):  # marrow: each axial slice's cortex closed and filled
         mask = (grown == femur) if name.startswith("femur") else (grown > 0) & (grown != femur)
-        radius = CLOSE_PX[name.split("_")[0]]
-        disk = np.hypot(*np.mgrid[-radius:radius + 1, -radius:radius + 1]) <= radius
-        for k in range(mask.shape[0]):  # marrow: close the cortex, then fill each axial slice's holes
-            closed = ndimage.binary_closing(np.pad(mask[k], radius), disk)[radius:-radius, radius:-radius]
-            mask[k] = ndimage.binary_fill_holes(closed) | mask[k]
-        label[mask & (label == 0)] = value
-
-    image = sitk.GetImageFromArray(label)
-    image.CopyInformation(ct)
-    sitk.WriteImage(image, str(OUT / "labels.nii.gz"), useCompression=True)
-    (OUT / "labels.csv").write_text(label_table_text(structures))
-    voxels = {name: int((label == value).sum()) for value, name in enumerate(structures, start=1)}
-    (OUT / "propagation.json").write_text(json.dumps({
+        label[fill_marrow(mask, CLOSE_PX[name.split("_")[0]]) & (label == 0)] = value
+    voxels = write_threshold_labels(OUT, ct, label, structures, {
         "kind": "threshold labels", "target_ct": str(CT),
         "method": "bone threshold above the table, in-plane erosion into pieces, nearest piece within reach, "
-                  "cortex closed and filled slice by slice; the largest lateral piece is the femur",
+                  "cortex closed and filled slice by slice; the most lateral piece is the femur",
         "settings": {"bone_hu": BONE_HU, "erode_voxels_xyz": ERODE_PX, "min_piece_voxels": MIN_PIECE_VOXELS,
-                     "reach_mm": REACH_MM, "table_row": TABLE_ROW, "close_voxels_in_plane": CLOSE_PX},
-        "voxels": voxels, "command": "python data/propagated-labels/sts002-thigh/make_labels.py"}, indent=2) + "\n")
-    contact_sheet(OUT / "contact_sheet.png", ct, label, structures, "sts002-thigh: threshold labels")
+                     "reach_mm": REACH_MM, "table_row": TABLE_ROW, "close_voxels_in_plane": CLOSE_PX}},
+        "python data/propagated-labels/sts002-thigh/make_labels.py", "sts002-thigh: threshold labels")
     print(voxels)
 
 
