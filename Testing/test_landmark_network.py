@@ -218,6 +218,31 @@ def test_calibrate_sigma_scales_sigma_to_a_gaussians_share_within_one_sigma():
     assert calibrate_sigma(model, Samples(), torch.device("cpu")) == pytest.approx(5.0, rel=1e-3)
 
 
+def test_outcomes_tell_where_the_heatmap_puts_an_unfound_landmark_and_count_invented_ones():
+    """Landmark 0 is in the image, 10 px from the heatmap's peak, but not found; landmark 1 is of a
+    bone the case lacks, and found: nothing is scored, the heatmap is 10 px off, one invented an image."""
+    from SingleImageReconLib.networks.landmark_training import landmark_outcomes, outcome_figures
+
+    class Samples:
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            return {"image": torch.zeros(1, 8, 8), "uv_px": torch.tensor([[3.5 + 10.0, 3.5], [0.0, 0.0]]),
+                    "visible": torch.tensor([True, False]), "known": torch.tensor([True, True])}
+
+    model = LandmarkNet(2, features=(4, 4, 4, 4, 4, 4), downsample=1)
+    maps = torch.full((1, 6, 8, 8), -30.0)
+    maps[0, 0:2, 3:5, 3:5] = 30.0  # both peaks at (3.5, 3.5)
+    maps[0, 4] = -5.0  # landmark 0 absent ...
+    maps[0, 5] = 5.0  # ... landmark 1 present
+    model.unet.forward = lambda x: maps.expand(x.shape[0], -1, -1, -1)
+    figures = outcome_figures(landmark_outcomes(model, Samples(), torch.device("cpu")))
+    assert figures["landmarks_scored"] == 0 and math.isnan(figures["median_error_px"])
+    assert figures["heatmap_median_error_px"] == pytest.approx(10.0, abs=1e-3)
+    assert figures["invented_per_image"] == 1.0 and figures["presence_recall"] == 0.0
+
+
 def test_the_landmarks_of_bones_a_case_lacks_are_known_absent(tmp_path, capfd):
     """A chest has no femur: its images teach presence 0 for the femur's landmarks, while a bone
     the case has but a landmark it cannot place (outside the scan) stays unknown."""

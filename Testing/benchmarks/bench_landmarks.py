@@ -7,7 +7,9 @@ For each dataset (and split: train, validation or all) and each bundle, per bone
 median error (px of the detector), the share of true points within 1σ and 2σ of the predicted
 σ (a calibrated 2D Gaussian gives 0.39 and 0.86), and presence precision and recall over the
 landmarks the case places or lacks (a bone the case has no label for is absent from its images:
-finding it is a false positive, an invented bone). With several bundles, each later bundle's
+finding it is a false positive, an invented bone), how many landmarks an image are found where
+they are not in it, and where the heatmaps put every visible landmark, found or not (median px:
+a bone the network does not recognise is far off, one it only doubts is close). With several bundles, each later bundle's
 median error is also given as a ratio to the first's, measured on the same images in this run.
 Make the datasets with ``xrecon generate --landmarks-dir`` on patients the bundles never saw.
 
@@ -88,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"    {kind:9s} found {row['landmarks_scored']:5d}  median {row['median_error_px']:6.1f} px"
                       + (f" ({ratio:.2f} of the first)" if table is not first else "")
                       + f"  within 1σ {row['within_1_sigma']:.2f} 2σ {row['within_2_sigma']:.2f}"
-                      f"  presence precision {row['presence_precision']:.2f} recall {row['presence_recall']:.2f}")
+                      f"  presence precision {row['presence_precision']:.2f} recall {row['presence_recall']:.2f}"
+                      f"  invented {row['invented_per_image']:.1f} an image"
+                      f"  heatmap median {row['heatmap_median_error_px']:.1f} px (every visible landmark)")
     for path in args.radiograph:
         print(f"{path} (real; no 3D truth)")
         for bundle, (model, metadata) in zip(args.bundle, bundles):

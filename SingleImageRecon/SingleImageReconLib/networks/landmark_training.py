@@ -128,7 +128,9 @@ class LandmarkOutcomes:
     """What a network did on a set of views, per landmark slot (L) and per scored landmark (M:
     visible, known and found): each scored landmark's slot, error and σ (px), and per slot the
     presence decisions' true positives, false positives (found, not visible, known: in the image
-    elsewhere, or of a bone the case lacks) and false negatives."""
+    elsewhere, or of a bone the case lacks) and false negatives; and, for every visible known
+    landmark whether found or not, its slot and the heatmap's error (px), which tells a network
+    that does not recognise a bone from one that only doubts it; the number of images."""
 
     slot: np.ndarray
     error_px: np.ndarray
@@ -136,6 +138,9 @@ class LandmarkOutcomes:
     true_positives: np.ndarray
     false_positives: np.ndarray
     false_negatives: np.ndarray
+    shown_slot: np.ndarray
+    shown_error_px: np.ndarray
+    images: int
 
 
 @torch.no_grad()
@@ -143,7 +148,7 @@ def landmark_outcomes(model: LandmarkNet, samples: LandmarkSamples, device: torc
                       presence_threshold: float = 0.5) -> LandmarkOutcomes:
     """Run ``model`` over ``samples`` once and keep what every figure needs (:func:`outcome_figures`)."""
     model.eval()
-    slots, errors, sigmas = [], [], []
+    slots, errors, sigmas, shown_slots, shown_errors = [], [], [], [], []
     counts = np.zeros((3, model.landmark_count), int)
     for start in range(0, len(samples), batch_size):
         batch = batch_of(samples, range(start, min(start + batch_size, len(samples))), device)
@@ -152,25 +157,33 @@ def landmark_outcomes(model: LandmarkNet, samples: LandmarkSamples, device: torc
         visible, known = batch["visible"] & batch["known"], batch["known"]
         for row, decided in enumerate((found & visible, found & ~visible & known, ~found & visible)):
             counts[row] += decided.sum(dim=0).cpu().numpy()
+        error = torch.linalg.norm(prediction["uv_px"] - batch["uv_px"], dim=-1)
         scored = visible & found
         slots.append(scored.nonzero()[:, 1].cpu())
-        errors.append(torch.linalg.norm(prediction["uv_px"] - batch["uv_px"], dim=-1)[scored].cpu())
+        errors.append(error[scored].cpu())
         sigmas.append(prediction["sigma_px"][scored].cpu())
+        shown_slots.append(visible.nonzero()[:, 1].cpu())
+        shown_errors.append(error[visible].cpu())
     model.train()
-    joined = [torch.cat(parts).numpy() if parts else np.zeros(0) for parts in (slots, errors, sigmas)]
-    return LandmarkOutcomes(*joined, *counts)
+    joined = [torch.cat(parts).numpy() if parts else np.zeros(0)
+              for parts in (slots, errors, sigmas, shown_slots, shown_errors)]
+    return LandmarkOutcomes(*joined[:3], *counts, *joined[3:], len(samples))
 
 
 def outcome_figures(outcomes: LandmarkOutcomes, slots: np.ndarray | None = None) -> dict:
     """Error (px), σ calibration, presence precision and recall, pooled over the landmark slots
-    ``slots`` selects (bool (L,); None: all)."""
+    ``slots`` selects (bool (L,); None: all); the heatmap's median error over every visible
+    landmark, found or not; and the landmarks found where they are not in the image, per image."""
     chosen = np.ones(len(outcomes.true_positives), bool) if slots is None else np.asarray(slots, bool)
     scored = chosen[outcomes.slot.astype(int)] if len(outcomes.slot) else np.zeros(0, bool)
     error, sigma = outcomes.error_px[scored], outcomes.sigma_px[scored]
     true_pos, false_pos, false_neg = (int(counts[chosen].sum()) for counts in (
         outcomes.true_positives, outcomes.false_positives, outcomes.false_negatives))
     ratio = lambda a, b: float(a / b) if b else math.nan  # noqa: E731
+    shown = chosen[outcomes.shown_slot.astype(int)] if len(outcomes.shown_slot) else np.zeros(0, bool)
     return {"landmarks_scored": int(len(error)),
+            "heatmap_median_error_px": float(np.median(outcomes.shown_error_px[shown])) if shown.any() else math.nan,
+            "invented_per_image": ratio(false_pos, outcomes.images),
             "median_error_px": float(np.median(error)) if len(error) else math.nan,
             "mean_error_px": float(np.mean(error)) if len(error) else math.nan,
             "median_sigma_px": float(np.median(sigma)) if len(sigma) else math.nan,
