@@ -10,7 +10,7 @@ from conftest import sample_bone_ap_view
 from SingleImageReconLib.shape_models.bone_surface import bone_surface
 from SingleImageReconLib.shape_models.evidence_fit import (cauchy_slope, fit_shape_to_evidence, soft_l1, soft_l1_slope,
                                                            vertex_jacobian)
-from SingleImageReconLib.shape_models.landmark_fit import cauchy, posed_instance, rotation_matrix
+from SingleImageReconLib.shape_models.landmark_fit import cauchy, posed_instance, rotation_derivatives, rotation_matrix
 from SingleImageReconLib.shape_models.model_files import load_models
 
 
@@ -56,3 +56,11 @@ def test_a_vertebra_is_recovered_from_its_exact_evidence_better_than_the_mean_sh
 def test_rodrigues_rotation_is_scipys(scale):
     vector = scale * np.array([0.6, -0.48, 0.64])
     np.testing.assert_allclose(rotation_matrix(vector), Rotation.from_rotvec(vector).as_matrix(), atol=1e-14)
+
+
+@pytest.mark.parametrize("scale", [0.0, 1e-9, 1e-5, 0.3, 3.0])
+def test_rotation_derivatives_are_those_of_scipys_rotation(scale):
+    vector, step = scale * np.array([0.6, -0.48, 0.64]), 1e-6
+    numeric = np.stack([(Rotation.from_rotvec(vector + step * axis).as_matrix()
+                         - Rotation.from_rotvec(vector - step * axis).as_matrix()) / (2 * step) for axis in np.eye(3)])
+    np.testing.assert_allclose(rotation_derivatives(vector), numeric, atol=1e-8)

@@ -71,10 +71,12 @@ class ViewEvidence:
         return not self.mask.any()
 
     @cached_property
-    def projection(self) -> tuple[np.ndarray, np.ndarray]:
-        """(3, 4) projection matrix and (3,) source (RAS mm), made once per view (a shape model
-        fit samples the view a few hundred times)."""
-        return self.geometry.projection_matrix(), np.asarray(self.geometry.source_ras_mm, dtype=np.float64)
+    def projection(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """(3, 4) projection matrix, (3,) source (RAS mm) and a pixel's width in mm at 1 mm from
+        the source, made once per view (a shape model fit samples the view thousands of times)."""
+        geometry = self.geometry
+        return (geometry.projection_matrix(), np.asarray(geometry.source_ras_mm, dtype=np.float64),
+                float(np.mean(geometry.pixel_spacing_mm)) / geometry.source_to_detector_mm)
 
     @cached_property
     def maps(self) -> torch.Tensor:
@@ -105,8 +107,9 @@ def _bilinear(maps: torch.Tensor, u: np.ndarray, v: np.ndarray, derivatives: boo
         values = F.grid_sample(maps[None], grid[None, None], mode="bilinear", padding_mode="border",
                                align_corners=True)[0, :, 0].double().numpy()
         return values, None, None
-    u, v = np.nan_to_num(u), np.nan_to_num(v)
-    clamped_u, clamped_v = np.clip(u, 0.0, width - 1.0), np.clip(v, 0.0, height - 1.0)
+    # fmin/fmax take the number where the other is NaN: a point behind the source reads the last
+    # pixel instead of failing (it is not seen: its caller discards it)
+    clamped_u, clamped_v = np.fmax(np.fmin(u, width - 1.0), 0.0), np.fmax(np.fmin(v, height - 1.0), 0.0)
     column = np.minimum(clamped_u.astype(np.intp), max(width - 2, 0))
     row = np.minimum(clamped_v.astype(np.intp), max(height - 2, 0))
     across, down = clamped_u - column, clamped_v - row
@@ -129,35 +132,34 @@ def _view_signed_distance(points_ras: np.ndarray, evidence: ViewEvidence, gradie
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """s_view (N,) in mm at (N, 3) points (+inf off the detector), which constraint is tightest,
     and with ``gradient`` the (N, 3) gradient of s_view (of the interpolated maps; 0 off the detector)."""
-    geometry = evidence.geometry
-    matrix, source = evidence.projection
+    matrix, source, mm_per_px_per_mm = evidence.projection
     homogeneous = points_ras @ matrix[:, :3].T + matrix[:, 3]
     along_beam = homogeneous[:, 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = homogeneous[:, 0] / along_beam
-        v = homogeneous[:, 1] / along_beam
+    # a point at or behind the source has no pixel: NaN (quietly, instead of a division by 0)
+    per_depth = 1.0 / np.where(along_beam > 0, along_beam, np.nan)
+    u, v = homogeneous[:, 0] * per_depth, homogeneous[:, 1] * per_depth
     from_source = points_ras - source
     t = np.linalg.norm(from_source, axis=1)
     maps = evidence.maps
     height, width = maps.shape[-2:]
     (front, back, silhouette_px), along_u, along_v = _bilinear(maps, u, v, gradient)
-    mm_per_px_per_mm = float(np.mean(geometry.pixel_spacing_mm)) / geometry.source_to_detector_mm
     candidates = np.stack([t - front, back - t, silhouette_px * mm_per_px_per_mm * along_beam])
     constraint = candidates.argmin(axis=0)
-    distance = np.take_along_axis(candidates, constraint[None], axis=0)[0]
-    with np.errstate(invalid="ignore"):
-        seen = (u >= -0.5) & (u <= width - 0.5) & (v >= -0.5) & (v <= height - 0.5) & (along_beam > 0)
+    every = np.arange(len(points_ras))
+    distance = candidates[constraint, every]
+    seen = (u >= -0.5) & (u <= width - 0.5) & (v >= -0.5) & (v <= height - 0.5)  # False where NaN
     if not gradient:
         return np.where(seen, distance, np.inf), constraint, None
-    # chain rule: u = h0/h2, v = h1/h2 with h = P·x, so ∇u = (P0 − u·P2)/h2; t = |x − source|
-    with np.errstate(divide="ignore", invalid="ignore"):
-        grad_u = (matrix[0, :3] - u[:, None] * matrix[2, :3]) / along_beam[:, None]
-        grad_v = (matrix[1, :3] - v[:, None] * matrix[2, :3]) / along_beam[:, None]
-        grad_t = from_source / t[:, None]
-    slopes = along_u[:, :, None] * grad_u + along_v[:, :, None] * grad_v  # (3 maps, N, 3)
-    gradients = np.stack([grad_t - slopes[0], slopes[1] - grad_t,
-                          mm_per_px_per_mm * (along_beam[:, None] * slopes[2] + silhouette_px[:, None] * matrix[2, :3])])
-    chosen = np.take_along_axis(gradients, constraint[None, :, None], axis=0)[0]
+    # chain rule: u = h0/h2, v = h1/h2 with h = P·x, so ∇u = (P0 − u·P2)/h2; t = |x − source|;
+    # only the tightest constraint's map is differentiated
+    grad_u = (matrix[0, :3] - u[:, None] * matrix[2, :3]) * per_depth[:, None]
+    grad_v = (matrix[1, :3] - v[:, None] * matrix[2, :3]) * per_depth[:, None]
+    grad_t = from_source / t[:, None]
+    slope = along_u[constraint, every][:, None] * grad_u + along_v[constraint, every][:, None] * grad_v
+    chosen = np.where((constraint == 0)[:, None], grad_t - slope, slope - grad_t)
+    silhouette = constraint == 2
+    chosen[silhouette] = mm_per_px_per_mm * (along_beam[silhouette, None] * slope[silhouette]
+                                             + silhouette_px[silhouette, None] * matrix[2, :3])
     return np.where(seen, distance, np.inf), constraint, np.where(seen[:, None] & np.isfinite(chosen), chosen, 0.0)
 
 
@@ -169,10 +171,12 @@ def signed_distance_gradient(points_ras: np.ndarray, views: list[ViewEvidence]) 
     if not views:
         return np.full(len(points), -np.inf), np.zeros((len(points), 3))
     per_view = [_view_signed_distance(points, view, gradient=True) for view in views]
-    distances = np.stack([d for d, _, _ in per_view])
-    index = np.argmin(distances, axis=0)
-    best = np.take_along_axis(distances, index[None], axis=0)[0]
-    gradient = np.take_along_axis(np.stack([g for _, _, g in per_view]), index[None, :, None], axis=0)[0]
+    if len(per_view) == 1:
+        best, _, gradient = per_view[0]
+    else:
+        distances = np.stack([d for d, _, _ in per_view])
+        index, every = np.argmin(distances, axis=0), np.arange(len(points))
+        best, gradient = distances[index, every], np.stack([g for _, _, g in per_view])[index, every]
     seen = np.isfinite(best)
     return np.where(seen, best, -np.inf), np.where(seen[:, None], gradient, 0.0)
 

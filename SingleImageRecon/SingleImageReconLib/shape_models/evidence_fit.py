@@ -22,7 +22,10 @@ their count says little about how much they know.
 
 The start is the mean shape, unturned, centred on the evidence in two ways, each also shifted
 either way along each axis on which the evidence is shorter than the model (a bone the image
-cuts shows only part of itself); the best few after a few steps each are solved for pose, the best pose then for pose and shape.
+cuts shows only part of itself); the best few after a few steps each (on a part of the points: a
+ranking needs less than a solution) are solved for pose, the best pose then for pose and shape.
+Each evaluation poses only the vertices the terms read, and the residuals and the Jacobian at
+the same parameters share it.
 """
 
 from __future__ import annotations
@@ -35,9 +38,9 @@ from scipy.spatial import cKDTree
 
 from SyntheticDataGenLib.errors import XreconInputError
 
-from ..reconstruction.surface import ViewEvidence, signed_distance, signed_distance_gradient
+from ..reconstruction.surface import ViewEvidence, signed_distance_gradient
 from .landmark_fit import (ROTATION_SD_DEG, LandmarkView, ShapeFit, cauchy, finished_fit, landmark_residuals,
-                           posed_instance, rotation_matrix)
+                           posed_instance, rotation_derivatives, rotation_matrix)
 from .shape_model import ShapeModel
 
 TOLERANCE_MM = 3.0  # what a predicted face may be off before it counts less and less
@@ -50,6 +53,8 @@ MODE_COUNT = 12
 _CUT_MM = 10.0
 STARTS_REFINED = 3  # of the candidate starts, the best this many after a few steps are solved
 QUICK_EVALUATIONS = 8
+QUICK_FACE_POINTS = 150  # of the faces' points and ...
+QUICK_INSIDE_VERTICES = 100  # ... of the inside term's vertices, those that rank the starts
 # each round's correspondences are fixed: solving them to scipy's default 1e-8 is wasted work;
 # the next round renews them (the same figures on exact evidence, a third of the evaluations)
 RELATIVE_COST_TOLERANCE = 1e-3
@@ -125,21 +130,19 @@ def soft_l1_slope(error: np.ndarray) -> np.ndarray:
 
 def vertex_jacobian(model: ShapeModel, parameters: np.ndarray, indices: np.ndarray | None = None) -> np.ndarray:
     """(N, 3, P) derivatives of :func:`.landmark_fit.posed_instance`'s vertices (those at
-    ``indices`` when given) by the parameters [ω, t, z]: exact for t and z, central differences
-    (on the rotation alone) for ω."""
+    ``indices`` when given) by the parameters [ω, t, z]."""
     k = len(parameters) - 6
     shape = posed_instance(model, np.r_[np.zeros(6), parameters[6:]], indices)  # R = I, t = 0: the shape itself
-    rotation = rotation_matrix(parameters[:3])
-    jacobian = np.empty((len(shape), 3, len(parameters)))
-    step = 1e-6
-    for axis in range(3):
-        turn = np.zeros(3)
-        turn[axis] = step
-        difference = (rotation_matrix(parameters[:3] + turn) - rotation_matrix(parameters[:3] - turn)) / (2 * step)
-        jacobian[:, :, axis] = shape @ difference.T
-    jacobian[:, :, 3:6] = np.eye(3)
     modes = model.modes[:k] if indices is None else model.modes[:k, indices]
-    jacobian[:, :, 6:] = np.einsum("knd,ed->nek", modes * model.standard_deviations_mm[:k, None, None], rotation)
+    return _vertex_jacobian(shape, parameters[:3], modes * model.standard_deviations_mm[:k, None, None])
+
+
+def _vertex_jacobian(shape: np.ndarray, rotation_vector: np.ndarray, scaled_modes: np.ndarray) -> np.ndarray:
+    """:func:`vertex_jacobian` of the unposed ``shape`` (N, 3), with the (k, N, 3) modes times their SDs."""
+    jacobian = np.empty((len(shape), 3, 6 + len(scaled_modes)))
+    jacobian[:, :, :3] = np.einsum("nd,ied->nei", shape, rotation_derivatives(rotation_vector))
+    jacobian[:, :, 3:6] = np.eye(3)
+    jacobian[:, :, 6:] = np.einsum("knd,ed->nek", scaled_modes, rotation_matrix(rotation_vector))
     return jacobian
 
 
@@ -173,20 +176,36 @@ def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
     sampled = np.sort(rng.choice(model.vertex_count, size=min(INSIDE_VERTICES, model.vertex_count), replace=False))
     reprojection = (landmark_residuals(model, landmark_views, k) if landmark_views
                     and any(np.isfinite(view.uv_px).all(axis=1).any() for view in landmark_views) else None)
-    face_scale = np.sqrt(evidence_weight / len(points))
-    inside_scale = np.sqrt(evidence_weight / len(sampled))
+    # ranking many starts needs less than solving one: a part of the points and vertices
+    quick_points = points[np.sort(rng.choice(len(points), min(QUICK_FACE_POINTS, len(points)), replace=False))]
+    quick_sampled = np.sort(rng.choice(sampled, min(QUICK_INSIDE_VERTICES, len(sampled)), replace=False))
 
-    def make_residuals(nearest: np.ndarray, normals: np.ndarray, tolerance: float):
+    def make_residuals(face_points: np.ndarray, inside_vertices: np.ndarray, nearest: np.ndarray,
+                       normals: np.ndarray, tolerance: float, count: int):
+        face_scale = np.sqrt(evidence_weight / len(face_points))
+        inside_scale = np.sqrt(evidence_weight / len(inside_vertices))
         # only the vertices some term reads are posed: the faces' nearest and the inside term's sample
-        used, at = np.unique(np.r_[nearest, sampled], return_inverse=True)
+        used, at = np.unique(np.r_[nearest, inside_vertices], return_inverse=True)
         nearest_at, sampled_at = at[:len(nearest)], at[len(nearest):]
+        modes = model.modes[:count - 6, used] * model.standard_deviations_mm[:count - 6, None, None]
+        mean, posed = model.mean_mm[used], {}
+
+        def pose(parameters: np.ndarray) -> dict:
+            # scipy asks for the residuals and then the Jacobian at the same point: pose the
+            # vertices and read the views (with the slopes) once for both
+            if posed.get("at") != parameters.tobytes():
+                shape = mean + np.tensordot(parameters[6:], modes, axes=1)
+                vertices = shape @ rotation_matrix(parameters[:3]).T + parameters[3:6]
+                inside, gradient = signed_distance_gradient(vertices[sampled_at], evidence)
+                gap = np.einsum("nd,nd->n", face_points - vertices[nearest_at], normals) / tolerance
+                posed.update(at=parameters.tobytes(), shape=shape, gap=gap, inside=inside, gradient=gradient)
+            return posed
 
         def residuals(parameters: np.ndarray) -> np.ndarray:
-            vertices = posed_instance(model, parameters, used)
-            gap = np.einsum("nd,nd->n", points - vertices[nearest_at], normals)[:, None] / tolerance
-            inside, _, _ = signed_distance(vertices[sampled_at], evidence)
+            found = pose(parameters)
+            inside = found["inside"]
             outside = np.where(np.isfinite(inside), np.minimum(inside, 0.0), 0.0) / tolerance
-            parts = [face_scale * cauchy(gap, 1.0).ravel(), inside_scale * soft_l1(outside),
+            parts = [face_scale * cauchy(found["gap"][:, None], 1.0).ravel(), inside_scale * soft_l1(outside),
                      parameters[:3] / np.radians(rotation_sd_deg), parameters[6:]]
             if reprojection is not None:
                 parts.append(reprojection(parameters))
@@ -196,15 +215,14 @@ def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
             """The residuals' Jacobian: the chain rule through the posed vertices (the faces and
             inside terms) and the signed distance's spatial gradient, and forward differences for
             the landmarks' few cheap rows."""
-            vertices, moved = posed_instance(model, parameters, used), vertex_jacobian(model, parameters, used)
-            gap = np.einsum("nd,nd->n", points - vertices[nearest_at], normals) / tolerance
-            face = -(face_scale / tolerance) * cauchy_slope(gap)[:, None] * np.einsum(
+            found = pose(parameters)
+            moved = _vertex_jacobian(found["shape"], parameters[:3], modes)
+            face = -(face_scale / tolerance) * cauchy_slope(found["gap"])[:, None] * np.einsum(
                 "nd,ndp->np", normals, moved[nearest_at])
-            inside, gradient = signed_distance_gradient(vertices[sampled_at], evidence)
+            inside = found["inside"]
             pulled = np.isfinite(inside) & (inside < 0)
             slope = np.where(pulled, soft_l1_slope(np.where(pulled, inside, 0.0) / tolerance) / tolerance, 0.0)
-            inside_rows = inside_scale * slope[:, None] * np.einsum("nd,ndp->np", gradient, moved[sampled_at])
-            count = len(parameters)
+            inside_rows = inside_scale * slope[:, None] * np.einsum("nd,ndp->np", found["gradient"], moved[sampled_at])
             rotation_rows = np.zeros((3, count))
             rotation_rows[:, :3] = np.eye(3) / np.radians(rotation_sd_deg)
             parts = [face, inside_rows, rotation_rows, np.eye(count)[6:]]
@@ -216,16 +234,19 @@ def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
             return np.concatenate(parts)
         return residuals, jacobian
 
-    def correspondences(parameters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def correspondences(parameters: np.ndarray, face_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         vertices = posed_instance(model, parameters)
-        _, nearest = cKDTree(vertices).query(points)
+        _, nearest = cKDTree(vertices).query(face_points)
         return nearest, vertex_normals(vertices, model.triangles)[nearest]
 
-    def solve(parameters: np.ndarray, tolerances: np.ndarray, evaluations: int = 60) -> tuple[np.ndarray, float]:
+    def solve(parameters: np.ndarray, tolerances: np.ndarray, evaluations: int = 60, quick: bool = False
+              ) -> tuple[np.ndarray, float]:
         scale = np.r_[0.1, 0.1, 0.1, 10.0, 10.0, 10.0, np.ones(len(parameters) - 6)]
+        terms = (quick_points, quick_sampled) if quick else (points, sampled)
         cost = np.inf
         for tolerance in tolerances:
-            residuals, jacobian = make_residuals(*correspondences(parameters), tolerance)
+            residuals, jacobian = make_residuals(*terms, *correspondences(parameters, terms[0]), tolerance,
+                                                 len(parameters))
             result = least_squares(residuals, parameters, jac=jacobian, x_scale=scale, method="trf",
                                    max_nfev=evaluations, ftol=RELATIVE_COST_TOLERANCE, xtol=STEP_TOLERANCE)
             parameters, cost = result.x, float(result.cost)
@@ -236,7 +257,7 @@ def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
     coarse = np.geomspace(COARSE_FACTOR * tolerance_mm, tolerance_mm, rounds)
     starts = _starts(model, points, evidence[0].geometry.beam_direction_ras)
     if len(starts) > STARTS_REFINED:  # a few steps from each start tell the promising ones (a start's own cost does not)
-        quick = [solve(start, coarse[:1], evaluations=QUICK_EVALUATIONS) for start in starts]
+        quick = [solve(start, coarse[:1], evaluations=QUICK_EVALUATIONS, quick=True) for start in starts]
         starts = [quick[index][0] for index in np.argsort([cost for _, cost in quick])[:STARTS_REFINED]]
     poses = [solve(start, coarse[:2]) for start in starts]
     pose = min(poses, key=lambda found: found[1])[0]

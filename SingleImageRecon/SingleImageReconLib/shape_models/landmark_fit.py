@@ -159,8 +159,25 @@ def rotation_matrix(rotation_vector: np.ndarray) -> np.ndarray:
     else:
         angle = np.sqrt(angle_squared)
         a, b = np.sin(angle) / angle, (1.0 - np.cos(angle)) / angle_squared
-    cross = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+    cross = _cross_matrix(rotation_vector)
     return np.eye(3) + a * cross + b * (cross @ cross)
+
+
+def _cross_matrix(vector: np.ndarray) -> np.ndarray:
+    x, y, z = vector
+    return np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+
+
+def rotation_derivatives(rotation_vector: np.ndarray) -> np.ndarray:
+    """(3, 3, 3): ∂R/∂ω_i of :func:`rotation_matrix` for i = 0, 1, 2, in closed form (Gallego and
+    Yezzi 2015: ∂R/∂ω_i = (ω_i [ω]× + [ω × (I − R) e_i]×) R / |ω|², and [e_i]× at ω = 0)."""
+    omega = np.asarray(rotation_vector, dtype=np.float64)
+    angle_squared = float(omega @ omega)
+    if angle_squared < 1e-12:  # the closed form divides by |ω|²; its limit is the generator
+        return np.stack([_cross_matrix(axis) for axis in np.eye(3)])
+    rotation, cross = rotation_matrix(omega), _cross_matrix(omega)
+    crossed = cross @ (np.eye(3) - rotation)  # column i: ω × (I − R) e_i
+    return np.stack([(omega[i] * cross + _cross_matrix(crossed[:, i])) @ rotation / angle_squared for i in range(3)])
 
 
 def posed_instance(model: ShapeModel, parameters: np.ndarray, indices: np.ndarray | None = None) -> np.ndarray:
