@@ -56,6 +56,10 @@ def add_parser(subparsers) -> None:
                               help="scale the preset's shape-model anatomy (bones given new shapes drawn from the "
                                    "bundled shape models; 0 = off). Each case's bones are registered to the models "
                                    "once, kept in DATASET/shape_correspondences/")
+    augmentation.add_argument("--hip-pose", type=float, default=0.0, metavar="STRENGTH",
+                              help="turn femurs about their heads, the thigh with them (1: 40%% of femurs, flexed "
+                                   "-10 to 80°, abducted -10 to 40°; needs each case's femoral_head_centre landmark, "
+                                   "--landmarks-dir). Off by default: no shipped bundle was trained with it yet")
     augmentation.add_argument("--views-per-anatomy", type=int, default=4,
                               help="views rendered from each deformed anatomy")
     parser.add_argument("--views", type=int, required=True, help="samples per case")
@@ -152,8 +156,8 @@ def run(args: argparse.Namespace) -> int:
     # the detector's maps dominate a sample's memory; the CT, read later, adds a few hundred MB at most
     check_fits(render_bytes(*args.detector_size_px, len(structures), 0), "rendering one sample",
                "use a smaller --detector-size-px or fewer --structures")
-    augmentation = preset(args.preset).scaled(geometric=args.geometric, physics=args.physics, style=args.style,
-                                              anatomy=args.anatomy, shape=args.shape)
+    augmentation = preset(args.preset).with_hip_poses(args.hip_pose).scaled(
+        geometric=args.geometric, physics=args.physics, style=args.style, anatomy=args.anatomy, shape=args.shape)
     shape_sampler = None
     if augmentation.shape_model_probability > 0:
         from ..shape_models.model_files import load_models

@@ -16,7 +16,9 @@ Five groups, each switchable with a strength (0 = off, 1 = as the preset says):
 * anatomy: smooth random deformations of CT and labels together, and deformations towards
   other training cases found by registration (new plausible patients); and smaller scans: the
   CT cut to an axial disc or square around one bone over part of its length
-  (:mod:`..anatomy.scan_field`), as clinical CTs reconstructed on a small field are.
+  (:mod:`..anatomy.scan_field`), as clinical CTs reconstructed on a small field are; and other
+  hip positions: a femur turned about its head, flexed or abducted, the thigh's tissue with it
+  (:mod:`..anatomy.hip_pose`; in no preset yet: ``with_hip_poses``, ``xrecon generate --hip-pose``).
 * shape: bones given new shapes drawn from the statistical shape models, a fraction of the
   models' standard deviations away from the case's own (:mod:`..anatomy.point_deformation`); it needs a
   shape sampler (``xrecon generate`` has one), and instead of a deformation towards another case.
@@ -86,9 +88,21 @@ class AugmentationConfig:
     scan_field_probability: float = 0.0  # cut the CT to a smaller scan around one bone
     scan_field_half_width_mm: Interval = (250.0, 250.0)  # radius of the axial disc, or half the square's side
     scan_field_length_mm: Interval = (400.0, 400.0)  # head-foot extent
+    hip_pose_probability: float = 0.0  # turn each femur about its head (:mod:`..anatomy.hip_pose`)
+    hip_flexion_deg: Interval = (0.0, 0.0)  # positive: the knee forwards
+    hip_abduction_deg: Interval = (0.0, 0.0)  # positive: the knee away from the midline
     # shape: how far each bone's mode coefficients move, in model standard deviations
     shape_model_probability: float = 0.0
     shape_model_sd: Interval = (0.0, 0.0)
+
+    def with_hip_poses(self, strength: float) -> "AugmentationConfig":
+        """The same ladder with :data:`HIP_POSES` at ``strength`` (0: none; 1: as listed there)."""
+        if not 0 <= strength <= 1 or not math.isfinite(strength):  # beyond 1 hips would bend past 80°
+            raise XreconInputError(f"hip pose strength must be between 0 and 1, got {strength}")
+        return dataclasses.replace(
+            self, hip_pose_probability=min(1.0, HIP_POSES["hip_pose_probability"] * strength),
+            hip_flexion_deg=tuple(strength * bound for bound in HIP_POSES["hip_flexion_deg"]),
+            hip_abduction_deg=tuple(strength * bound for bound in HIP_POSES["hip_abduction_deg"]))
 
     def scaled(self, *, geometric: float = 1.0, physics: float = 1.0, style: float = 1.0,
                anatomy: float = 1.0, shape: float = 1.0) -> "AugmentationConfig":
@@ -105,7 +119,8 @@ class AugmentationConfig:
 
 _NEUTRAL = {"lao_deg": 0.0, "cranial_deg": 0.0, "zoom": 1.0, "closeup_zoom": 1.0, "inplane_rotation_deg": 0.0, "energy_kev": 60.0,
             "bone_density": 1.0, "scatter_fraction": 0.0, "blur_sigma_px": 0.0, "gamma": 1.0, "tone_strength": 0.0,
-            "grid_strength": 0.0, "deformation_magnitude_mm": 0.0, "shape_model_sd": 0.0}
+            "grid_strength": 0.0, "deformation_magnitude_mm": 0.0, "shape_model_sd": 0.0, "hip_flexion_deg": 0.0,
+            "hip_abduction_deg": 0.0}
 _GROUP = {name: group for group, names in {
     "geometric": ["lao_deg", "cranial_deg", "translation_mm", "depth_translation_mm", "source_to_isocenter_mm", "magnification", "zoom",
                   "inplane_rotation_deg", "flip_probability", "framing_probability", "closeup_probability",
@@ -115,7 +130,8 @@ _GROUP = {name: group for group, names in {
               "gamma", "invert_probability", "collimation_probability", "collimation_max_fraction",
               "tone_strength", "max_text_count", "max_marker_count", "grid_strength"],
     "anatomy": ["deformation_probability", "deformation_magnitude_mm", "registration_probability",
-                "scan_field_probability", "scan_field_half_width_mm", "scan_field_length_mm"],
+                "scan_field_probability", "scan_field_half_width_mm", "scan_field_length_mm",
+                "hip_pose_probability", "hip_flexion_deg", "hip_abduction_deg"],
     "shape": ["shape_model_probability", "shape_model_sd"],
 }.items() for name in names}
 
@@ -162,6 +178,12 @@ PRESETS: dict[str, AugmentationConfig] = {
         scan_field_probability=0.35, scan_field_half_width_mm=(70.0, 160.0), scan_field_length_mm=(120.0, 360.0),
         shape_model_probability=0.5, shape_model_sd=(0.3, 1.0)),
 }
+
+
+#: Hip positions at strength 1 (``AugmentationConfig.with_hip_poses``): flexed up to 80° (sts001's
+#: hip is flexed about 60°), abducted up to 40° (frog-leg views), a little extended or adducted.
+#: No preset holds them yet: no shipped landmark bundle was trained with them.
+HIP_POSES = {"hip_pose_probability": 0.4, "hip_flexion_deg": (-10.0, 80.0), "hip_abduction_deg": (-10.0, 40.0)}
 
 
 def preset(name: str) -> AugmentationConfig:
@@ -243,6 +265,13 @@ def sample_anatomy(config: AugmentationConfig, rng: np.random.Generator, partner
              "half_width_mm": _uniform(rng, config.scan_field_half_width_mm),
              "length_mm": _uniform(rng, config.scan_field_length_mm), "disc": bool(rng.random() < 0.5)}
     cut = bool(rng.random() < config.scan_field_probability)
+    # drawn last, for the same reason: each femur turned about its head (:mod:`..anatomy.hip_pose`)
+    poses = {}
+    for side in ("left", "right"):
+        angles = {"flexion_deg": _uniform(rng, config.hip_flexion_deg), "abduction_deg": _uniform(rng, config.hip_abduction_deg)}
+        if rng.random() < config.hip_pose_probability and any(angles.values()):
+            poses[f"femur_{side}"] = angles
     return {"deformation_mm": magnitude if deform and magnitude > 0 else 0.0,
             "towards_case": partner if register else None, "towards_fraction": fraction if register else 0.0,
-            "seed": seed, "shape_sd": shape_sd if shape else 0.0, "scan_field": field if cut else None}
+            "seed": seed, "shape_sd": shape_sd if shape else 0.0, "scan_field": field if cut else None,
+            "hip_pose": poses or None}

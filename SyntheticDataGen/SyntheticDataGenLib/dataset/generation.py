@@ -350,7 +350,8 @@ class CaseLoader:
         ct, segmentation, names, landmarks = raw.ct, raw.segmentation, raw.names, raw.landmarks
         shape_sd = anatomy.get("shape_sd", 0.0) if self.shape_sampler and segmentation else 0.0
         scan = scan_field(anatomy.get("scan_field"), raw.bone_centres_ras_mm)
-        if not anatomy["deformation_mm"] and not anatomy["towards_case"] and not shape_sd and scan is None:
+        poses = anatomy.get("hip_pose") or {}
+        if not anatomy["deformation_mm"] and not anatomy["towards_case"] and not shape_sd and scan is None and not poses:
             if source.name not in self._undeformed:
                 self._undeformed[source.name] = PreparedCase(
                     source, CaseVolume.from_ct(ct, segmentation, names, extend_body_mm=self.extend_body_mm,
@@ -376,7 +377,11 @@ class CaseLoader:
             if landmarks is not None:  # a point of the input anatomy moves to where the warp pulls it from
                 # a point the warp cannot carry (the edge of its field) is unknown in this anatomy
                 landmarks = (landmarks[0], inverse_transform_points(transform, landmarks[1], unresolved="nan"))
-        head_foot, in_scan, isocentre = raw.head_foot_range_mm, None, raw.centre_ras_mm
+        centres, in_scan = dict(raw.bone_centres_ras_mm), None
+        if poses:
+            ct, segmentation, landmarks, centres, in_scan, applied = _pose_hips(
+                poses, ct, segmentation, names, landmarks, centres, applied)
+        head_foot, isocentre = raw.head_foot_range_mm, raw.centre_ras_mm
         if scan is not None:
             isocentre = np.array([scan.centre_ras_mm[0], *raw.centre_ras_mm[1:]])  # views look at the scan, at the body's depth
             ct, segmentation = cut_to_field(ct, segmentation, scan)
@@ -384,15 +389,15 @@ class CaseLoader:
             head_foot = (max(head_foot[0], low), min(head_foot[1], high))
             if head_foot[0] > head_foot[1]:  # the bones moved out of the range: frame the field
                 head_foot = (low, high)
-            in_scan = scan.contains(landmarks[1]) if landmarks is not None else None
+            if landmarks is not None:
+                in_scan = scan.contains(landmarks[1]) & (True if in_scan is None else in_scan)
         # a small structure at the scan's edge can be pushed out of it (or cut away): absent from these views
         counts = segmentation.voxel_counts() if segmentation is not None else {}
         names = [name for name in names if counts.get(name, 0) > 0]
         return PreparedCase(source, CaseVolume.from_ct(ct, segmentation, names,
                                                        extend_body_mm=self.extend_body_mm, device=self.device),
                             isocentre, landmarks, head_foot, applied,
-                            {name: centre for name, centre in raw.bone_centres_ras_mm.items() if name in names},
-                            in_scan)
+                            {name: centre for name, centre in centres.items() if name in names}, in_scan)
 
     def _new_shapes(self, source: CaseSource, raw: RawCase, shape_sd: float, rng: np.random.Generator,
                     jitter: sitk.Transform | None) -> tuple[sitk.Transform | None, dict]:
@@ -439,6 +444,33 @@ def coarsened(ct: sitk.Image, segmentation: Segmentation | None, spacing_mm: flo
     layers = [sitk.Resample(layer, coarse_ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0, layer.GetPixelID())
               for layer in segmentation.layers]
     return coarse_ct, Segmentation(layers, dict(segmentation.structures))
+
+
+def _pose_hips(poses: dict, ct: sitk.Image, segmentation, names: list[str], landmarks, centres: dict,
+               applied: dict):
+    """The anatomy with each femur of ``poses`` ({structure: angles}) turned about its head's
+    centre (:mod:`..anatomy.hip_pose`), where the case has that femur and its head-centre landmark:
+    (CT, labels, landmarks, bone centres, (L,) landmarks still inside the volume or None, applied)."""
+    from ..anatomy.hip_pose import HEAD_CENTRE, HipPose, inside_volume, pose_hip
+
+    turned = {}
+    for structure, angles in poses.items():
+        label = f"{structure}/{HEAD_CENTRE}"
+        if structure not in names or landmarks is None or label not in landmarks[0]:
+            continue
+        head = landmarks[1][landmarks[0].index(label)]
+        if not np.isfinite(head).all():
+            continue
+        pose = HipPose(structure, tuple(float(x) for x in head), angles["flexion_deg"], angles["abduction_deg"])
+        ct, segmentation = pose_hip(ct, segmentation, pose)
+        on_femur = np.array([name.split("/")[0] == structure for name in landmarks[0]])
+        points = landmarks[1].copy()
+        points[on_femur] = pose.move_points(points[on_femur])
+        landmarks = (landmarks[0], points)
+        centres[structure] = pose.move_points(np.asarray(centres[structure], float)[None])[0]
+        turned[structure] = angles
+    in_volume = inside_volume(ct, landmarks[1]) if turned else None
+    return ct, segmentation, landmarks, centres, in_volume, {**applied, "hip_pose": turned or None}
 
 
 def _union_mask(segmentation: Segmentation | None, names: list[str]) -> sitk.Image | None:
