@@ -127,7 +127,10 @@ def pose_hip(ct: sitk.Image, segmentation: Segmentation, pose: HipPose) -> tuple
         if index == femur_layer:
             values[values == femur_value] = 0
         layers.append(_like(values, layer))
-    soft_ct, soft_labels = warp_case(_like(filled, ct), Segmentation(layers, dict(segmentation.structures)), blend)
+    # tissue pulled from beyond the scan is thigh the CT did not reach (its foot end cuts the
+    # thighs): soft tissue, not air, or a turned thigh would leave a dark band below the pelvis
+    soft_ct, soft_labels = warp_case(_like(filled, ct), Segmentation(layers, dict(segmentation.structures)), blend,
+                                     default_hu=SOFT_TISSUE_HU)
 
     turned = sitk.GetArrayViewFromImage(moved_femur).astype(bool)
     values = sitk.GetArrayFromImage(soft_ct)
