@@ -192,6 +192,9 @@ def cases(folder: Path) -> list[tuple[str, list]]:
     for views in ("0", "-3", "1e99", "nan"):
         result.append((f"generate --views {views}", ["generate", "--case", "abdomen-pelvis", "--views", views,
                                                      "--out", out / "v"]))
+    for strength in ("nan", "-1", "1.5", "inf"):
+        result.append((f"generate --hip-pose {strength}", ["generate", "--case", "abdomen-pelvis", "--views", "1",
+                                                           "--hip-pose", strength, "--out", out / "hp"]))
     atlas = [CASE.ct_path, CASE.labels_path, CASE.table_path]
     for label, path in _ct_files(folder)[:6]:  # empty, random, truncated NIfTI and NRRD
         result.append((f"labels --ct: {label}", ["labels", "--ct", path, "--atlas", *atlas, "--out", out / "pl"]))

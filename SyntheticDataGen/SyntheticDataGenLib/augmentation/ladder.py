@@ -18,7 +18,7 @@ Five groups, each switchable with a strength (0 = off, 1 = as the preset says):
   CT cut to an axial disc or square around one bone over part of its length
   (:mod:`..anatomy.scan_field`), as clinical CTs reconstructed on a small field are; and other
   hip positions: a femur turned about its head, flexed or abducted, the thigh's tissue with it
-  (:mod:`..anatomy.hip_pose`; in no preset yet: ``with_hip_poses``, ``xrecon generate --hip-pose``).
+  (:mod:`..anatomy.hip_pose`; in no preset: ``with_hip_poses``, ``xrecon generate --hip-pose``).
 * shape: bones given new shapes drawn from the statistical shape models, a fraction of the
   models' standard deviations away from the case's own (:mod:`..anatomy.point_deformation`); it needs a
   shape sampler (``xrecon generate`` has one), and instead of a deformation towards another case.
@@ -182,7 +182,8 @@ PRESETS: dict[str, AugmentationConfig] = {
 
 #: Hip positions at strength 1 (``AugmentationConfig.with_hip_poses``): flexed up to 80° (sts001's
 #: hip is flexed about 60°), abducted up to 40° (frog-leg views), a little extended or adducted.
-#: No preset holds them yet: no shipped landmark bundle was trained with them.
+#: No preset holds them: the depth bundle was trained before them; the landmark bundle's recipe
+#: asks for them (``xrecon generate --hip-pose 1``).
 HIP_POSES = {"hip_pose_probability": 0.4, "hip_flexion_deg": (-10.0, 80.0), "hip_abduction_deg": (-10.0, 40.0)}
 
 
