@@ -23,7 +23,7 @@ import SimpleITK as sitk
 
 from ..cases.ct_io import LPS_TO_RAS, ijk_to_ras
 from ..cases.labels import Segmentation
-from .deformation import AIR_HU, warp_case
+from .deformation import AIR_HU, sample_displacement_field, warp_case
 
 HEAD_CENTRE = "femoral_head_centre"  # the landmark (of the femur model) the femur turns about
 SOFT_TISSUE_HU = 40.0  # what fills the femur's old place (muscle)
@@ -79,28 +79,15 @@ def _distance_mm(mask: sitk.Image) -> np.ndarray:
 def _blend_pull(ct: sitk.Image, fixed: sitk.Image, moved_femur: sitk.Image, femur_pull: sitk.Transform
                 ) -> sitk.DisplacementFieldTransform:
     """The soft tissue's pull: each point moved through ``femur_pull`` by the weight w of the module's docstring."""
-    spacing = [BLEND_SPACING_MM] * 3
-    size = [max(2, int(np.ceil(extent * step / BLEND_SPACING_MM)) + 1)
-            for extent, step in zip(ct.GetSize(), ct.GetSpacing())]
-    grid = sitk.Image(size, sitk.sitkUInt8)
-    grid.SetOrigin(ct.GetOrigin())
-    grid.SetSpacing(spacing)
-    grid.SetDirection(ct.GetDirection())
-    on_grid = lambda mask: sitk.Resample(mask, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0)  # noqa: E731
+    grid = sample_displacement_field(femur_pull, ct, BLEND_SPACING_MM).GetDisplacementField()
+    on_grid = lambda mask: sitk.Resample(mask, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0,  # noqa: E731
+                                         sitk.sitkUInt8)
     to_fixed, to_femur = _distance_mm(on_grid(fixed)), _distance_mm(on_grid(moved_femur))
     share = np.where(to_fixed + to_femur > 0, to_fixed ** 2 / np.maximum(to_fixed ** 2 + to_femur ** 2, 1e-9), 0.0)
     weight = share * np.exp(-(np.maximum(to_femur - THIGH_MM, 0.0) / FALLOFF_MM) ** 2)
-    k, j, i = np.indices(weight.shape)
-    index = np.stack([i, j, k], axis=-1).reshape(-1, 3).astype(float)
-    origin, direction = np.array(grid.GetOrigin()), np.array(grid.GetDirection()).reshape(3, 3)
-    points = origin + (index * spacing) @ direction.T
-    matrix = np.array(femur_pull.GetMatrix()).reshape(3, 3)
-    centre = np.array(femur_pull.GetCenter())
-    pulled = (points - centre) @ matrix.T + centre
-    displacement = (pulled - points) * weight.reshape(-1, 1)
-    field = sitk.GetImageFromArray(displacement.reshape(*weight.shape, 3), isVector=True)
+    field = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(grid) * weight[..., None], isVector=True)
     field.CopyInformation(grid)
-    return sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64))
+    return sitk.DisplacementFieldTransform(field)
 
 
 def pose_hip(ct: sitk.Image, segmentation: Segmentation, pose: HipPose) -> tuple[sitk.Image, Segmentation]:
@@ -110,12 +97,7 @@ def pose_hip(ct: sitk.Image, segmentation: Segmentation, pose: HipPose) -> tuple
     pull = _femur_pull(pose)
     moved_femur = sitk.Resample(femur, ct, pull, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     femur_layer, femur_value = segmentation.structures[pose.structure]
-    fixed_mask = np.zeros(sitk.GetArrayViewFromImage(femur).shape, bool)
-    for name in segmentation.names:
-        if name != pose.structure:
-            fixed_mask |= segmentation.mask_array(name)
-    fixed = sitk.GetImageFromArray(fixed_mask.astype(np.uint8))
-    fixed.CopyInformation(ct)
+    fixed = segmentation.union([name for name in segmentation.names if name != pose.structure])
     blend = _blend_pull(ct, fixed, moved_femur, pull)
 
     old_place = sitk.GetArrayViewFromImage(femur).astype(bool)

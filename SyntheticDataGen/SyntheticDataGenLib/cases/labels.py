@@ -62,6 +62,15 @@ class Segmentation:
         image.CopyInformation(self.reference)
         return image
 
+    def union(self, names: list[str]) -> sitk.Image:
+        """uint8 mask image of the voxels any of ``names`` holds (all zero for no names)."""
+        union = np.zeros(sitk.GetArrayViewFromImage(self.reference).shape, np.uint8)
+        for name in names:
+            union |= self.mask_array(name)
+        image = sitk.GetImageFromArray(union)
+        image.CopyInformation(self.reference)
+        return image
+
     def voxel_counts(self) -> dict[str, int]:
         """Number of voxels of every structure (zero for structures that are empty)."""
         counts_per_layer = [np.bincount(sitk.GetArrayViewFromImage(layer).ravel().astype(np.int64))

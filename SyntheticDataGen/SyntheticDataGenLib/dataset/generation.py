@@ -475,14 +475,7 @@ def _pose_hips(poses: dict, ct: sitk.Image, segmentation, names: list[str], land
 
 def _union_mask(segmentation: Segmentation | None, names: list[str]) -> sitk.Image | None:
     """The union of the named structures as a uint8 image (registration looks at the bones)."""
-    if segmentation is None or not names:
-        return None
-    union = np.zeros(segmentation.mask_array(names[0]).shape, np.uint8)
-    for name in names:
-        union |= segmentation.mask_array(name)
-    image = sitk.GetImageFromArray(union)
-    image.CopyInformation(segmentation.reference)
-    return image
+    return None if segmentation is None or not names else segmentation.union(names)
 
 
 # --- the dataset ---------------------------------------------------------------------------
