@@ -6,7 +6,7 @@ from scipy.optimize._numdiff import approx_derivative
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
-from conftest import sample_bone_ap_view
+from conftest import sample_bone_ap_view, xrecon_in_process
 from SingleImageReconLib.shape_models.bone_surface import bone_surface
 from SingleImageReconLib.shape_models.evidence_fit import (cauchy_slope, fit_shape_to_evidence, soft_l1, soft_l1_slope,
                                                            vertex_jacobian)
@@ -64,3 +64,16 @@ def test_rotation_derivatives_are_those_of_scipys_rotation(scale):
     numeric = np.stack([(Rotation.from_rotvec(vector + step * axis).as_matrix()
                          - Rotation.from_rotvec(vector - step * axis).as_matrix()) / (2 * step) for axis in np.eye(3)])
     np.testing.assert_allclose(rotation_derivatives(vector), numeric, atol=1e-8)
+
+
+def test_the_combined_fit_benchmark_fits_every_bone_of_the_sample_case(tmp_path, capfd):
+    """``xrecon bench combined-fit`` times a fit of each of the sample case's 11 bones and says how
+    close it came to the labels; the lumbar vertebrae, whole in the scan, within 2.5 mm."""
+    import json
+
+    status, out, _ = xrecon_in_process(capfd, "bench", "combined-fit", "--repeat", "1", "--json", tmp_path / "fit.json")
+    assert status == 0 and "of the 100 ms aim" in out
+    figures = json.loads((tmp_path / "fit.json").read_text())
+    assert len(figures["label_to_fit_mm"]) == 11 and figures["median_ms"] > 0
+    lumbar = [figures["label_to_fit_mm"][f"vertebrae_L{level}"] for level in range(1, 6)]
+    assert max(lumbar) < 2.5, lumbar

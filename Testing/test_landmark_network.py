@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -220,7 +221,8 @@ def test_calibrate_sigma_scales_sigma_to_a_gaussians_share_within_one_sigma():
 
 def test_outcomes_tell_where_the_heatmap_puts_an_unfound_landmark_and_count_invented_ones():
     """Landmark 0 is in the image, 10 px from the heatmap's peak, but not found; landmark 1 is of a
-    bone the case lacks, and found: nothing is scored, the heatmap is 10 px off, one invented an image."""
+    bone the case lacks, and found: nothing is scored, the heatmap is 10 px off, one invented an
+    image, and the presence ROC AUC is 0 (1 once the presence maps are swapped)."""
     from SingleImageReconLib.networks.landmark_training import landmark_outcomes, outcome_figures
 
     class Samples:
@@ -241,6 +243,13 @@ def test_outcomes_tell_where_the_heatmap_puts_an_unfound_landmark_and_count_inve
     assert figures["landmarks_scored"] == 0 and math.isnan(figures["median_error_px"])
     assert figures["heatmap_median_error_px"] == pytest.approx(10.0, abs=1e-3)
     assert figures["invented_per_image"] == 1.0 and figures["presence_recall"] == 0.0
+    # the absent landmark is the likelier: presence ranks them the wrong way round
+    assert figures["presence_roc_auc"] == 0.0
+    maps[0, 4], maps[0, 5] = 5.0, -5.0
+    assert outcome_figures(landmark_outcomes(model, Samples(), torch.device("cpu")))["presence_roc_auc"] == 1.0
+    # one landmark alone (both classes are needed): undefined, not a number that looks like a result
+    assert math.isnan(outcome_figures(landmark_outcomes(model, Samples(), torch.device("cpu")),
+                                      np.array([True, False]))["presence_roc_auc"])
 
 
 def test_the_landmarks_of_bones_a_case_lacks_are_known_absent(tmp_path, capfd):

@@ -7,7 +7,9 @@ For each dataset (and split: train, validation or all) and each bundle, per bone
 median error (px of the detector), the share of true points within 1σ and 2σ of the predicted
 σ (a calibrated 2D Gaussian gives 0.39 and 0.86), and presence precision and recall over the
 landmarks the case places or lacks (a bone the case has no label for is absent from its images:
-finding it is a false positive, an invented bone), how many landmarks an image are found where
+finding it is a false positive, an invented bone) and the presence probability's ROC AUC (how well
+it tells the landmarks in the image from those that are not, whatever the threshold: two bundles
+that differ only in where they draw the line have the same), how many landmarks an image are found where
 they are not in it, and where the heatmaps put every visible landmark, found or not (median px:
 a bone the network does not recognise is far off, one it only doubts is close). With several bundles, each later bundle's
 median error is also given as a ratio to the first's, measured on the same images in this run.
@@ -91,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                       + (f" ({ratio:.2f} of the first)" if table is not first else "")
                       + f"  within 1σ {row['within_1_sigma']:.2f} 2σ {row['within_2_sigma']:.2f}"
                       f"  presence precision {row['presence_precision']:.2f} recall {row['presence_recall']:.2f}"
+                      f" ROC AUC {row['presence_roc_auc']:.2f}"
                       f"  invented {row['invented_per_image']:.1f} an image"
                       f"  heatmap median {row['heatmap_median_error_px']:.1f} px (every visible landmark)")
     for path in args.radiograph:

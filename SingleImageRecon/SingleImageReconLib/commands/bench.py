@@ -10,7 +10,7 @@ from SyntheticDataGenLib.errors import XreconInputError
 
 BENCHMARKS = {"drr": "bench_drr.py", "generate": "bench_generate.py", "labels": "bench_labels.py",
               "landmarks": "bench_landmarks.py", "model": "bench_model.py", "recon": "bench_recon.py",
-              "ssm": "bench_ssm.py"}
+              "ssm": "bench_ssm.py", "combined-fit": "bench_combined_fit.py"}
 
 
 def benchmarks_dir() -> Path:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from monai.metrics import compute_roc_auc
 
 from SyntheticDataGenLib.dataset.torch_dataset import IntensityJitter, SyntheticXrayDataset
 from SyntheticDataGenLib.errors import XreconInputError
@@ -130,7 +131,9 @@ class LandmarkOutcomes:
     presence decisions' true positives, false positives (found, not visible, known: in the image
     elsewhere, or of a bone the case lacks) and false negatives; and, for every visible known
     landmark whether found or not, its slot and the heatmap's error (px), which tells a network
-    that does not recognise a bone from one that only doubts it; the number of images."""
+    that does not recognise a bone from one that only doubts it; for every known landmark its slot,
+    presence probability and whether it is in the image (the presence decision at every threshold);
+    the number of images."""
 
     slot: np.ndarray
     error_px: np.ndarray
@@ -140,6 +143,9 @@ class LandmarkOutcomes:
     false_negatives: np.ndarray
     shown_slot: np.ndarray
     shown_error_px: np.ndarray
+    known_slot: np.ndarray
+    known_probability: np.ndarray
+    known_visible: np.ndarray
     images: int
 
 
@@ -148,12 +154,13 @@ def landmark_outcomes(model: LandmarkNet, samples: LandmarkSamples, device: torc
                       presence_threshold: float = 0.5) -> LandmarkOutcomes:
     """Run ``model`` over ``samples`` once and keep what every figure needs (:func:`outcome_figures`)."""
     model.eval()
-    slots, errors, sigmas, shown_slots, shown_errors = [], [], [], [], []
+    slots, errors, sigmas, shown_slots, shown_errors, known_slots, probabilities, in_image = ([] for _ in range(8))
     counts = np.zeros((3, model.landmark_count), int)
     for start in range(0, len(samples), batch_size):
         batch = batch_of(samples, range(start, min(start + batch_size, len(samples))), device)
         prediction = model(batch["image"])
-        found = torch.sigmoid(prediction["presence_logits"]) >= presence_threshold
+        probability = torch.sigmoid(prediction["presence_logits"])
+        found = probability >= presence_threshold
         visible, known = batch["visible"] & batch["known"], batch["known"]
         for row, decided in enumerate((found & visible, found & ~visible & known, ~found & visible)):
             counts[row] += decided.sum(dim=0).cpu().numpy()
@@ -164,16 +171,22 @@ def landmark_outcomes(model: LandmarkNet, samples: LandmarkSamples, device: torc
         sigmas.append(prediction["sigma_px"][scored].cpu())
         shown_slots.append(visible.nonzero()[:, 1].cpu())
         shown_errors.append(error[visible].cpu())
+        known_slots.append(known.nonzero()[:, 1].cpu())
+        probabilities.append(probability[known].cpu())
+        in_image.append(visible[known].cpu())
     model.train()
     joined = [torch.cat(parts).numpy() if parts else np.zeros(0)
-              for parts in (slots, errors, sigmas, shown_slots, shown_errors)]
+              for parts in (slots, errors, sigmas, shown_slots, shown_errors, known_slots, probabilities, in_image)]
     return LandmarkOutcomes(*joined[:3], *counts, *joined[3:], len(samples))
 
 
 def outcome_figures(outcomes: LandmarkOutcomes, slots: np.ndarray | None = None) -> dict:
     """Error (px), σ calibration, presence precision and recall, pooled over the landmark slots
     ``slots`` selects (bool (L,); None: all); the heatmap's median error over every visible
-    landmark, found or not; and the landmarks found where they are not in the image, per image."""
+    landmark, found or not; the landmarks found where they are not in the image, per image; and
+    the presence probability's ROC AUC over the known landmarks (MONAI's ``compute_roc_auc``: how
+    well it tells a landmark in the image from one that is not, whatever the threshold; 0.5 is
+    chance, NaN where only one of the two occurs)."""
     chosen = np.ones(len(outcomes.true_positives), bool) if slots is None else np.asarray(slots, bool)
     scored = chosen[outcomes.slot.astype(int)] if len(outcomes.slot) else np.zeros(0, bool)
     error, sigma = outcomes.error_px[scored], outcomes.sigma_px[scored]
@@ -181,6 +194,11 @@ def outcome_figures(outcomes: LandmarkOutcomes, slots: np.ndarray | None = None)
         outcomes.true_positives, outcomes.false_positives, outcomes.false_negatives))
     ratio = lambda a, b: float(a / b) if b else math.nan  # noqa: E731
     shown = chosen[outcomes.shown_slot.astype(int)] if len(outcomes.shown_slot) else np.zeros(0, bool)
+    known = chosen[outcomes.known_slot.astype(int)] if len(outcomes.known_slot) else np.zeros(0, bool)
+    truth = outcomes.known_visible[known].astype(bool)
+    roc_auc = (float(compute_roc_auc(torch.from_numpy(outcomes.known_probability[known]).float(),
+                                     torch.from_numpy(truth).float()))
+               if 0 < truth.sum() < len(truth) else math.nan)
     return {"landmarks_scored": int(len(error)),
             "heatmap_median_error_px": float(np.median(outcomes.shown_error_px[shown])) if shown.any() else math.nan,
             "invented_per_image": ratio(false_pos, outcomes.images),
@@ -191,7 +209,8 @@ def outcome_figures(outcomes: LandmarkOutcomes, slots: np.ndarray | None = None)
             "within_2_sigma": float(np.mean(error <= 2 * sigma)) if len(error) else math.nan,
             "expected_within_1_sigma": WITHIN_1_SIGMA, "expected_within_2_sigma": WITHIN_2_SIGMA,
             "presence_precision": ratio(true_pos, true_pos + false_pos),
-            "presence_recall": ratio(true_pos, true_pos + false_neg)}
+            "presence_recall": ratio(true_pos, true_pos + false_neg),
+            "presence_roc_auc": roc_auc}
 
 
 def evaluate_landmarks(model: LandmarkNet, samples: LandmarkSamples, device: torch.device, batch_size: int = 8,

@@ -23,7 +23,9 @@ their count says little about how much they know.
 The start is the mean shape, unturned, centred on the evidence in two ways, each also shifted
 either way along each axis on which the evidence is shorter than the model (a bone the image
 cuts shows only part of itself); the best few after a few steps each (on a part of the points: a
-ranking needs less than a solution) are solved for pose, the best pose then for pose and shape.
+ranking needs less than a solution) are solved for pose over the first two rounds, the best pose
+then for pose and shape from the second round on (the first round's wide tolerance only served
+to find the pose).
 Each evaluation poses only the vertices the terms read, and the residuals and the Jacobian at
 the same parameters share it.
 """
@@ -51,8 +53,10 @@ ROUNDS = 4
 COARSE_FACTOR = 5.0  # the first round's tolerance, in τ
 MODE_COUNT = 12
 _CUT_MM = 10.0
-STARTS_REFINED = 3  # of the candidate starts, the best this many after a few steps are solved
-QUICK_EVALUATIONS = 8
+STARTS_REFINED = 3  # of the candidate starts, the best this many after a few steps are solved (with
+# only the best, abdomen-pelvis's predicted hips settled 2-4 mm further off over 6 views)
+QUICK_EVALUATIONS = 5  # (4 put a predicted hip 10 mm further off; 5, with SHAPE_FROM_ROUND, moves every bone
+# of the recon benchmark by under 1 mm but the thorax's T11, 7 mm closer)
 QUICK_FACE_POINTS = 300  # of the faces' points and ...
 QUICK_INSIDE_VERTICES = 200  # ... of the inside term's vertices, those that rank the starts (150 and 100 put
 # abdomen-pelvis's predicted right hip 14 mm further off; 300 and 200 as close as all, as fast)
@@ -60,6 +64,7 @@ QUICK_INSIDE_VERTICES = 200  # ... of the inside term's vertices, those that ran
 # the next round renews them (the same figures on exact evidence, a third of the evaluations)
 RELATIVE_COST_TOLERANCE = 1e-3
 STEP_TOLERANCE = 1e-6
+SHAPE_FROM_ROUND = 1  # the shape joins at the second round's tolerance: the pose has been through the first
 
 
 def face_points_ras(evidence: ViewEvidence, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -140,10 +145,16 @@ def vertex_jacobian(model: ShapeModel, parameters: np.ndarray, indices: np.ndarr
 
 def _vertex_jacobian(shape: np.ndarray, rotation_vector: np.ndarray, scaled_modes: np.ndarray) -> np.ndarray:
     """:func:`vertex_jacobian` of the unposed ``shape`` (N, 3), with the (k, N, 3) modes times their SDs."""
-    jacobian = np.empty((len(shape), 3, 6 + len(scaled_modes)))
-    jacobian[:, :, :3] = np.einsum("nd,ied->nei", shape, rotation_derivatives(rotation_vector))
+    # plain matrix products: numpy's einsum loops over these small axes 4-10 times slower, and
+    # this runs at every step of the fit
+    count, modes = len(shape), len(scaled_modes)
+    jacobian = np.empty((count, 3, 6 + modes))
+    derivatives = rotation_derivatives(rotation_vector)  # (i, e, d): ∂R[e, d]/∂ω_i
+    jacobian[:, :, :3] = (shape @ derivatives.transpose(2, 0, 1).reshape(3, 9)).reshape(count, 3, 3).transpose(
+        0, 2, 1)
     jacobian[:, :, 3:6] = np.eye(3)
-    jacobian[:, :, 6:] = np.einsum("knd,ed->nek", scaled_modes, rotation_matrix(rotation_vector))
+    jacobian[:, :, 6:] = (scaled_modes.reshape(-1, 3) @ rotation_matrix(rotation_vector).T).reshape(
+        modes, count, 3).transpose(1, 2, 0)
     return jacobian
 
 
@@ -262,6 +273,6 @@ def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
         starts = [quick[index][0] for index in np.argsort([cost for _, cost in quick])[:STARTS_REFINED]]
     poses = [solve(start, coarse[:2]) for start in starts]
     pose = min(poses, key=lambda found: found[1])[0]
-    parameters, _ = solve(np.r_[pose, np.zeros(k)], coarse)
+    parameters, _ = solve(np.r_[pose, np.zeros(k)], coarse[SHAPE_FROM_ROUND:])
     return finished_fit(model, landmark_views or [], posed_instance(model, parameters), parameters,
                         time.perf_counter() - started)
