@@ -157,6 +157,8 @@ def rotation_matrix(rotation_vector: np.ndarray) -> np.ndarray:
     (scipy's ``Rotation`` twenty)."""
     x, y, z = (float(value) for value in rotation_vector)
     angle_squared = x * x + y * y + z * z
+    if not math.isfinite(angle_squared):  # as numpy would give (math.sin raises on infinity)
+        return np.full((3, 3), np.nan)
     if angle_squared < 1e-8:  # Taylor terms: the closed form loses precision near 0
         a, b, c = 1.0 - angle_squared / 6.0, 0.5 - angle_squared / 24.0, 1.0 - angle_squared / 2.0
     else:
