@@ -523,3 +523,35 @@ def test_the_signed_distance_gradient_is_its_derivative(ellipsoid_views):
     assert smooth.mean() > 0.9 and (distance > 0).any() and (distance < 0).any()
     np.testing.assert_allclose(gradient[smooth], numeric[smooth], atol=1e-4)
     assert 0.5 < np.median(np.linalg.norm(gradient[smooth], axis=1)) < 2.0  # about mm per mm
+
+
+def test_decimation_in_two_threads_keeps_each_surface_its_own():
+    """fast-simplification holds its mesh in module globals between its load, simplify and return
+    calls: two threads decimating at once (as ``reconstruct_radiographs`` meshes two structures at
+    once) must not get each other's mesh back. Fails without the lock around it."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from SingleImageReconLib.reconstruction.surface import decimate
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        shifts = [np.zeros(3), np.array([300.0, 0.0, 0.0])]
+        surfaces = []
+        for shift in shifts:
+            surface = ellipsoid_surface(60)
+            points = _points(surface) + shift
+            surface.GetPoints().SetData(numpy_support.numpy_to_vtk(points, deep=True))
+            surfaces.append(surface)
+
+        def centre_x(index: int) -> float:
+            return float(_points(decimate(surfaces[index], 0.5))[:, 0].mean())
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            centres = list(pool.map(centre_x, [0, 1] * 40))
+    finally:
+        sys.setswitchinterval(interval)
+    expected = [float(_points(surfaces[index])[:, 0].mean()) for index in [0, 1] * 40]
+    swapped = sum(abs(got - want) > 50 for got, want in zip(centres, expected))
+    assert swapped == 0, f"{swapped} of {len(centres)} decimations returned the other thread's surface"

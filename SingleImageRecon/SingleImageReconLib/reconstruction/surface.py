@@ -21,6 +21,7 @@ counts as outside, so the surface is always closed.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -341,13 +342,20 @@ def open_and_non_manifold_edges(surface: vtk.vtkPolyData) -> int:
     return edges.GetOutput().GetNumberOfCells()
 
 
+# fast-simplification keeps the mesh in module globals between its load, simplify and return
+# calls: two threads at once (reconstruct_radiographs meshes structures side by side) got each
+# other's mesh back, 15 of 80 times in Testing/test_surface.py
+_FAST_SIMPLIFICATION = threading.Lock()
+
+
 def _fast_quadric(surface: vtk.vtkPolyData, reduction: float) -> vtk.vtkPolyData:
     """Quadric decimation by ``fast-simplification`` (a compiled Garland–Heckbert simplifier)."""
     import fast_simplification
 
     points = numpy_support.vtk_to_numpy(surface.GetPoints().GetData()).astype(np.float32)
     triangles = numpy_support.vtk_to_numpy(surface.GetPolys().GetConnectivityArray()).reshape(-1, 3)
-    points, triangles = fast_simplification.simplify(points, triangles.astype(np.int32), reduction)
+    with _FAST_SIMPLIFICATION:
+        points, triangles = fast_simplification.simplify(points, triangles.astype(np.int32), reduction)
     return polydata_from_arrays(points, triangles)
 
 
