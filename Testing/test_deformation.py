@@ -285,7 +285,7 @@ def test_interpolated_landmarks_move_along_the_correspondence(ellipsoids):
     points = points_inside(ct_a, 20, margin=0.25)
     moved = inverse_transform_points(transform, points)
     # W(a) = a + 0.5 (u(a) - mean u): half way to the corresponding donor point.
-    displacement = sitk.GetArrayViewFromImage(field.GetDisplacementField())
+    displacement = sitk.GetArrayFromImage(field.GetDisplacementField())  # a copy: a view of a temporary dangles
     mean_lps = displacement.reshape(-1, 3).mean(axis=0)
     expected = points + 0.5 * (transform_points(field, points) - points - mean_lps * [-1, -1, 1])
     assert np.abs(moved - expected).max() < 0.2

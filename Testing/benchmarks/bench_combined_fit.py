@@ -43,7 +43,7 @@ def exact_evidence(case_name: str) -> list[tuple[str, object, object, np.ndarray
     models = load_models(None)
     names = [name for name in segmentation.names
              if structure_bone_type(name) and structure_bone_type(name)[0] in models]
-    k, j, i = np.nonzero(sitk.GetArrayViewFromImage(segmentation.union(names)))
+    k, j, i = np.nonzero(sitk.GetArrayFromImage(segmentation.union(names)))  # a copy: a view of a temporary dangles
     centre = matrix[:3, :3] @ [i.mean(), j.mean(), k.mean()] + matrix[:3, 3]
     geometry = preset_geometry("ap", isocenter_ras_mm=centre, size_px=(256, 256), pixel_spacing_mm=(1.6, 1.6))
     work = []

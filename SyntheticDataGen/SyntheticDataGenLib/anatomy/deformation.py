@@ -200,7 +200,8 @@ def _needs_sampling(transform: sitk.Transform) -> bool:
 
 
 def _is_identity_field(transform: sitk.DisplacementFieldTransform) -> bool:
-    return not np.any(sitk.GetArrayViewFromImage(transform.GetDisplacementField()))
+    field = transform.GetDisplacementField()  # held: an array view does not keep its image alive
+    return not np.any(sitk.GetArrayViewFromImage(field))
 
 
 def warp_case(ct: sitk.Image, segmentation: Segmentation, transform: sitk.Transform,
