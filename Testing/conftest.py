@@ -61,7 +61,6 @@ def sample_bone_ap_view(structure: str):
     from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
     from SyntheticDataGenLib.cases.labels import read_segmentation
     from SyntheticDataGenLib.cases.sample_data import sample_case
-    from SyntheticDataGenLib.projection.depth import render_depth
     from SyntheticDataGenLib.projection.geometry import preset_geometry
 
     case = sample_case("abdomen-pelvis")
@@ -71,7 +70,4 @@ def sample_bone_ap_view(structure: str):
     k, j, i = np.nonzero(mask)
     centre = matrix[:3, :3] @ [i.mean(), j.mean(), k.mean()] + matrix[:3, 3]
     geometry = preset_geometry("ap", isocenter_ras_mm=centre, size_px=(256, 256), pixel_spacing_mm=(1.6, 1.6))
-    depth = render_depth(mask, matrix, geometry)
-    evidence = ViewEvidence(geometry, depth.mask.numpy(), depth.front_mm.numpy().astype(np.float64),
-                            depth.back_mm.numpy().astype(np.float64))
-    return evidence, mask, matrix
+    return ViewEvidence.rendered(mask, matrix, geometry), mask, matrix

@@ -20,7 +20,6 @@ from SingleImageReconLib.evaluation.metrics import mask_surface, surface_metrics
 from SingleImageReconLib.reconstruction.reconstruct import surfaces_from_evidence
 from SingleImageReconLib.reconstruction.surface import BACK, FRONT, SILHOUETTE, Grid, ViewEvidence, signed_distance, surface_from_views
 from SingleImageReconLib.reconstruction.view_consistency import consistent_views
-from SyntheticDataGenLib.projection.depth import render_depth
 from SyntheticDataGenLib.projection.geometry import preset_geometry
 
 DETECTOR_PX = (128, 128)
@@ -96,10 +95,7 @@ def u_shape() -> tuple[np.ndarray, np.ndarray]:
 
 
 def rendered_view(mask_kji, ijk_to_ras, name: str, lao_deg: float = 0.0, cranial_deg: float = 0.0) -> ViewEvidence:
-    geometry = _geometry(name, U_ISOCENTRE, lao_deg, cranial_deg)
-    depth = render_depth(mask_kji, ijk_to_ras, geometry)
-    return ViewEvidence(geometry, depth.mask.numpy(), depth.front_mm.numpy().astype(np.float64),
-                        depth.back_mm.numpy().astype(np.float64))
+    return ViewEvidence.rendered(mask_kji, ijk_to_ras, _geometry(name, U_ISOCENTRE, lao_deg, cranial_deg))
 
 
 # ----------------------------------------------------------------------------------------------

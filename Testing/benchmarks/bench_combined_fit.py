@@ -34,7 +34,6 @@ def exact_evidence(case_name: str) -> list[tuple[str, object, object, np.ndarray
     from SyntheticDataGenLib.cases.ct_io import ijk_to_ras
     from SyntheticDataGenLib.cases.labels import read_segmentation
     from SyntheticDataGenLib.cases.sample_data import sample_case
-    from SyntheticDataGenLib.projection.depth import render_depth
     from SyntheticDataGenLib.projection.geometry import preset_geometry
 
     case = sample_case(case_name)
@@ -49,13 +48,10 @@ def exact_evidence(case_name: str) -> list[tuple[str, object, object, np.ndarray
     work = []
     for name in names:
         bone, side = structure_bone_type(name)
-        depth = render_depth(segmentation.mask_array(name), matrix, geometry)
-        if not depth.mask.any():
-            continue
-        evidence = ViewEvidence(geometry, depth.mask.numpy(), depth.front_mm.numpy().astype(float),
-                                depth.back_mm.numpy().astype(float))
-        work.append((name, models[bone].for_side(side), evidence,
-                     bone_surface(segmentation.mask_array(name), matrix, name)[1]))
+        mask = segmentation.mask_array(name)
+        evidence = ViewEvidence.rendered(mask, matrix, geometry)
+        if not evidence.empty:
+            work.append((name, models[bone].for_side(side), evidence, bone_surface(mask, matrix, name)[1]))
     return work
 
 

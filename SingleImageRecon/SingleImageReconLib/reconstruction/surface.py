@@ -32,6 +32,7 @@ import vtk
 from scipy import ndimage
 from vtk.util import numpy_support
 
+from SyntheticDataGenLib.projection.depth import render_depth
 from SyntheticDataGenLib.projection.geometry import ProjectionGeometry
 
 from ..meshes.triangle_mesh import polydata_from_arrays
@@ -66,6 +67,14 @@ class ViewEvidence:
             if np.shape(getattr(self, name)) != shape:
                 raise ValueError(f"{name} has shape {np.shape(getattr(self, name))}, the detector is {shape}")
         self.mask = np.asarray(self.mask, dtype=bool)
+
+    @classmethod
+    def rendered(cls, mask_kji: np.ndarray, ijk_to_ras: np.ndarray, geometry: ProjectionGeometry) -> ViewEvidence:
+        """The exact evidence of a labelled bone: its (K, J, I) mask rendered to mask and front/back
+        depths in ``geometry`` (what a perfect depth network would predict)."""
+        depth = render_depth(mask_kji, ijk_to_ras, geometry)
+        return cls(geometry, depth.mask.numpy(), depth.front_mm.numpy().astype(np.float64),
+                   depth.back_mm.numpy().astype(np.float64))
 
     @property
     def empty(self) -> bool:
