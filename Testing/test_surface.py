@@ -302,6 +302,18 @@ def test_a_bone_cut_by_the_detector_edge_is_not_extended_beyond_the_field_of_vie
     assert true_low - 1.0 < low and high < true_high + 1.0  # no wider than the bone along the beam
 
 
+@pytest.mark.parametrize("where", ["inside the detector", "cut by its edge", "the whole detector"])
+def test_the_silhouette_distance_is_the_whole_detectors_distance_transform(where):
+    geometry = _geometry("ap", (0.0, 0.0, 0.0))
+    mask = np.zeros((geometry.height, geometry.width), dtype=bool)
+    mask[{"inside the detector": np.s_[40:70, 30:90], "cut by its edge": np.s_[:50, 20:],
+          "the whole detector": np.s_[:, :]}[where]] = True
+    mask[45:48, 50:52] = False  # a hole: its pixels are outside
+    view = ViewEvidence(geometry, mask, np.full(mask.shape, 900.0), np.full(mask.shape, 950.0))
+    expected = np.where(mask, ndimage.distance_transform_edt(mask) - 0.5, 0.5 - ndimage.distance_transform_edt(~mask))
+    np.testing.assert_array_equal(view.maps[2].numpy(), expected.astype(np.float32))
+
+
 def test_view_and_constraint_arrays_have_a_value_per_point_and_name_both_views(ellipsoid_views):
     surface = surface_from_views(ellipsoid_views[:2], 1.0)
     view, constraint = point_array(surface, "view"), point_array(surface, "constraint")

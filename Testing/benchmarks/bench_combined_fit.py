@@ -6,7 +6,8 @@ Each bone of the sample case that a bundled shape model describes has its label 
 mask and front/back depth maps in one AP view (256 px, 1.6 mm pixels, centred on the bones),
 which is what the depth network would predict were it perfect, and the bone's model is fitted to
 it (:func:`fit_shape_to_evidence`, the ``combined`` method without landmarks). Per bone: CPU time
-of the fit on one thread (ms; the best of ``--repeat`` runs, which are interleaved so that a busy
+of the fit (ms; the process's, so that a helper thread's work, a BLAS thread's say, counts too;
+torch is held to one thread; the best of ``--repeat`` runs, which are interleaved so that a busy
 moment does not fall on one bone), and how far the labelled surface lies from the fitted one
 (mean label-to-fit vertex distance, mm: a whole-bone model beside a bone the scan cuts is not an
 error there). Then the median time a bone against the 100 ms aim, as a ratio.
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             fit = fit_shape_to_evidence(model, [evidence])
             times_ms[name].append((time.process_time() - started) * 1000)
             distances_mm[name] = float(cKDTree(fit.vertices_mm).query(labelled)[0].mean())
-    print(f"combined fit on exact AP evidence of {args.case}, one CPU thread, best of {args.repeat}")
+    print(f"combined fit on exact AP evidence of {args.case}: process CPU time, best of {args.repeat}")
     for name, *_ in work:
         print(f"  {name:14s} {min(times_ms[name]):6.0f} ms   label to fit {distances_mm[name]:5.2f} mm")
     median_ms = float(np.median([min(values) for values in times_ms.values()]))

@@ -26,8 +26,10 @@ cuts shows only part of itself); the best few after a few steps each (on a part 
 ranking needs less than a solution) are solved for pose over the first two rounds, the best pose
 then for pose and shape from the second round on (the first round's wide tolerance only served
 to find the pose).
-Each evaluation poses only the vertices the terms read, and the residuals and the Jacobian at
-the same parameters share it.
+Each round is a Levenberg–Marquardt solve (:mod:`.levenberg_marquardt`) with the faces' nearest
+vertices held fixed; nearest vertices are looked up in the shape's own frame, so the pose stage
+(the mean shape) builds its k-d tree once. Each evaluation poses only the vertices the terms
+read, and the residuals and the Jacobian at the same parameters share it.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from scipy.optimize import least_squares
 from scipy.spatial import cKDTree
 
 from SyntheticDataGenLib.errors import XreconInputError
@@ -43,6 +44,7 @@ from SyntheticDataGenLib.errors import XreconInputError
 from ..reconstruction.surface import ViewEvidence, signed_distance_gradient
 from .landmark_fit import (ROTATION_SD_DEG, LandmarkView, ShapeFit, cauchy, finished_fit, landmark_residuals,
                            posed_instance, rotation_derivatives, rotation_matrix)
+from .levenberg_marquardt import levenberg_marquardt
 from .shape_model import ShapeModel
 
 TOLERANCE_MM = 3.0  # what a predicted face may be off before it counts less and less
@@ -60,7 +62,7 @@ QUICK_EVALUATIONS = 5  # (4 put a predicted hip 10 mm further off; 5, with SHAPE
 QUICK_FACE_POINTS = 300  # of the faces' points and ...
 QUICK_INSIDE_VERTICES = 200  # ... of the inside term's vertices, those that rank the starts (150 and 100 put
 # abdomen-pelvis's predicted right hip 14 mm further off; 300 and 200 as close as all, as fast)
-# each round's correspondences are fixed: solving them to scipy's default 1e-8 is wasted work;
+# each round's correspondences are fixed: solving them to scipy's default 1e-8 was wasted work;
 # the next round renews them (the same figures on exact evidence, a third of the evaluations)
 RELATIVE_COST_TOLERANCE = 1e-3
 STEP_TOLERANCE = 1e-6
@@ -203,7 +205,7 @@ def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
         mean, posed = model.mean_mm[used], {}
 
         def pose(parameters: np.ndarray) -> dict:
-            # scipy asks for the residuals and then the Jacobian at the same point: pose the
+            # the solver asks for the Jacobian where it has just asked for the residuals: pose the
             # vertices and read the views (with the slopes) once for both
             if posed.get("at") != parameters.tobytes():
                 shape = mean + np.tensordot(parameters[6:], modes, axes=1)
@@ -246,10 +248,19 @@ def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
             return np.concatenate(parts)
         return residuals, jacobian
 
+    frames: dict[bytes, tuple[cKDTree, np.ndarray]] = {}
+
     def correspondences(parameters: np.ndarray, face_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        vertices = posed_instance(model, parameters)
-        _, nearest = cKDTree(vertices).query(face_points)
-        return nearest, vertex_normals(vertices, model.triangles)[nearest]
+        """Each face point's nearest vertex and that vertex's normal, found in the shape's own frame:
+        the pose stage's starts and rounds (the mean shape) share one k-d tree and its normals."""
+        coefficients = parameters[6:] if parameters[6:].any() else np.zeros(0)
+        if coefficients.tobytes() not in frames:
+            shape = posed_instance(model, np.r_[np.zeros(6), coefficients])
+            frames[coefficients.tobytes()] = cKDTree(shape), vertex_normals(shape, model.triangles)
+        tree, normals = frames[coefficients.tobytes()]
+        rotation = rotation_matrix(parameters[:3])
+        _, nearest = tree.query((face_points - parameters[3:6]) @ rotation)
+        return nearest, normals[nearest] @ rotation.T
 
     def solve(parameters: np.ndarray, tolerances: np.ndarray, evaluations: int = 60, quick: bool = False
               ) -> tuple[np.ndarray, float]:
@@ -259,8 +270,8 @@ def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
         for tolerance in tolerances:
             residuals, jacobian = make_residuals(*terms, *correspondences(parameters, terms[0]), tolerance,
                                                  len(parameters))
-            result = least_squares(residuals, parameters, jac=jacobian, x_scale=scale, method="trf",
-                                   max_nfev=evaluations, ftol=RELATIVE_COST_TOLERANCE, xtol=STEP_TOLERANCE)
+            result = levenberg_marquardt(residuals, jacobian, parameters, scale, evaluations,
+                                         RELATIVE_COST_TOLERANCE, STEP_TOLERANCE)
             parameters, cost = result.x, float(result.cost)
         return parameters, cost
 
