@@ -403,7 +403,7 @@ def test_registration_moves_a_case_towards_another_of_the_same_region(tmp_path):
     assert rows["abdomen-pelvis"]["anatomy"]["towards_case"] == "other"
     assert rows["other"]["anatomy"]["towards_case"] == "abdomen-pelvis"
     assert sorted(p.name for p in (tmp_path / "dataset" / "registrations").iterdir()) == [
-        "abdomen-pelvis__other.nii.gz", "other__abdomen-pelvis.nii.gz"]
+        "abdomen-pelvis__other.mha", "other__abdomen-pelvis.mha"]
     loader = CaseLoader(STRUCTURES, extend_body_mm=run.extend_body_mm, cases=[original, other],
                         cache_dir=tmp_path / "dataset" / "registrations")
     row = rows["abdomen-pelvis"]
@@ -411,6 +411,32 @@ def test_registration_moves_a_case_towards_another_of_the_same_region(tmp_path):
     view = render_view(prepared.volume, ProjectionGeometry.from_dict(row["geometry"]))
     stored = load_sample(tmp_path / "dataset" / row["file"])
     np.testing.assert_array_equal(stored["masks"], view.masks.numpy().astype(np.uint8))
+    np.testing.assert_array_equal(stored["line_integral"], view.line_integral.numpy())
+
+
+def test_a_cached_registration_is_exactly_the_field_that_was_computed(tmp_path, monkeypatch):
+    # a shard that reads the cache must render what the shard that computed it rendered: NIfTI's
+    # float32 header moved a field's origin by up to 3e-5 mm, and now and then a voxel with it
+    from scipy.spatial.transform import Rotation
+
+    from SyntheticDataGenLib.anatomy import deformation
+
+    field = sitk.GetImageFromArray(np.random.default_rng(0).normal(0, 3, (8, 7, 6, 3)), isVector=True)
+    field.SetOrigin((-123.456789012345, 55.1234567891234, -987.654321987654))
+    field.SetSpacing((2.0000001, 2.0000001, 2.5000001))
+    field.SetDirection(Rotation.from_rotvec([0.1, -0.2, 0.3]).as_matrix().ravel().tolist())
+    # the registration itself is not what is tested here (it takes tens of seconds): a known field
+    monkeypatch.setattr(deformation, "register_cases",
+                        lambda *args, **kwargs: sitk.DisplacementFieldTransform(sitk.Image(field)))
+    files = sample_case("abdomen-pelvis")
+    a, b = (CaseSource(name, files.ct_path, files.labels_path, files.table_path, "train") for name in "ab")
+    computed, cached = (CaseLoader(STRUCTURES, cases=[a, b], cache_dir=tmp_path).registration(a, b).GetDisplacementField()
+                        for _ in range(2))
+    assert [path.name for path in tmp_path.iterdir()] == ["a__b.mha"]
+    for image in (computed, cached):
+        assert (image.GetOrigin(), image.GetSpacing(), image.GetDirection()) == (
+            field.GetOrigin(), field.GetSpacing(), field.GetDirection())
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(field))
 
 
 def test_landmarks_beside_a_case_are_projected_into_every_sample(tmp_path):

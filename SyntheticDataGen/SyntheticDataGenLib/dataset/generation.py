@@ -5,7 +5,7 @@ A dataset is one folder::
     dataset.json                   schema version, settings, cases and their split, the command line
     manifest.jsonl                 one JSON line per sample (manifest.shard-I-of-N.jsonl when sharded)
     samples/<case>/<view>.npz      image and targets (see :data:`SAMPLE_ARRAYS`)
-    registrations/<a>__<b>.nii.gz  deformable registrations between cases of one body region
+    registrations/<a>__<b>.mha     deformable registrations between cases of one body region
 
 Every sample's randomness comes from its own seed (dataset seed, case name, view index), so
 the same seed gives identical bytes whatever the shard or the order, and ``--shard I/N`` splits
@@ -330,7 +330,11 @@ class CaseLoader:
 
         key = (fixed.name, moving.name)
         if key not in self._registrations:
-            path = self.cache_dir / f"{fixed.name}__{moving.name}.nii.gz" if self.cache_dir else None
+            # MetaImage keeps the field's geometry exactly (NIfTI's float32 header moved its origin by
+            # up to 3e-5 mm, so a shard reading the cache rendered other bytes than the shard that
+            # computed the field; NRRD, which stores spacing times direction, changed the direction
+            # in its last bit)
+            path = self.cache_dir / f"{fixed.name}__{moving.name}.mha" if self.cache_dir else None
             if path is not None and path.exists():
                 field = sitk.ReadImage(str(path), sitk.sitkVectorFloat64)
             else:
@@ -340,7 +344,7 @@ class CaseLoader:
                 field = transform.GetDisplacementField()
                 if path is not None:  # shards running at once may each write it: same field, unique temporaries
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    with atomic_path(path, "registration cache", suffix=".partial.nii.gz") as temporary:
+                    with atomic_path(path, "registration cache", suffix=".partial.mha") as temporary:
                         write_image(field, temporary, use_compression=False)
             self._registrations[key] = sitk.DisplacementFieldTransform(sitk.Image(field))
         return self._registrations[key]
