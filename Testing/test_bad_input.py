@@ -127,6 +127,7 @@ def test_impossible_requests_are_refused_before_any_work(tmp_path):
          r"a detector side must be 8 to 4096 pixels"),
         (["reconstruct", "--image", "x.png", "--out", taken], r"is a file; give a folder"),
         (["render", "--case", "chest", "--out", tmp_path], r"not an earlier 'xrecon render' output"),
+        (["train", "--dataset", tmp_path, "--out", tmp_path / "f", "--threads", "0"], r"0 threads: at least 1"),
     ]
     for args, message in cases:
         result = run_xrecon(*args)

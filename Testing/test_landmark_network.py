@@ -113,8 +113,16 @@ def test_soft_argmax_finds_a_peak_at_full_resolution_pixels():
     assert (out["sigma_px"] >= 1.0).all()  # the floor, 0.5 px at the pooled size
 
 
+@pytest.fixture
+def torch_threads():
+    """Puts torch's thread count back after a test that ran ``xrecon train --threads`` in-process."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
-def test_train_landmarks_on_a_tiny_set_and_load_the_bundle(tmp_path, capfd):
+def test_train_landmarks_on_a_tiny_set_and_load_the_bundle(tmp_path, capfd, torch_threads):
     dataset = tmp_path / "set"
     status, _, err = xrecon_in_process(capfd, "generate", "--case", "abdomen-pelvis", "--case", "chest", "--holdout",
                                        "chest", "--views", "4", "--seed", "3", "--preset", "light",
@@ -124,9 +132,9 @@ def test_train_landmarks_on_a_tiny_set_and_load_the_bundle(tmp_path, capfd):
     bundle = tmp_path / "bundle"
     status, out, err = xrecon_in_process(capfd, "train", "--task", "landmarks", "--dataset", dataset, "--out", bundle,
                                          "--set", "epochs=2", "--set", "batch_size=2", "--set",
-                                         "features=[8,8,8,8,8,8]", "--device", "cpu")
+                                         "features=[8,8,8,8,8,8]", "--device", "cpu", "--threads", "1")
     assert status == 0, err
-    assert json.loads(out)["epoch"] == 2
+    assert json.loads(out)["epoch"] == 2 and torch.get_num_threads() == 1
     model, metadata = load_landmark_bundle(bundle)
     assert 0.0 <= metadata["xrecon"]["validation"]["within_2_sigma"] <= 1.0
     # σ calibrated on the held-out views: by construction a Gaussian's share lies within 1σ there
@@ -142,7 +150,7 @@ def test_train_landmarks_on_a_tiny_set_and_load_the_bundle(tmp_path, capfd):
     before = (bundle / "models" / "model.safetensors").read_bytes()
     status, _, err = xrecon_in_process(capfd, "train", "--task", "landmarks", "--dataset", dataset, "--out", bundle,
                                        "--set", "epochs=2", "--set", "batch_size=2", "--set",
-                                       "features=[8,8,8,8,8,8]", "--device", "cpu")
+                                       "features=[8,8,8,8,8,8]", "--device", "cpu", "--threads", "1")
     assert status == 0, err
     assert (bundle / "models" / "model.safetensors").read_bytes() == before
     again = load_landmark_bundle(bundle)[1]["xrecon"]

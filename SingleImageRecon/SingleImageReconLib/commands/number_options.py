@@ -61,3 +61,13 @@ def _detector_px(text: str) -> int:
 
 
 DETECTOR_PX = _detector_px
+
+
+def _thread_count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} threads: at least 1")
+    return value
+
+
+THREAD_COUNT = _thread_count

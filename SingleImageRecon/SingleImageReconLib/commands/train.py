@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .number_options import THREAD_COUNT
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -27,6 +29,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--config", metavar="JSON", help="training options as a JSON object")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one option")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    parser.add_argument("--threads", type=THREAD_COUNT, metavar="N",
+                        help="CPU threads torch may use (None: torch's own choice, every core); fewer leave "
+                             "cores to other work, and a thread that shares its core slows every step")
     parser.add_argument("--show-config", action="store_true", help="print the effective options and exit")
     parser.set_defaults(run=run)
 
@@ -46,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.dataset or not args.out:
         raise XreconInputError("--dataset and --out are required")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     commands = [" ".join(["xrecon", *sys.argv[1:]])]
     if args.task == "landmarks":
         metrics = train_landmarks(args.dataset, args.out, config, device=args.device, commands=commands,
