@@ -77,3 +77,25 @@ def test_the_combined_fit_benchmark_fits_every_bone_of_the_sample_case(tmp_path,
     assert len(figures["label_to_fit_mm"]) == 11 and figures["median_ms"] > 0
     lumbar = [figures["label_to_fit_mm"][f"vertebrae_L{level}"] for level in range(1, 6)]
     assert max(lumbar) < 2.5, lumbar
+
+
+def test_a_speck_of_evidence_leaves_that_bone_unfitted_and_the_others_fitted():
+    """``combined`` over every structure the depth network found: a bone whose mask is a speck
+    (nothing once cleaned) is reported as not fitted instead of ending the whole reconstruction."""
+    import vtk
+
+    from SingleImageReconLib.networks.inference import DepthPrediction
+    from SingleImageReconLib.reconstruction.reconstruct import Reconstruction, StructureSurface
+    from SingleImageReconLib.shape_models.ssm_reconstruction import BoneFit, combine_bones
+
+    evidence, _, _ = sample_bone_ap_view("vertebrae_L4")
+    speck = np.zeros_like(evidence.mask)
+    speck[10:12, 10:12] = True
+    names = ["vertebrae_L4", "vertebrae_L3"]
+    prediction = DepthPrediction(evidence.geometry, np.zeros(evidence.mask.shape, np.float32), names,
+                                 np.stack([evidence.mask, speck]).astype(np.float32),
+                                 np.stack([evidence.front_mm] * 2), np.stack([evidence.back_mm] * 2), np.ones(2))
+    found = {name: StructureSurface(vtk.vtkPolyData(), [0], {}, [1.0]) for name in names}
+    fits = combine_bones(Reconstruction(found, [prediction]), None, load_models(None), names)
+    assert isinstance(fits["vertebrae_L4"], BoneFit)
+    assert isinstance(fits["vertebrae_L3"], str) and "vertebra" in fits["vertebrae_L3"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from SyntheticDataGenLib.errors import XreconInputError
 from SyntheticDataGenLib.projection.geometry import ProjectionGeometry
 
 from ..reconstruction.evidence_cleanup import clean_evidence
@@ -165,6 +166,10 @@ def combine_bones(depth: Reconstruction, predictions: list[LandmarkPrediction] |
             continue
         evidence = [clean_evidence(depth.predictions[view].evidence(structure, threshold)) for view in found.views_used]
         views, counts = _views_of(model, structure, predictions, presence_threshold) if predictions else (None, [])
-        fit = fit_shape_to_evidence(model, evidence, views)
+        try:
+            fit = fit_shape_to_evidence(model, evidence, views)
+        except XreconInputError as error:  # a speck of a mask, or none once cleaned: this bone only
+            results[structure] = str(error)
+            continue
         results[structure] = _bone_fit(fit, model, evidence[0].geometry, counts)
     return results
