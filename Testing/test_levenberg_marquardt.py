@@ -56,3 +56,9 @@ def test_a_step_into_non_finite_residuals_is_refused_and_the_solution_stays_fini
     found = levenberg_marquardt(residuals, lambda x: np.eye(1), np.array([0.0]), np.ones(1), max_evaluations=60)
     assert np.isfinite(found.x).all() and np.isfinite(found.cost)
     assert 1.5 < found.x[0] < 2.0
+
+
+@pytest.mark.parametrize("bad", [0.0, np.inf, np.nan])
+def test_a_zero_or_non_finite_jacobian_ends_the_solve_where_it_stands(bad):
+    found = levenberg_marquardt(lambda x: x - 3.0, lambda x: np.full((1, 1), bad), np.array([1.0]), np.ones(1))
+    assert found.x.tolist() == [1.0] and found.evaluations <= 60

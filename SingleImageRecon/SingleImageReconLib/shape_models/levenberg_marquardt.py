@@ -43,7 +43,8 @@ def levenberg_marquardt(residuals: Callable[[np.ndarray], np.ndarray], jacobian:
 
     The damping follows Nielsen (1999): it starts at 10⁻³ of JᵀJ's largest diagonal entry, shrinks
     by up to 3 after a step that did as predicted and doubles (and doubles again) after a rejected one.
-    A non-finite cost counts as a rejected step.
+    A non-finite cost counts as a rejected step; a Jacobian that is zero or not finite ends the
+    solve where it stands.
     """
     x = np.asarray(x0, dtype=np.float64).copy()
     scale = np.asarray(scale, dtype=np.float64)
@@ -58,9 +59,8 @@ def levenberg_marquardt(residuals: Callable[[np.ndarray], np.ndarray], jacobian:
     while evaluations < max_evaluations:
         try:
             step = -np.linalg.solve(normal + damping * identity, gradient)
-        except np.linalg.LinAlgError:
-            damping, growth = damping * growth, growth * 2
-            continue
+        except np.linalg.LinAlgError:  # JᵀJ + λI is singular only where J is zero or not finite: no step to take
+            break
         if np.linalg.norm(step) <= step_tolerance * (step_tolerance + np.linalg.norm(x / scale)):
             break
         candidate = x + step * scale
