@@ -69,7 +69,9 @@ the ray frustum in the 3D view.</li>
 Red slice view as the radiograph is read and on the detector plane in 3D. With <i>Live preview</i> on,
 it follows every change. Needs PyTorch (the PyTorch extension).</li>
 <li><b>Batch generation</b>: a training set (<code>xrecon generate</code>) written into a folder by a
-separate process: the GUI stays usable, and a cancelled run continues where it stopped.</li>
+separate process: the GUI stays usable, and a cancelled run continues where it stopped. The augmentation
+preset's groups (C-arm pose and framing, X-ray physics, detector style, anatomy deformation, shape-model
+anatomy) can each be scaled: 0 turns a group off, 1 is the preset.</li>
 </ul>
 Coordinates are RAS, in mm.
 See the <a href="https://github.com/xrecon/SlicerXRecon#SyntheticDataGen">module documentation</a>.
@@ -104,6 +106,8 @@ class SyntheticDataGenParameterNode:
     views - number of views (samples) to generate.
     seed - random seed of the generator (same seed, same data set).
     augmentationPreset - augmentation strength of the generator: none, light or heavy.
+    geometricStrength, physicsStrength, styleStrength, anatomyStrength, shapeStrength - how strongly
+        each group of the preset is applied (0 off, 1 the preset's; ``xrecon generate --geometric`` ...).
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
@@ -121,6 +125,11 @@ class SyntheticDataGenParameterNode:
     views: Annotated[int, WithinRange(1, 1000000)] = 100
     seed: Annotated[int, WithinRange(0, 2147483647)] = 0
     augmentationPreset: Annotated[str, Choice(AUGMENTATION_PRESETS)] = "light"
+    geometricStrength: Annotated[float, WithinRange(0, 10)] = 1.0
+    physicsStrength: Annotated[float, WithinRange(0, 10)] = 1.0
+    styleStrength: Annotated[float, WithinRange(0, 10)] = 1.0
+    anatomyStrength: Annotated[float, WithinRange(0, 10)] = 1.0
+    shapeStrength: Annotated[float, WithinRange(0, 10)] = 1.0
 
 
 #
@@ -445,8 +454,13 @@ class SyntheticDataGenLogic(ScriptedLoadableModuleLogic):
         from SyntheticDataGenLib.prepared_case import start_generation
         from SyntheticDataGenWidgets.module_paths import modulePythonPaths
 
-        options = GenerationOptions(p.views, p.seed, p.augmentationPreset, p.preset, p.laoDegrees, p.cranialDegrees,
-                                    p.sourceToIsocenterMm, p.sourceToDetectorMm, p.detectorSizePx, p.pixelSpacingMm)
+        options = GenerationOptions(
+            views=p.views, seed=p.seed, augmentation_preset=p.augmentationPreset, preset=p.preset, lao_deg=p.laoDegrees,
+            cranial_deg=p.cranialDegrees, source_to_isocenter_mm=p.sourceToIsocenterMm,
+            source_to_detector_mm=p.sourceToDetectorMm, detector_size_px=p.detectorSizePx,
+            pixel_spacing_mm=p.pixelSpacingMm, geometric_strength=p.geometricStrength,
+            physics_strength=p.physicsStrength, style_strength=p.styleStrength, anatomy_strength=p.anatomyStrength,
+            shape_strength=p.shapeStrength)
         return start_generation(self.case, volumeNode, segmentationNode, structures, outputDirectory, options,
                                 modulePythonPaths())
 
@@ -507,6 +521,9 @@ class SyntheticDataGenTest(ScriptedLoadableModuleTest):
         self.assertEqual(AUGMENTATION_PRESETS, list(LIB_AUGMENTATION_PRESETS))
         parameterNode = SyntheticDataGenLogic().getParameterNode()
         self.assertEqual((parameterNode.preset, parameterNode.laoDegrees, parameterNode.cranialDegrees), ("ap", 0.0, 0.0))
+        strengths = [parameterNode.geometricStrength, parameterNode.physicsStrength, parameterNode.styleStrength,
+                     parameterNode.anatomyStrength, parameterNode.shapeStrength]
+        self.assertEqual(strengths, [1.0] * 5)  # the preset as it is
         self.assertEqual((parameterNode.sourceToIsocenterMm, parameterNode.sourceToDetectorMm), (900.0, 1100.0))
         self.assertEqual((parameterNode.detectorSizePx, parameterNode.pixelSpacingMm), (256, 1.6))
         self.assertFalse(parameterNode.livePreview)

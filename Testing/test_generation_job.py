@@ -135,7 +135,8 @@ def test_cancelled_generation_stops_and_resumes_without_duplicates(tmp_path):
 def test_command_is_a_list_of_plain_strings():
     inputs = GenerationInputs("/data/my case/it's.nrrd", "/data/my case/it's-labels.nrrd", '/data/"x".csv')
     options = GenerationOptions(views=7, seed=3, augmentation_preset="none", preset="lateral-left",
-                                lao_deg=12.5, cranial_deg=-0.1, detector_size_px=(120, 80), pixel_spacing_mm=0.3)
+                                lao_deg=12.5, cranial_deg=-0.1, detector_size_px=(120, 80), pixel_spacing_mm=0.3,
+                                style_strength=0.25, shape_strength=0.0)
     args = generate_arguments("/opt/Slicer/bin/PythonSlicer", inputs, ["femur left", "hip's"], "/out dir/set", options)
     assert all(type(arg) is str for arg in args)
     assert args[:4] == ["/opt/Slicer/bin/PythonSlicer", "-m", "SingleImageReconLib.cli", "generate"]
@@ -150,12 +151,39 @@ def test_command_is_a_list_of_plain_strings():
     assert args[size + 1:size + 3] == ["120", "80"]
     spacing = args.index("--pixel-spacing-mm")
     assert [float(s) for s in args[spacing + 1:spacing + 3]] == [0.3, 0.3]
+    assert [float(value[f"--{group}"]) for group in ("geometric", "physics", "style", "anatomy", "shape")] == [
+        1.0, 1.0, 0.25, 1.0, 0.0]
     assert args[-2:] == ["--progress", "lines"]
+    # and the generator's own parser reads them back as given
+    from SingleImageReconLib.cli import build_parser
+
+    parsed = build_parser().parse_args(args[3:])
+    assert (parsed.style, parsed.shape, parsed.geometric) == (0.25, 0.0, 1.0)
+
+
+def test_the_module_sets_every_generation_option_by_name_from_its_parameter_node():
+    """The module's Logic builds GenerationOptions from the parameter node: every option by its
+    name (a positional list silently shifts when an option is added), each from a field that
+    the parameter node has."""
+    import ast
+    import dataclasses
+
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "SyntheticDataGen" / "SyntheticDataGen.py").read_text())
+    node_class = next(node for node in tree.body if isinstance(node, ast.ClassDef)
+                      and node.name == "SyntheticDataGenParameterNode")
+    node_fields = {item.target.id for item in node_class.body if isinstance(item, ast.AnnAssign)}
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "GenerationOptions"]
+    assert len(calls) == 1 and not calls[0].args
+    keywords = {keyword.arg: keyword.value for keyword in calls[0].keywords}
+    assert set(keywords) == {field.name for field in dataclasses.fields(GenerationOptions)}
+    assert all(isinstance(value, ast.Attribute) and value.attr in node_fields for value in keywords.values())
 
 
 @pytest.mark.parametrize("structures, options", [
     ([], GenerationOptions()), (["a,b"], GenerationOptions()),
-    (["a"], GenerationOptions(augmentation_preset="extreme")), (["a"], GenerationOptions(preset="oblique"))])
+    (["a"], GenerationOptions(augmentation_preset="extreme")), (["a"], GenerationOptions(preset="oblique")),
+    (["a"], GenerationOptions(anatomy_strength=-0.5)), (["a"], GenerationOptions(shape_strength=float("nan"))),
+    (["a"], GenerationOptions(style_strength=11.0))])
 def test_command_refuses_bad_options(structures, options):
     with pytest.raises(XreconInputError):
         generate_arguments("python", GenerationInputs("ct", "labels", "csv"), structures, "out", options)

@@ -35,10 +35,13 @@ def as_pair(value, kind: type = float) -> tuple:
 
 @dataclass(frozen=True)
 class GenerationOptions:
-    """What the module's GUI sets for ``xrecon generate``: the base view and the set's size.
+    """What the module's GUI sets for ``xrecon generate``: the base view, the set's size and how
+    strongly each group of the augmentation preset is applied.
 
     Angles in degrees (LAO and cranial positive), distances in mm; ``detector_size_px`` and
-    ``pixel_spacing_mm`` are one number (square) or (width, height) / (su, sv).
+    ``pixel_spacing_mm`` are one number (square) or (width, height) / (su, sv); each
+    ``<group>_strength`` scales that group of the preset (0 off, 1 as the preset has it, at most
+    10), as ``xrecon generate --<group>`` does.
     """
 
     views: int = 100
@@ -51,6 +54,16 @@ class GenerationOptions:
     source_to_detector_mm: float = 1100.0
     detector_size_px: int | Sequence[int] = 256
     pixel_spacing_mm: float | Sequence[float] = 1.6
+    geometric_strength: float = 1.0
+    physics_strength: float = 1.0
+    style_strength: float = 1.0
+    anatomy_strength: float = 1.0
+    shape_strength: float = 1.0
+
+
+#: The augmentation groups a strength scales (``xrecon generate --geometric`` ...).
+STRENGTH_GROUPS = ("geometric", "physics", "style", "anatomy", "shape")
+MAX_STRENGTH = 10.0
 
 
 def generate_arguments(python: str, inputs: GenerationInputs, structures: Sequence[str], out_dir: str,
@@ -59,7 +72,7 @@ def generate_arguments(python: str, inputs: GenerationInputs, structures: Sequen
 
     Floats are written with ``repr`` so the generator gets exactly the GUI's numbers. Raises
     XreconInputError for no structures, a structure name with a comma (``--structures`` splits
-    on commas) or an unknown preset.
+    on commas), an unknown preset or a strength outside 0 to ``MAX_STRENGTH``.
     """
     structures = list(structures)
     if not structures:
@@ -72,6 +85,10 @@ def generate_arguments(python: str, inputs: GenerationInputs, structures: Sequen
                                f"choose one of {', '.join(AUGMENTATION_PRESETS)}")
     if options.preset not in VIEW_PRESETS:
         raise XreconInputError(f"Unknown view preset {options.preset!r}; choose one of {', '.join(VIEW_PRESETS)}")
+    strengths = {group: float(getattr(options, f"{group}_strength")) for group in STRENGTH_GROUPS}
+    wrong = [f"{group} {value:g}" for group, value in strengths.items() if not 0 <= value <= MAX_STRENGTH]
+    if wrong:  # NaN fails the comparison too
+        raise XreconInputError(f"Augmentation strengths must be 0 to {MAX_STRENGTH:g}: {', '.join(wrong)}")
     width, height = as_pair(options.detector_size_px, int)
     su, sv = as_pair(options.pixel_spacing_mm, float)
     return [
@@ -86,6 +103,7 @@ def generate_arguments(python: str, inputs: GenerationInputs, structures: Sequen
         "--source-to-detector-mm", repr(float(options.source_to_detector_mm)),
         "--detector-size-px", str(width), str(height),
         "--pixel-spacing-mm", repr(su), repr(sv),
+        *[text for group, value in strengths.items() for text in (f"--{group}", repr(value))],
         "--progress", "lines",
     ]
 
