@@ -8,9 +8,9 @@ from scipy.spatial.transform import Rotation
 
 from conftest import sample_bone_ap_view, xrecon_in_process
 from SingleImageReconLib.shape_models.bone_surface import bone_surface
-from SingleImageReconLib.shape_models.evidence_fit import (cauchy_slope, fit_shape_to_evidence, soft_l1, soft_l1_slope,
-                                                           vertex_jacobian)
-from SingleImageReconLib.shape_models.landmark_fit import cauchy, posed_instance, rotation_derivatives, rotation_matrix
+from SingleImageReconLib.shape_models.evidence_fit import cauchy_slope, fit_shape_to_evidence, soft_l1, soft_l1_slope
+from SingleImageReconLib.shape_models.landmark_fit import (LandmarkView, cauchy, landmark_terms, posed_instance,
+                                                           rotation_derivatives, rotation_matrix, vertex_jacobian)
 from SingleImageReconLib.shape_models.model_files import load_models
 
 
@@ -25,6 +25,29 @@ def test_vertex_jacobian_is_the_derivative_of_the_posed_vertices(vertebra):
     numeric = approx_derivative(lambda p: posed_instance(vertebra, p).ravel(), parameters, method="3-point")
     analytic = vertex_jacobian(vertebra, parameters).reshape(-1, len(parameters))
     np.testing.assert_allclose(analytic, numeric, atol=1e-5 * np.abs(numeric).max())
+
+
+@pytest.mark.parametrize("robust_scale", [None, 2.5])
+def test_the_landmarks_jacobian_is_the_derivative_of_their_residuals(vertebra, robust_scale):
+    """Two views, some landmarks unseen, one far off (beyond the Cauchy scale) and one on its
+    mark (the rescaling's limit at 0)."""
+    from SyntheticDataGenLib.projection.geometry import preset_geometry
+
+    rng = np.random.default_rng(4)
+    parameters = np.r_[rng.normal(0, 0.1, 3), 0.0, 0.0, 0.0, rng.normal(0, 1, 8)]
+    truth = vertebra.landmarks(posed_instance(vertebra, parameters))
+    views = []
+    for preset in ("ap", "lateral-left"):
+        geometry = preset_geometry(preset, isocenter_ras_mm=(0.0, 0.0, 0.0), size_px=(256, 256))
+        uv, _ = geometry.project(truth)
+        uv = uv + rng.normal(0, 3, uv.shape)
+        uv[0] += 60.0  # far off
+        uv[1] = geometry.project(truth[1:2])[0][0]  # exactly on its mark
+        uv[2] = np.nan  # unseen
+        views.append(LandmarkView(geometry, uv, rng.uniform(1, 4, len(uv))))
+    residuals, jacobian = landmark_terms(vertebra, views, 8, robust_scale=robust_scale)
+    numeric = approx_derivative(residuals, parameters, method="3-point")
+    np.testing.assert_allclose(jacobian(parameters), numeric, atol=1e-6 * np.abs(numeric).max())
 
 
 @pytest.mark.parametrize("value", [-40.0, -3.0, -0.5, -1e-3, 0.0, 1e-3, 0.7, 5.0])

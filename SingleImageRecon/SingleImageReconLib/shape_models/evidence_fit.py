@@ -13,7 +13,7 @@ predicted depth does not drag the bone):
 * **inside**: no vertex lies outside the region the views allow (the signed distance of
   :func:`..surface.signed_distance`, negative outside: in front of the front face, behind the
   back face or off the silhouette), while a vertex inside it, in a concavity, costs nothing;
-* **landmarks**: σ-weighted reprojection errors (:func:`.landmark_fit.landmark_residuals`);
+* **landmarks**: σ-weighted reprojection errors (:func:`.landmark_fit.landmark_terms`);
 * the shape prior |z|² and the pose prior |ω|/σ_ω.
 
 The faces and inside terms are means over their points, weighted as ``evidence_weight``
@@ -42,8 +42,8 @@ from scipy.spatial import cKDTree
 from SyntheticDataGenLib.errors import XreconInputError
 
 from ..reconstruction.surface import ViewEvidence, signed_distance_gradient
-from .landmark_fit import (ROTATION_SD_DEG, LandmarkView, ShapeFit, cauchy, finished_fit, landmark_residuals,
-                           posed_instance, rotation_derivatives, rotation_matrix)
+from .landmark_fit import (ROTATION_SD_DEG, LandmarkView, ShapeFit, cauchy, finished_fit, landmark_terms,
+                           pose_jacobian, posed_instance, rotation_matrix)
 from .levenberg_marquardt import levenberg_marquardt
 from .shape_model import ShapeModel
 
@@ -136,30 +136,6 @@ def soft_l1_slope(error: np.ndarray) -> np.ndarray:
     return np.where(np.abs(error) > 1e-6, np.abs(error) / (q * np.maximum(root, 1e-300)), 1.0)
 
 
-def vertex_jacobian(model: ShapeModel, parameters: np.ndarray, indices: np.ndarray | None = None) -> np.ndarray:
-    """(N, 3, P) derivatives of :func:`.landmark_fit.posed_instance`'s vertices (those at
-    ``indices`` when given) by the parameters [ω, t, z]."""
-    k = len(parameters) - 6
-    shape = posed_instance(model, np.r_[np.zeros(6), parameters[6:]], indices)  # R = I, t = 0: the shape itself
-    modes = model.modes[:k] if indices is None else model.modes[:k, indices]
-    return _vertex_jacobian(shape, parameters[:3], modes * model.standard_deviations_mm[:k, None, None])
-
-
-def _vertex_jacobian(shape: np.ndarray, rotation_vector: np.ndarray, scaled_modes: np.ndarray) -> np.ndarray:
-    """:func:`vertex_jacobian` of the unposed ``shape`` (N, 3), with the (k, N, 3) modes times their SDs."""
-    # plain matrix products: numpy's einsum loops over these small axes 4-10 times slower, and
-    # this runs at every step of the fit
-    count, modes = len(shape), len(scaled_modes)
-    jacobian = np.empty((count, 3, 6 + modes))
-    derivatives = rotation_derivatives(rotation_vector)  # (i, e, d): ∂R[e, d]/∂ω_i
-    jacobian[:, :, :3] = (shape @ derivatives.transpose(2, 0, 1).reshape(3, 9)).reshape(count, 3, 3).transpose(
-        0, 2, 1)
-    jacobian[:, :, 3:6] = np.eye(3)
-    jacobian[:, :, 6:] = (scaled_modes.reshape(-1, 3) @ rotation_matrix(rotation_vector).T).reshape(
-        modes, count, 3).transpose(1, 2, 0)
-    return jacobian
-
-
 def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
                           landmark_views: list[LandmarkView] | None = None, *, mode_count: int = MODE_COUNT,
                           tolerance_mm: float = TOLERANCE_MM, evidence_weight: float = EVIDENCE_WEIGHT,
@@ -188,8 +164,9 @@ def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
         raise XreconInputError(f"the {model.name}'s evidence has {len(points)} usable face points, too few to fit")
     k = min(mode_count, model.mode_count)
     sampled = np.sort(rng.choice(model.vertex_count, size=min(INSIDE_VERTICES, model.vertex_count), replace=False))
-    reprojection = (landmark_residuals(model, landmark_views, k) if landmark_views
-                    and any(np.isfinite(view.uv_px).all(axis=1).any() for view in landmark_views) else None)
+    reprojection, reprojection_jacobian = (
+        landmark_terms(model, landmark_views, k) if landmark_views
+        and any(np.isfinite(view.uv_px).all(axis=1).any() for view in landmark_views) else (None, None))
     # ranking many starts needs less than solving one: a part of the points and vertices
     quick_points = points[np.sort(rng.choice(len(points), min(QUICK_FACE_POINTS, len(points)), replace=False))]
     quick_sampled = np.sort(rng.choice(sampled, min(QUICK_INSIDE_VERTICES, len(sampled)), replace=False))
@@ -227,10 +204,10 @@ def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
 
         def jacobian(parameters: np.ndarray) -> np.ndarray:
             """The residuals' Jacobian: the chain rule through the posed vertices (the faces and
-            inside terms) and the signed distance's spatial gradient, and forward differences for
-            the landmarks' few cheap rows."""
+            inside terms) with the signed distance's spatial gradient, and through the posed
+            landmarks and the projection (the landmarks' rows)."""
             found = pose(parameters)
-            moved = _vertex_jacobian(found["shape"], parameters[:3], modes)
+            moved = pose_jacobian(found["shape"], parameters[:3], modes)
             face = -(face_scale / tolerance) * cauchy_slope(found["gap"])[:, None] * np.einsum(
                 "nd,ndp->np", normals, moved[nearest_at])
             inside = found["inside"]
@@ -241,10 +218,7 @@ def fit_shape_to_evidence(model: ShapeModel, evidence: list[ViewEvidence],
             rotation_rows[:, :3] = np.eye(3) / np.radians(rotation_sd_deg)
             parts = [face, inside_rows, rotation_rows, np.eye(count)[6:]]
             if reprojection is not None:
-                base = reprojection(parameters)
-                steps = 1e-6 * np.maximum(1.0, np.abs(parameters))
-                parts.append(np.stack([(reprojection(parameters + step * np.eye(count)[index]) - base) / step
-                                       for index, step in enumerate(steps)], axis=1))
+                parts.append(reprojection_jacobian(parameters))
             return np.concatenate(parts)
         return residuals, jacobian
 

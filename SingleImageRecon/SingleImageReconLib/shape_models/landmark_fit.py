@@ -196,12 +196,52 @@ def posed_instance(model: ShapeModel, parameters: np.ndarray, indices: np.ndarra
     return shape @ rotation_matrix(parameters[:3]).T + parameters[3:6]
 
 
+def vertex_jacobian(model: ShapeModel, parameters: np.ndarray, indices: np.ndarray | None = None) -> np.ndarray:
+    """(N, 3, P) derivatives of :func:`posed_instance`'s vertices (those at ``indices`` when given)
+    by the parameters [ω, t, z]."""
+    k = len(parameters) - 6
+    shape = posed_instance(model, np.r_[np.zeros(6), parameters[6:]], indices)  # R = I, t = 0: the shape itself
+    modes = model.modes[:k] if indices is None else model.modes[:k, indices]
+    return pose_jacobian(shape, parameters[:3], modes * model.standard_deviations_mm[:k, None, None])
+
+
+def pose_jacobian(shape: np.ndarray, rotation_vector: np.ndarray, scaled_modes: np.ndarray) -> np.ndarray:
+    """(N, 3, 6 + k) derivatives of the posed points R(ω)·shape + t by [ω, t, z], for the unposed
+    ``shape`` (N, 3) and the (k, N, 3) modes times their SDs (vertices or landmarks alike)."""
+    # plain matrix products: numpy's einsum loops over these small axes 4-10 times slower, and
+    # this runs at every step of a fit
+    count, modes = len(shape), len(scaled_modes)
+    jacobian = np.empty((count, 3, 6 + modes))
+    derivatives = rotation_derivatives(rotation_vector)  # (i, e, d): ∂R[e, d]/∂ω_i
+    jacobian[:, :, :3] = (shape @ derivatives.transpose(2, 0, 1).reshape(3, 9)).reshape(count, 3, 3).transpose(
+        0, 2, 1)
+    jacobian[:, :, 3:6] = np.eye(3)
+    jacobian[:, :, 6:] = (scaled_modes.reshape(-1, 3) @ rotation_matrix(rotation_vector).T).reshape(
+        modes, count, 3).transpose(1, 2, 0)
+    return jacobian
+
+
 def cauchy(error: np.ndarray, scale: float) -> np.ndarray:
     """Rows of ``error`` (M, D) rescaled so that each row's squared norm r² becomes the Cauchy
     cost c²·log(1 + r²/c²): least squares on the result is a robust fit."""
     norm = np.linalg.norm(error, axis=1)
     robust = np.sqrt(2.0 * scale ** 2 * np.log1p((norm / scale) ** 2))
     return error * np.where(norm > 1e-12, robust / np.maximum(norm, 1e-12), 1.0)[:, None]
+
+
+def cauchy_jacobian(error: np.ndarray, slopes: np.ndarray, scale: float) -> np.ndarray:
+    """(M, D, P) derivatives of :func:`cauchy`'s rows, given the rows ``error`` (M, D) and their
+    derivatives ``slopes`` (M, D, P): each row is e·g(|e|) with g(n) = ρ(n)/n and ρ(n) =
+    c·√(2 log(1 + n²/c²)), so its derivative is g·∂e + e·g′(n)·(e·∂e)/n (g → √2 and g′ → 0 at 0)."""
+    norm = np.linalg.norm(error, axis=1)
+    safe = np.maximum(norm, 1e-12)
+    robust = np.sqrt(2.0 * scale ** 2 * np.log1p((norm / scale) ** 2))
+    small = norm < 1e-6  # the closed forms divide by n: their limits there
+    factor = np.where(small, np.sqrt(2.0), robust / safe)
+    robust_slope = 2.0 * norm / (np.maximum(robust, 1e-300) * (1.0 + (norm / scale) ** 2))
+    factor_slope = np.where(small, 0.0, (robust_slope * norm - robust) / safe ** 2)
+    along = np.einsum("md,mdp->mp", error, slopes) / safe[:, None]  # ∂|e|
+    return factor[:, None, None] * slopes + error[:, :, None] * (factor_slope[:, None] * along)[:, None, :]
 
 
 def _view_arrays(model: ShapeModel, views: list[LandmarkView], weighted: bool) -> list[tuple]:
@@ -225,6 +265,13 @@ def landmark_residuals(model: ShapeModel, views: list[LandmarkView], mode_count:
     """The reprojection residuals of the landmarks as a function of the parameters [ω, t, z]
     (z: the first ``mode_count`` shape coefficients, in SDs): a flat array, each landmark's 2D
     error in units of its σ (Cauchy-rescaled with ``robust_scale``), 0 for landmarks not seen."""
+    return landmark_terms(model, views, mode_count, weighted, robust_scale)[0]
+
+
+def landmark_terms(model: ShapeModel, views: list[LandmarkView], mode_count: int, weighted: bool = True,
+                   robust_scale: float | None = CAUCHY_SCALE):
+    """(residuals, jacobian): :func:`landmark_residuals` and its (M, P) derivative by the
+    parameters, by the chain rule through the posed landmarks and the projection."""
     if not model.landmark_names:
         raise XreconInputError(f"the {model.name} model has no landmarks to fit")
     landmark_mean = model.landmarks(model.mean_mm)
@@ -232,10 +279,11 @@ def landmark_residuals(model: ShapeModel, views: list[LandmarkView], mode_count:
                       * model.standard_deviations_mm[:mode_count, None, None])
     arrays = _view_arrays(model, views, weighted)
 
+    def shape_of(parameters: np.ndarray) -> np.ndarray:
+        return landmark_mean + np.tensordot(parameters[6:], landmark_modes[:len(parameters) - 6], axes=1)
+
     def residuals(parameters: np.ndarray) -> np.ndarray:
-        rotation = rotation_matrix(parameters[:3])
-        shape = landmark_mean + np.tensordot(parameters[6:], landmark_modes[:len(parameters) - 6], axes=1)
-        points = shape @ rotation.T + parameters[3:6]
+        points = shape_of(parameters) @ rotation_matrix(parameters[:3]).T + parameters[3:6]
         parts = []
         for matrix, uv, sigma, visible in arrays:
             homogeneous = points @ matrix[:, :3].T + matrix[:, 3]
@@ -245,7 +293,23 @@ def landmark_residuals(model: ShapeModel, views: list[LandmarkView], mode_count:
             parts.append((error * visible[:, None]).ravel())
         return np.concatenate(parts)
 
-    return residuals
+    def jacobian(parameters: np.ndarray) -> np.ndarray:
+        shape = shape_of(parameters)
+        points = shape @ rotation_matrix(parameters[:3]).T + parameters[3:6]
+        moved = pose_jacobian(shape, parameters[:3], landmark_modes[:len(parameters) - 6])  # (L, 3, P)
+        parts = []
+        for matrix, uv, sigma, visible in arrays:
+            homogeneous = points @ matrix[:, :3].T + matrix[:, 3]
+            turned = np.matmul(matrix[:, :3], moved)  # (L, 3, P): ∂(P·X)
+            projected = homogeneous[:, :2] / homogeneous[:, 2:3]
+            slopes = (turned[:, :2] - projected[:, :, None] * turned[:, 2:3]) / (
+                homogeneous[:, 2:3, None] * sigma[:, None, None])
+            if robust_scale:
+                slopes = cauchy_jacobian((projected - uv) / sigma[:, None], slopes, robust_scale)
+            parts.append((slopes * visible[:, None, None]).reshape(-1, len(parameters)))
+        return np.concatenate(parts)
+
+    return residuals, jacobian
 
 
 def finished_fit(model: ShapeModel, views: list[LandmarkView], vertices_mm: np.ndarray, parameters: np.ndarray,
