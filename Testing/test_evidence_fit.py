@@ -122,3 +122,20 @@ def test_a_speck_of_evidence_leaves_that_bone_unfitted_and_the_others_fitted():
     fits = combine_bones(Reconstruction(found, [prediction]), None, load_models(None), names)
     assert isinstance(fits["vertebrae_L4"], BoneFit)
     assert isinstance(fits["vertebrae_L3"], str) and "vertebra" in fits["vertebrae_L3"]
+
+
+def test_starts_are_shifted_along_an_axis_only_where_the_scan_or_image_cuts_the_bone(vertebra):
+    """A smaller vertebra (the model spans T1-L5) is placed by its centre; one whose lower half the
+    scan cut off is also tried shifted either way along the spine."""
+    from SingleImageReconLib.shape_models.evidence_fit import _starts
+
+    beam = np.array([0.0, 1.0, 0.0])
+    whole = vertebra.mean_mm
+    smaller = whole * [0.75, 1.0, 0.75]
+    cut = whole[whole[:, 2] > np.percentile(whole[:, 2], 50)]
+    assert len(_starts(vertebra, whole, beam)) == len(_starts(vertebra, smaller, beam)) == 2
+    starts = _starts(vertebra, cut, beam)
+    centres = {}
+    for start in starts:  # both centre estimates, each shifted along S (index 5) only
+        centres.setdefault(tuple(np.round(start[3:5], 6)), set()).add(round(float(start[5]), 6))
+    assert len(starts) == 6 and len(centres) == 2 and all(len(heights) == 3 for heights in centres.values())
