@@ -57,7 +57,8 @@ MODE_COUNT = 12
 # a bone the image or the scan cuts misses a good part of its length on some axis; a smaller
 # shortfall is a smaller bone (the vertebra model spans T1-L5: a thoracic vertebra's outline falls
 # 20-30 % short of the mean's across and along the spine), which the centred starts place. With a
-# fixed 10 mm instead, half the vertebrae of a chest view got three times the starts, at no gain
+# fixed 10 mm instead, 19 of a chest's 27 vertebra fits got 18 or 54 starts instead of 6, for
+# 0.004 mm of mean label-to-fit distance over 51 real bones
 CUT_FRACTION = 0.35
 STARTS_REFINED = 3  # of the candidate starts, the best this many after a few steps are solved (with
 # only the best, abdomen-pelvis's predicted hips settled 2-4 mm further off over 6 views)

@@ -188,7 +188,8 @@ def rotation_derivatives(rotation_vector: np.ndarray) -> np.ndarray:
 
 def mode_sum(coefficients: np.ndarray, modes: np.ndarray) -> np.ndarray:
     """Σ_k coefficients[k]·modes[k], of shape modes.shape[1:], as one matrix product (zeros for no
-    coefficients): ``np.tensordot`` spent ten times the product's own time on its checks here."""
+    coefficients): ``np.tensordot``'s checks made it 2-4 times slower on a fit's sizes (8 against 2 µs
+    for 10 landmarks, 12 against 5 µs for 600 vertices)."""
     count = len(coefficients)
     if count == 0:
         return np.zeros(modes.shape[1:])
