@@ -8,9 +8,10 @@ from scipy.spatial.transform import Rotation
 
 from conftest import sample_bone_ap_view, xrecon_in_process
 from SingleImageReconLib.shape_models.bone_surface import bone_surface
-from SingleImageReconLib.shape_models.evidence_fit import cauchy_slope, fit_shape_to_evidence, soft_l1, soft_l1_slope
-from SingleImageReconLib.shape_models.landmark_fit import (LandmarkView, cauchy, landmark_terms, posed_instance,
-                                                           rotation_derivatives, rotation_matrix, vertex_jacobian)
+from SingleImageReconLib.shape_models.evidence_fit import fit_shape_to_evidence, soft_l1, soft_l1_slope
+from SingleImageReconLib.shape_models.landmark_fit import (LandmarkView, cauchy, cauchy_slope, landmark_terms,
+                                                           posed_instance, rotation_derivatives, rotation_matrix,
+                                                           vertex_jacobian)
 from SingleImageReconLib.shape_models.model_files import load_models
 
 

@@ -42,8 +42,8 @@ from scipy.spatial import cKDTree
 from SyntheticDataGenLib.errors import XreconInputError
 
 from ..reconstruction.surface import ViewEvidence, signed_distance_gradient
-from .landmark_fit import (ROTATION_SD_DEG, LandmarkView, ShapeFit, cauchy, finished_fit, landmark_terms, mode_sum,
-                           pose_jacobian, posed_instance, rotation_matrix)
+from .landmark_fit import (ROTATION_SD_DEG, LandmarkView, ShapeFit, cauchy, cauchy_slope, finished_fit, landmark_terms,
+                           mode_sum, pose_jacobian, posed_instance, rotation_matrix)
 from .levenberg_marquardt import levenberg_marquardt
 from .shape_model import ShapeModel
 
@@ -126,14 +126,6 @@ def _starts(model: ShapeModel, points: np.ndarray, beam: np.ndarray) -> list[np.
                for gap, length in zip(missing, extent)]
     return [np.r_[np.zeros(3), centre + np.array([x, y, z])] for centre in centres for x in offsets[0]
             for y in offsets[1] for z in offsets[2]]
-
-
-def cauchy_slope(error: np.ndarray) -> np.ndarray:
-    """d/dr of the 1-D Cauchy rescaling :func:`.landmark_fit.cauchy` with scale 1 (√2 at 0)."""
-    squared = error ** 2
-    root = np.sqrt(2.0 * np.log1p(squared))
-    return np.where(np.abs(error) > 1e-6, 2.0 * np.abs(error) / ((1.0 + squared) * np.maximum(root, 1e-300)),
-                    np.sqrt(2.0))
 
 
 def soft_l1_slope(error: np.ndarray) -> np.ndarray:

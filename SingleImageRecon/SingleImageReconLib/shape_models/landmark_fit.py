@@ -239,6 +239,15 @@ def cauchy(error: np.ndarray, scale: float) -> np.ndarray:
     return error * np.where(norm > 1e-12, robust / np.maximum(norm, 1e-12), 1.0)[:, None]
 
 
+def cauchy_slope(error: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """d/dr of the 1-D Cauchy rescaling :func:`cauchy`, sign(r)·ρ(|r|) with ρ(n) =
+    c·√(2 log(1 + n²/c²)): ρ′(|r|) = 2|r| / (ρ·(1 + r²/c²)), √2 at 0."""
+    norm = np.abs(error)
+    robust = np.sqrt(2.0 * scale ** 2 * np.log1p((norm / scale) ** 2))
+    return np.where(norm > 1e-6, 2.0 * norm / ((1.0 + (norm / scale) ** 2) * np.maximum(robust, 1e-300)),
+                    np.sqrt(2.0))
+
+
 def cauchy_jacobian(error: np.ndarray, slopes: np.ndarray, scale: float) -> np.ndarray:
     """(M, D, P) derivatives of :func:`cauchy`'s rows, given the rows ``error`` (M, D) and their
     derivatives ``slopes`` (M, D, P): each row is e·g(|e|) with g(n) = ρ(n)/n and ρ(n) =
@@ -248,8 +257,7 @@ def cauchy_jacobian(error: np.ndarray, slopes: np.ndarray, scale: float) -> np.n
     robust = np.sqrt(2.0 * scale ** 2 * np.log1p((norm / scale) ** 2))
     small = norm < 1e-6  # the closed forms divide by n: their limits there
     factor = np.where(small, np.sqrt(2.0), robust / safe)
-    robust_slope = 2.0 * norm / (np.maximum(robust, 1e-300) * (1.0 + (norm / scale) ** 2))
-    factor_slope = np.where(small, 0.0, (robust_slope * norm - robust) / safe ** 2)
+    factor_slope = np.where(small, 0.0, (cauchy_slope(norm, scale) * norm - robust) / safe ** 2)
     along = np.einsum("md,mdp->mp", error, slopes) / safe[:, None]  # ∂|e|
     return factor[:, None, None] * slopes + error[:, :, None] * (factor_slope[:, None] * along)[:, None, :]
 

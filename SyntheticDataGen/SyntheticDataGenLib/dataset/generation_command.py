@@ -63,7 +63,6 @@ class GenerationOptions:
 
 #: The augmentation groups a strength scales (``xrecon generate --geometric`` ...).
 STRENGTH_GROUPS = ("geometric", "physics", "style", "anatomy", "shape")
-MAX_STRENGTH = 10.0
 
 
 def generate_arguments(python: str, inputs: GenerationInputs, structures: Sequence[str], out_dir: str,
@@ -72,7 +71,8 @@ def generate_arguments(python: str, inputs: GenerationInputs, structures: Sequen
 
     Floats are written with ``repr`` so the generator gets exactly the GUI's numbers. Raises
     XreconInputError for no structures, a structure name with a comma (``--structures`` splits
-    on commas), an unknown preset or a strength outside 0 to ``MAX_STRENGTH``.
+    on commas), an unknown preset or a strength the generator would refuse
+    (``AugmentationConfig.scaled``).
     """
     structures = list(structures)
     if not structures:
@@ -86,9 +86,7 @@ def generate_arguments(python: str, inputs: GenerationInputs, structures: Sequen
     if options.preset not in VIEW_PRESETS:
         raise XreconInputError(f"Unknown view preset {options.preset!r}; choose one of {', '.join(VIEW_PRESETS)}")
     strengths = {group: float(getattr(options, f"{group}_strength")) for group in STRENGTH_GROUPS}
-    wrong = [f"{group} {value:g}" for group, value in strengths.items() if not 0 <= value <= MAX_STRENGTH]
-    if wrong:  # NaN fails the comparison too
-        raise XreconInputError(f"Augmentation strengths must be 0 to {MAX_STRENGTH:g}: {', '.join(wrong)}")
+    AUGMENTATION_PRESETS[options.augmentation_preset].scaled(**strengths)  # the generator's own check, before it starts
     width, height = as_pair(options.detector_size_px, int)
     su, sv = as_pair(options.pixel_spacing_mm, float)
     return [
